@@ -1,0 +1,1 @@
+"""Thin absl programs over the library: train, swap, demo, bench, extract, ..."""

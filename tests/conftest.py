@@ -1,0 +1,24 @@
+"""Test configuration: CPU only, 8 forced host devices, strict rank promotion."""
+import os
+
+# Must be set before jax is imported anywhere.
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
+_flags = os.environ.get("XLA_FLAGS", "")
+if "xla_force_host_platform_device_count" not in _flags:
+  os.environ["XLA_FLAGS"] = (_flags + " --xla_force_host_platform_device_count=8").strip()
+
+import jax  # noqa: E402
+import pytest  # noqa: E402
+
+jax.config.update("jax_numpy_rank_promotion", "raise")
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SHARED_DATA = os.path.join(os.path.dirname(REPO), "shared", "data")
+
+
+@pytest.fixture
+def shared_data():
+  """Path to ../shared/data; skips the test when it is absent."""
+  if not os.path.isdir(SHARED_DATA):
+    pytest.skip(f"real footage not found at {SHARED_DATA}")
+  return SHARED_DATA
