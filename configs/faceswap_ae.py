@@ -1,0 +1,104 @@
+"""Face-swap autoencoder (shared encoder, decoders A and B).
+
+Config arguments (comma-separated, big_vision style), e.g.
+`--config=configs/faceswap_ae.py:tiny` or `...:original,res=128,batch=32`:
+- (none) / `original`: faceswap's "Original"-class model at 64 px, batch 64.
+- `tiny`: a CPU-sized run: a narrow Original-class model, small batch, few
+  steps (the demo uses it; minutes on 2 cores).
+- `seeds`: the seed article's tiny Keras model (conv 16/8/8 + pooling).
+- `res128`: the Original-class model at 128 px.
+- `key=value`: `batch`, `steps`, `res` overrides.
+Any field can also be overridden on the command line: `--config.optimizer.learning_rate=1e-4`.
+"""
+import ml_collections
+
+
+def parse_arg(arg: str | None) -> dict:
+  """'tiny,steps=10' -> {'tiny': True, 'steps': '10'}."""
+  out = {}
+  for part in (arg or "").split(","):
+    part = part.strip()
+    if not part:
+      continue
+    if "=" in part:
+      k, v = part.split("=", 1)
+      out[k.strip()] = v.strip()
+    else:
+      out[part] = True
+  return out
+
+
+def model_original(res: int = 64) -> ml_collections.ConfigDict:
+  n_down = {64: 4, 128: 5}[res]
+  return ml_collections.ConfigDict(dict(
+      arch="original",
+      encoder_features=(128, 256, 512, 1024, 1024)[:n_down],
+      latent_dim=1024, latent_hw=4, upscale_features=512,
+      decoder_features=(256, 128, 64, 32)[:n_down - 1],
+      variational=False, mask=False, dtype="float32"))
+
+
+def model_tiny() -> ml_collections.ConfigDict:
+  return ml_collections.ConfigDict(dict(
+      arch="original", encoder_features=(32, 64, 128, 256), latent_dim=256, latent_hw=4,
+      upscale_features=128, decoder_features=(96, 64, 32), variational=False, mask=False,
+      dtype="float32"))
+
+
+def model_seeds() -> ml_collections.ConfigDict:
+  return ml_collections.ConfigDict(dict(
+      arch="seeds", encoder_features=(16, 8, 8), latent_dim=0, latent_hw=0, upscale_features=0,
+      decoder_features=(8, 8, 16), variational=False, mask=False, dtype="float32"))
+
+
+def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+  args = parse_arg(arg)
+  c = ml_collections.ConfigDict()
+  c.task = "ae"
+  c.seed = 0
+  res = int(args.get("res", 128 if "res128" in args else 64))
+  if "tiny" in args:
+    c.model = model_tiny()
+  elif "seeds" in args:
+    c.model = model_seeds()
+  else:
+    c.model = model_original(res)
+
+  c.data = ml_collections.ConfigDict(dict(
+      source="synthetic",     # "synthetic" | "folders"
+      size=res,
+      identity_a=1, identity_b=2,  # synthetic identities (seeds)
+      num_train=2000, num_test=200,
+      a="", b="",             # face folders (source="folders"), e.g. from deepjax.extract
+      data_dir="",            # where prepared datasets go; "" = ~/.cache/deepjax/datasets
+      worker_count=0, shuffle=True))
+
+  c.augment = ml_collections.ConfigDict(dict(
+      warp=True, warp_jitter=5 / 256, rotation_deg=10.0, zoom=0.05, shift=0.05, flip_prob=0.5))
+  c.loss = ml_collections.ConfigDict(dict(mse=1.0, l1=0.0, ssim=0.0, eye_weight=3.0,
+                                          mouth_weight=2.0))
+  c.optimizer = ml_collections.ConfigDict(dict(learning_rate=5e-5, b1=0.5, b2=0.999,
+                                               clip_norm=0.0))
+  c.batch_size = 64
+  c.num_steps = 100_000
+  c.log_every = 100
+  c.checkpoint_every = 1000
+  c.preview_every = 1000
+  c.keep_checkpoints = 3
+  c.nonfinite = "stop"     # "stop": stop without saving; "skip": skip the step, count it
+
+  if "tiny" in args or "seeds" in args:
+    c.batch_size = 16
+    c.num_steps = 600
+    c.log_every = 50
+    c.checkpoint_every = 200
+    c.preview_every = 200
+    c.optimizer.learning_rate = 5e-4 if "tiny" in args else 1e-3
+    c.data.num_train = 512
+    c.data.num_test = 64
+  if "batch" in args:
+    c.batch_size = int(args["batch"])
+  if "steps" in args:
+    c.num_steps = int(args["steps"])
+  c.lock()
+  return c

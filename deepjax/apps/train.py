@@ -1,0 +1,35 @@
+"""python -m deepjax.train --config=configs/faceswap_ae.py[:ARGS] --workdir=DIR [--config.x=y]
+
+Trains (or resumes) the task of the config in DIR: checkpoints, TensorBoard
+events, preview PNGs. Multi-host: see README "Scaling".
+"""
+from absl import flags
+from ml_collections import config_flags
+
+from deepjax.apps import cli
+
+_CONFIG = config_flags.DEFINE_config_file("config", None, "Config file (.py), with :args.",
+                                          lock_config=True)
+_WORKDIR = flags.DEFINE_string("workdir", None, "Run folder: checkpoints, logs, previews.")
+_COORD = flags.DEFINE_string("coordinator", None, "host:port of process 0 (multi-host).")
+_NPROC = flags.DEFINE_integer("num_processes", None, "Number of processes (multi-host).")
+_PID = flags.DEFINE_integer("process_id", None, "This process's index (multi-host).")
+
+
+def main(argv):
+  from deepjax.errors import UserError  # pylint: disable=import-outside-toplevel
+  if len(argv) > 1:
+    raise UserError(f"unexpected arguments: {' '.join(argv[1:])}")
+  if _CONFIG.value is None:
+    raise UserError("--config is required, e.g. --config=configs/faceswap_ae.py:tiny")
+  if not _WORKDIR.value:
+    raise UserError("--workdir is required")
+  from deepjax.train import parallel  # pylint: disable=import-outside-toplevel
+  parallel.maybe_initialize_distributed(_COORD.value, _NPROC.value, _PID.value)
+  from deepjax.train import loop  # pylint: disable=import-outside-toplevel
+  out = loop.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+  print(f"done: step {out['step']}; run folder {_WORKDIR.value}")
+
+
+def run():
+  cli.run(main)

@@ -1,0 +1,84 @@
+"""Orbax checkpoints: the train state, the data iterator's state and the config.
+
+Layout of `<workdir>/checkpoints/<step>/`: `state` (a plain array pytree:
+TrainState fields), `data` (JSON: the grain iterator state of every process),
+`config` (JSON: the full config). Another JAX project restores the parameters
+with `orbax.checkpoint` alone (see `deepjax.load`).
+
+Saving is atomic in orbax (a temporary folder renamed when complete), so a run
+killed mid-save keeps its previous checkpoint.
+"""
+import json
+import os
+
+import jax
+import ml_collections
+import orbax.checkpoint as ocp
+
+from deepjax.errors import UserError
+
+# Config sections whose change makes an old checkpoint unusable.
+STRUCTURAL_KEYS = ("task", "model")
+
+
+def checkpoint_dir(workdir: str) -> str:
+  return os.path.join(os.path.abspath(workdir), "checkpoints")
+
+
+def make_manager(workdir: str, max_to_keep: int = 3) -> ocp.CheckpointManager:
+  options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True,
+                                         enable_async_checkpointing=False)
+  return ocp.CheckpointManager(checkpoint_dir(workdir), options=options,
+                               item_names=("state", "data", "config"))
+
+
+def config_to_json(config) -> dict:
+  return json.loads(config.to_json_best_effort()) if hasattr(config, "to_json_best_effort") \
+      else json.loads(json.dumps(config))
+
+
+def save(manager, step: int, state, data_state, config) -> None:
+  """Saves `state` (pytree), `data_state` (JSON-able) and `config` at `step`."""
+  manager.save(step, args=ocp.args.Composite(
+      state=ocp.args.StandardSave(state),
+      data=ocp.args.JsonSave(data_state),
+      config=ocp.args.JsonSave(config_to_json(config))))
+  manager.wait_until_finished()
+
+
+def read_config(manager, step: int) -> dict:
+  return manager.restore(step, args=ocp.args.Composite(config=ocp.args.JsonRestore()))["config"]
+
+
+def check_compatible(saved_config: dict, config, workdir: str) -> None:
+  """UserError when the checkpoint was written by another task or model config."""
+  current = config_to_json(config)
+  for key in STRUCTURAL_KEYS:
+    if saved_config.get(key) != current.get(key):
+      a, b = saved_config.get(key), current.get(key)
+      diff = ""
+      if isinstance(a, dict) and isinstance(b, dict):
+        keys = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+        diff = " (differs in: " + ", ".join(f"{key}.{k}" for k in keys[:5]) + ")"
+      raise UserError(f"the checkpoint in {workdir} was written with a different '{key}' "
+                      f"config{diff}; use another --workdir or the original config")
+
+
+def restore(manager, step: int, abstract_state):
+  """Restores (state, data_state) at `step` into the shardings of `abstract_state`."""
+  try:
+    out = manager.restore(step, args=ocp.args.Composite(
+        state=ocp.args.StandardRestore(abstract_state), data=ocp.args.JsonRestore()))
+  except (ValueError, KeyError, TypeError) as e:
+    raise UserError(f"checkpoint at step {step} does not fit this config: "
+                    f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from e
+  return out["state"], out["data"]
+
+
+def abstract_with_sharding(shapes, sharding):
+  """ShapeDtypeStructs of `shapes` placed with `sharding` (one for all leaves)."""
+  return jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sharding), shapes)
+
+
+def config_from_dict(d: dict) -> ml_collections.ConfigDict:
+  return ml_collections.ConfigDict(d)
