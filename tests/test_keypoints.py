@@ -1,0 +1,116 @@
+"""First-order-motion keypoint maths against hand-worked values, numpy and scipy."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from scipy.spatial import ConvexHull
+
+from deepjax.ops import keypoints as kpo
+
+
+def test_make_coordinate_grid_values():
+  g = np.asarray(kpo.make_coordinate_grid(3, 5))
+  assert g.shape == (3, 5, 2)
+  np.testing.assert_allclose(g[0, :, 0], [-1, -0.5, 0, 0.5, 1])
+  np.testing.assert_allclose(g[:, 0, 1], [-1, 0, 1])
+  np.testing.assert_allclose(g[2, 3], [0.5, 1.0])
+
+
+def test_heatmap_to_keypoints_one_hot_and_mixture():
+  hm = np.zeros((1, 5, 7, 2), np.float32)
+  hm[0, 2, 4, 0] = 1.0  # x = 2*4/6 - 1 = 1/3, y = 2*2/4 - 1 = 0
+  hm[0, 0, 0, 1] = 0.5  # (-1, -1)
+  hm[0, 4, 6, 1] = 0.5  # (1, 1): mean (0, 0)
+  kp = np.asarray(kpo.heatmap_to_keypoints(jnp.asarray(hm)))
+  np.testing.assert_allclose(kp[0, 0], [1 / 3, 0.0], atol=1e-6)
+  np.testing.assert_allclose(kp[0, 1], [0.0, 0.0], atol=1e-6)
+
+
+def test_spatial_softmax_temperature():
+  rng = np.random.default_rng(0)
+  logits = rng.standard_normal((2, 4, 3, 5)).astype(np.float32)
+  out = np.asarray(kpo.spatial_softmax(jnp.asarray(logits), 0.1))
+  flat = logits.reshape(2, 12, 5) / 0.1
+  e = np.exp(flat - flat.max(1, keepdims=True))
+  np.testing.assert_allclose(out.reshape(2, 12, 5), e / e.sum(1, keepdims=True), atol=1e-6)
+
+
+@pytest.mark.parametrize("maps", [1, 3])
+def test_heatmap_to_jacobians_matches_nchw_loop(maps):
+  rng = np.random.default_rng(1)
+  b, h, w, k = 2, 4, 5, 3
+  hm = rng.random((b, h, w, k)).astype(np.float32)
+  jm = rng.standard_normal((b, h, w, 4 * maps)).astype(np.float32)
+  out = np.asarray(kpo.heatmap_to_jacobians(jnp.asarray(hm), jnp.asarray(jm)))
+  expected = np.zeros((b, k, 2, 2))
+  for bi in range(b):
+    for ki in range(k):
+      j = ki if maps == k else 0
+      for t in range(4):
+        expected[bi, ki, t // 2, t % 2] = np.sum(hm[bi, :, :, ki] * jm[bi, :, :, 4 * j + t])
+  np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_kp2gaussian_formula_and_peak():
+  kp = np.array([[[0.0, 0.0], [0.5, -1.0]]], np.float32)  # (1, 2, 2)
+  g = np.asarray(kpo.kp2gaussian(jnp.asarray(kp), (5, 5), 0.01))
+  assert g.shape == (1, 5, 5, 2)
+  assert g[0, 2, 2, 0] == pytest.approx(1.0)  # grid point (0, 0)
+  assert g[0, 0, 3, 1] == pytest.approx(1.0)  # grid point (x=0.5, y=-1)
+  # (row 1, col 2) is (x=0, y=-0.5): distance^2 to kp0 is 0.25.
+  assert g[0, 1, 2, 0] == pytest.approx(np.exp(-0.5 * 0.25 / 0.01), rel=1e-5)
+
+
+def test_batched_inv_2x2_vs_numpy():
+  rng = np.random.default_rng(2)
+  m = rng.standard_normal((3, 4, 2, 2)).astype(np.float32) + 2 * np.eye(2, dtype=np.float32)
+  np.testing.assert_allclose(np.asarray(kpo.batched_inv_2x2(jnp.asarray(m))), np.linalg.inv(m),
+                             rtol=1e-4, atol=1e-4)
+
+
+def test_convex_hull_area_vs_scipy_and_degenerate():
+  rng = np.random.default_rng(3)
+  pts = rng.uniform(-1, 1, (6, 10, 2)).astype(np.float32)
+  areas = np.asarray(jax.jit(kpo.convex_hull_area)(jnp.asarray(pts)))
+  np.testing.assert_allclose(areas, [ConvexHull(p).volume for p in pts], rtol=1e-5)
+  square = np.array([[0, 0], [1, 0], [1, 1], [0, 1], [0.5, 0.5], [0.5, 0], [1, 1]], np.float32)
+  assert float(kpo.convex_hull_area(jnp.asarray(square))) == pytest.approx(1.0)
+  line = np.array([[0, 0], [1, 1], [2, 2], [0.5, 0.5]], np.float32)
+  assert float(kpo.convex_hull_area(jnp.asarray(line))) == pytest.approx(0.0)
+
+
+def _kp(values, jacobians):
+  return {"value": jnp.asarray(values, jnp.float32)[None],
+          "jacobian": jnp.asarray(jacobians, jnp.float32)[None]}
+
+
+def test_relative_motion_worked_example():
+  # Source triangle area 0.5, initial driving triangle area 0.125: scale sqrt(4) = 2.
+  src = _kp([[0, 0], [1, 0], [0, 1]], [np.diag([2.0, 1.0])] * 3)
+  init = _kp([[0, 0], [0.5, 0], [0, 0.5]], [np.diag([1.0, 2.0])] * 3)
+  drv = _kp(np.array([[0, 0], [0.5, 0], [0, 0.5]]) + [0.1, -0.05], [[[1.0, 1.0], [0.0, 2.0]]] * 3)
+  out = kpo.relative_motion(src, drv, init, adapt_movement_scale=True, use_relative_movement=True,
+                            use_relative_jacobian=True)
+  np.testing.assert_allclose(np.asarray(out["value"][0]),
+                             np.array([[0, 0], [1, 0], [0, 1]]) + [0.2, -0.1], atol=1e-6)
+  # J_d inv(J_init) J_s = [[1, 1], [0, 2]] diag(1, 1/2) diag(2, 1) = [[2, 0.5], [0, 1]].
+  np.testing.assert_allclose(np.asarray(out["jacobian"][0, 1]), [[2, 0.5], [0, 1]], atol=1e-6)
+  # Without scale adaptation the offset is passed through as is.
+  out = kpo.relative_motion(src, drv, init, use_relative_movement=True)
+  np.testing.assert_allclose(np.asarray(out["value"][0, 2]), [0.1, 0.95], atol=1e-6)
+  np.testing.assert_allclose(np.asarray(out["jacobian"]), np.asarray(drv["jacobian"]))
+  # Without relative movement the driving keypoints are returned unchanged.
+  out = kpo.relative_motion(src, drv, init, adapt_movement_scale=True)
+  np.testing.assert_allclose(np.asarray(out["value"]), np.asarray(drv["value"]))
+
+
+def test_relative_motion_broadcasts_over_frames():
+  rng = np.random.default_rng(4)
+  src = {"value": jnp.asarray(rng.uniform(-1, 1, (1, 5, 2)), jnp.float32)}
+  init = {"value": jnp.asarray(rng.uniform(-1, 1, (1, 5, 2)), jnp.float32)}
+  drv = {"value": jnp.asarray(rng.uniform(-1, 1, (4, 5, 2)), jnp.float32)}
+  out = kpo.relative_motion(src, drv, init, adapt_movement_scale=True, use_relative_movement=True)
+  s = np.sqrt(ConvexHull(np.asarray(src["value"][0])).volume /
+              ConvexHull(np.asarray(init["value"][0])).volume)
+  expected = s * (np.asarray(drv["value"]) - np.asarray(init["value"])) + np.asarray(src["value"])
+  np.testing.assert_allclose(np.asarray(out["value"]), expected, rtol=1e-5, atol=1e-5)
