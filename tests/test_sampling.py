@@ -28,6 +28,15 @@ def test_grid_sample_matches_torch(ref, align_corners):
   np.testing.assert_allclose(np.asarray(out), ref[f"out_{tag}"], atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.parametrize("mode", ["border", "reflection"])
+@pytest.mark.parametrize("align_corners", [False, True])
+def test_grid_sample_padding_modes_match_torch(ref, mode, align_corners):
+  tag = "ac" if align_corners else "noac"
+  out = sampling.grid_sample(jnp.asarray(ref["image"]), jnp.asarray(ref["grid_far"]),
+                             align_corners=align_corners, padding_mode=mode)
+  np.testing.assert_allclose(np.asarray(out), ref[f"out_{mode}_{tag}"], atol=1e-5, rtol=1e-5)
+
+
 @pytest.mark.parametrize("align_corners", [False, True])
 def test_grid_sample_gradients_match_torch(ref, align_corners):
   tag = "ac" if align_corners else "noac"

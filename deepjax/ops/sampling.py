@@ -9,7 +9,10 @@ padding_mode="zeros", align_corners=...)` after the layout transposes, for both
   align_corners=True:   ix = (x + 1) / 2 * (W - 1)   (-1 / +1 are the *centres* of the border
                         pixels; the convention of first-order-model's `make_coordinate_grid`)
 
-and likewise for y with H. Corners that fall outside the image contribute zero.
+and likewise for y with H. With padding_mode="zeros" corners outside the image contribute
+zero; "border" clamps the coordinate into the image; "reflection" reflects it about the
+image borders (the border pixel centres when align_corners=True, the image edges when
+False) and then clamps, exactly as torch.
 
 `interpolate_bilinear` equals `torch.nn.functional.interpolate(x, size, mode="bilinear",
 align_corners=...)` (no anti-aliasing, source index clamped at the borders), which
@@ -28,14 +31,41 @@ def _unnormalize(coord, size: int, align_corners: bool):
   return ((coord + 1.0) * size - 1.0) * 0.5
 
 
-def grid_sample(image_BxHxWxC, grid_BxhxWx2, align_corners: bool = False):
-  """Bilinear sampling of `image` at `grid` points with zero padding.
+def _reflect(coord, twice_low: int, twice_high: int):
+  """torch's reflect_coordinates: reflects about [twice_low / 2, twice_high / 2]."""
+  if twice_low == twice_high:
+    return jnp.zeros_like(coord)
+  low = twice_low / 2.0
+  span = (twice_high - twice_low) / 2.0
+  coord = jnp.abs(coord - low)
+  extra = jnp.fmod(coord, span)
+  flips = jnp.floor(coord / span).astype(jnp.int32)
+  return jnp.where(flips % 2 == 0, extra + low, span - extra + low)
+
+
+def _pad_coordinate(coord, size: int, align_corners: bool, padding_mode: str):
+  if padding_mode == "zeros":
+    return coord
+  if padding_mode == "reflection":
+    if align_corners:
+      coord = _reflect(coord, 0, 2 * (size - 1))
+    else:
+      coord = _reflect(coord, -1, 2 * size - 1)
+  elif padding_mode != "border":
+    raise ValueError(f"unknown padding_mode {padding_mode!r}")
+  return jnp.clip(coord, 0.0, size - 1.0)
+
+
+def grid_sample(image_BxHxWxC, grid_BxhxWx2, align_corners: bool = False,
+                padding_mode: str = "zeros"):
+  """Bilinear sampling of `image` at `grid` points.
 
   Args:
     image_BxHxWxC: float array (B, H, W, C).
     grid_BxhxWx2: float array (B, h, w, 2); last axis is (x, y) in [-1, 1]
       (x indexes width, y indexes height), as torch's grid_sample.
     align_corners: the torch convention (see the module docstring).
+    padding_mode: "zeros" (default), "border" or "reflection", as torch.
 
   Returns:
     float array (B, h, w, C), dtype of `image`. Differentiable in both the image and
@@ -49,6 +79,8 @@ def grid_sample(image_BxHxWxC, grid_BxhxWx2, align_corners: bool = False):
   grid = grid_BxhxWx2.astype(jnp.float32)
   ix = _unnormalize(grid[..., 0], in_w, align_corners).reshape(b, out_h * out_w)
   iy = _unnormalize(grid[..., 1], in_h, align_corners).reshape(b, out_h * out_w)
+  ix = _pad_coordinate(ix, in_w, align_corners, padding_mode)
+  iy = _pad_coordinate(iy, in_h, align_corners, padding_mode)
 
   x0 = jnp.floor(ix)
   y0 = jnp.floor(iy)
