@@ -114,3 +114,67 @@ def test_relative_motion_broadcasts_over_frames():
               ConvexHull(np.asarray(init["value"][0])).volume)
   expected = s * (np.asarray(drv["value"]) - np.asarray(init["value"])) + np.asarray(src["value"])
   np.testing.assert_allclose(np.asarray(out["value"]), expected, rtol=1e-5, atol=1e-5)
+
+
+# ---- TPS (deepjax.ops.tps) -------------------------------------------------------------
+
+from deepjax.ops import tps  # noqa: E402
+
+
+def _np_warp(theta, cparams, cpoints, z):
+  """Independent numpy version of the reference's Transform.warp_coordinates (one sample)."""
+  out = z @ theta[:, :2].T + theta[:, 2]
+  d = np.abs(z[:, None, :] - cpoints[None]).sum(-1)
+  return out + ((d ** 2) * np.log(d + 1e-6) * cparams[None]).sum(-1, keepdims=True)
+
+
+def test_tps_identity_warp_and_frame():
+  p = tps.tps_identity_params(2, points_tps=5)
+  z = jnp.asarray(np.random.default_rng(5).uniform(-1, 1, (2, 7, 2)), jnp.float32)
+  np.testing.assert_allclose(np.asarray(tps.tps_warp_coordinates(p, z)), np.asarray(z), atol=1e-6)
+  jac = np.asarray(tps.tps_jacobian(p, z))
+  np.testing.assert_allclose(jac, np.broadcast_to(np.eye(2), jac.shape), atol=1e-6)
+  frame = jnp.asarray(np.random.default_rng(6).random((2, 6, 5, 3)), jnp.float32)
+  out = tps.tps_transform_frame(p, frame, align_corners=True)
+  np.testing.assert_allclose(np.asarray(out), np.asarray(frame), atol=1e-5)
+
+
+def test_tps_random_warp_and_jacobian_vs_numpy():
+  p = tps.tps_sample_params(jax.random.key(0), 3, sigma_affine=0.05, sigma_tps=0.05, points_tps=5)
+  assert p["theta"].shape == (3, 2, 3) and p["control_params"].shape == (3, 25)
+  z = np.random.default_rng(7).uniform(-1, 1, (3, 4, 2)).astype(np.float32)
+  out = np.asarray(tps.tps_warp_coordinates(p, jnp.asarray(z)))
+  theta, cpar, cpts = (np.asarray(p[k], np.float64) for k in
+                       ("theta", "control_params", "control_points"))
+  for b in range(3):
+    np.testing.assert_allclose(out[b], _np_warp(theta[b], cpar[b], cpts, z[b].astype(np.float64)),
+                               atol=1e-5)
+  jac = np.asarray(tps.tps_jacobian(p, jnp.asarray(z)))
+  h = 1e-4
+  for b in range(3):
+    for j in range(2):
+      dz = np.zeros_like(z[b], np.float64)
+      dz[:, j] = h
+      fd = (_np_warp(theta[b], cpar[b], cpts, z[b] + dz) -
+            _np_warp(theta[b], cpar[b], cpts, z[b] - dz)) / (2 * h)
+      np.testing.assert_allclose(jac[b, :, :, j], fd, atol=2e-4)
+
+
+def test_tps_sample_statistics():
+  p = tps.tps_sample_params(jax.random.key(1), 4000, sigma_affine=0.05, sigma_tps=0.005,
+                            points_tps=5)
+  noise = np.asarray(p["theta"]) - np.eye(2, 3)
+  assert abs(noise.std() - 0.05) < 0.003 and abs(noise.mean()) < 0.003
+  assert abs(np.asarray(p["control_params"]).std() - 0.005) < 0.0003
+
+
+def test_equivariance_losses_zero_for_identity():
+  p = tps.tps_identity_params(2, points_tps=5)
+  rng = np.random.default_rng(8)
+  kp = jnp.asarray(rng.uniform(-1, 1, (2, 10, 2)), jnp.float32)
+  jac = jnp.asarray(rng.standard_normal((2, 10, 2, 2)) + 3 * np.eye(2), jnp.float32)
+  assert float(tps.equivariance_value_loss(p, kp, kp)) == pytest.approx(0.0, abs=1e-6)
+  assert float(tps.equivariance_jacobian_loss(p, kp, jac, jac)) == pytest.approx(0.0, abs=1e-5)
+  # A shifted transform with unshifted keypoints is penalised by the shift.
+  shifted = dict(p, theta=p["theta"].at[:, 0, 2].set(0.1))
+  assert float(tps.equivariance_value_loss(shifted, kp, kp)) == pytest.approx(0.05, abs=1e-6)
