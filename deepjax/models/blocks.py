@@ -101,7 +101,7 @@ class StridedConv(nn.Module):
     b = self.param("bias", nn.initializers.zeros, (self.features,))
     dtype = self.dtype or x_BxHxWxC.dtype
     y = strided_conv(x_BxHxWxC.astype(dtype), w.astype(dtype), self.stride)
-    return y + b.astype(dtype)
+    return y + b.astype(dtype).reshape(1, 1, 1, -1)
 
 
 def leaky(x, slope: float = 0.1):

@@ -1,0 +1,88 @@
+"""python -m deepjax.swap --workdir=DIR --input=FACES --output=OUT [--direction=a2b]
+python -m deepjax.swap --workdir=DIR --video=IN.mp4 --output=OUT.mp4 [--direction=a2b]
+
+Image mode: --input is a face image or a folder of face crops (as written by
+`deepjax.extract`); each is resized to the model's size, swapped, resized back
+to its own size and written as PNG under --output (a folder) with the same name.
+Video mode: every frame's faces are found, aligned, swapped and pasted back
+(see deepjax/faces/video_swap.py); the audio is kept.
+"""
+import os
+
+from absl import flags
+
+from deepjax.apps import cli
+
+_WORKDIR = flags.DEFINE_string("workdir", None, "Run folder of a trained swap model.")
+_INPUT = flags.DEFINE_string("input", None, "Face image or folder of face images.")
+_VIDEO = flags.DEFINE_string("video", None, "Input video (video mode).")
+_OUTPUT = flags.DEFINE_string("output", None, "Output folder (images) or .mp4 (video).")
+_DIRECTION = flags.DEFINE_enum("direction", "a2b", ["a2b", "b2a"], "Swap direction.")
+_BATCH = flags.DEFINE_integer("batch", 32, "Faces per model call.")
+
+
+def swap_images(swapper, paths, output_dir, direction, log=print):
+  """Swaps each image file; returns the number written. Unreadable files are skipped."""
+  import numpy as np  # pylint: disable=import-outside-toplevel
+  from PIL import Image  # pylint: disable=import-outside-toplevel
+  from deepjax.data import video  # pylint: disable=import-outside-toplevel
+  from deepjax.errors import UserError  # pylint: disable=import-outside-toplevel
+  faces, sizes, names = [], [], []
+  for p in paths:
+    try:
+      img = video.read_image(p)
+    except UserError as e:
+      log(f"skip: {e}")
+      continue
+    sizes.append(img.shape[:2])
+    names.append(os.path.splitext(os.path.basename(p))[0] + ".png")
+    faces.append(np.asarray(Image.fromarray(img).resize((swapper.size, swapper.size),
+                                                       Image.BICUBIC), np.float32) / 255)
+  if not faces:
+    return 0
+  swapped, _ = swapper(np.stack(faces), direction)
+  for out, (h, w), name in zip(swapped, sizes, names):
+    im = Image.fromarray((np.clip(out, 0, 1) * 255 + 0.5).astype(np.uint8))
+    if (h, w) != (swapper.size, swapper.size):
+      im = im.resize((w, h), Image.BICUBIC)
+    video.write_image(os.path.join(output_dir, name), np.asarray(im))
+  return len(faces)
+
+
+def main(argv):
+  from deepjax.errors import UserError  # pylint: disable=import-outside-toplevel
+  if len(argv) > 1:
+    raise UserError(f"unexpected arguments: {' '.join(argv[1:])}")
+  if not _WORKDIR.value:
+    raise UserError("--workdir (a trained swap model's run folder) is required")
+  if not _OUTPUT.value:
+    raise UserError("--output is required")
+  if bool(_INPUT.value) == bool(_VIDEO.value):
+    raise UserError("give exactly one of --input (face images) or --video")
+  from deepjax.swapping import Swapper  # pylint: disable=import-outside-toplevel
+  if _VIDEO.value:
+    try:
+      from deepjax.faces import video_swap  # pylint: disable=import-outside-toplevel
+    except ModuleNotFoundError as e:
+      raise UserError("video mode is not available in this version of deepjax") from e
+    video_swap.main(_WORKDIR.value, _VIDEO.value, _OUTPUT.value, _DIRECTION.value)
+    return
+  from deepjax.data import video  # pylint: disable=import-outside-toplevel
+  src = _INPUT.value
+  if os.path.isdir(src):
+    paths = video.list_images(src)
+    if not paths:
+      raise UserError(f"no images in {src}")
+  elif os.path.isfile(src):
+    paths = [src]
+  else:
+    raise UserError(f"input not found: {src}")
+  swapper = Swapper(_WORKDIR.value, _BATCH.value)
+  n = swap_images(swapper, paths, _OUTPUT.value, _DIRECTION.value)
+  if n == 0:
+    raise UserError(f"no readable face images in {src}")
+  print(f"swapped {n} of {len(paths)} images ({_DIRECTION.value}) into {_OUTPUT.value}")
+
+
+def run():
+  cli.run(main)

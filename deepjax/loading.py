@@ -1,0 +1,79 @@
+"""Load a trained deepjax checkpoint without the training loop.
+
+    model, params, config = deepjax.load("runs/faceswap")   # a workdir
+    rgb, mask, _ = model.apply({"params": params}, faces, "b")
+
+Works from any JAX project: it needs orbax, flax and deepjax's model modules,
+never the training code (tasks, loop, data).
+"""
+import json
+import os
+
+import ml_collections
+import orbax.checkpoint as ocp
+
+from deepjax.errors import UserError
+
+
+def _checkpoint_step_dir(path: str) -> str:
+  """Accepts a workdir, its checkpoints/ folder, or one step folder."""
+  path = os.path.abspath(path)
+  if not os.path.exists(path):
+    raise UserError(f"no checkpoint at {path}")
+  candidates = [path, os.path.join(path, "checkpoints")]
+  for c in candidates:
+    if os.path.isdir(os.path.join(c, "state")):
+      return c
+    if os.path.isdir(c):
+      steps = sorted((int(d) for d in os.listdir(c) if d.isdigit()
+                      and os.path.isdir(os.path.join(c, d, "state"))), reverse=True)
+      if steps:
+        return os.path.join(c, str(steps[0]))
+  raise UserError(f"no deepjax checkpoint found in {path} (train one with python -m deepjax.train)")
+
+
+def read_config(path: str) -> ml_collections.ConfigDict:
+  """The config saved with the newest checkpoint under `path`."""
+  step_dir = _checkpoint_step_dir(path)
+  cfg_dir = os.path.join(step_dir, "config")
+  files = [f for f in os.listdir(cfg_dir) if not f.startswith("_")] if os.path.isdir(cfg_dir) else []
+  if not files:
+    raise UserError(f"checkpoint {step_dir} has no config")
+  with open(os.path.join(cfg_dir, files[0])) as f:
+    return ml_collections.ConfigDict(json.load(f))
+
+
+def build_model(config):
+  """The Flax module of a config (swap families or first-order motion)."""
+  if config.task in ("ae", "vae", "gan"):
+    from deepjax.models import swap  # pylint: disable=import-outside-toplevel
+    return swap.from_config(config.model)
+  if config.task == "motion":
+    from deepjax.models.motion import fomm  # pylint: disable=import-outside-toplevel
+    return fomm.from_config(config)
+  raise UserError(f"unknown task {config.task!r} in checkpoint")
+
+
+def load_params(path: str):
+  """The parameter pytree (numpy arrays) of the newest checkpoint under `path`."""
+  step_dir = _checkpoint_step_dir(path)
+  with ocp.StandardCheckpointer() as ckptr:
+    state = ckptr.restore(os.path.join(step_dir, "state"))
+  params = state["params"]
+  return params
+
+
+def load(path: str):
+  """-> (model, params, config) of the newest checkpoint under `path`.
+
+  For swap families `params` is the model's parameter dict; for GAN runs it is
+  the generator's (`{"gen": ..., "disc": ...}` -> gen). For motion models it is
+  the FOMM parameter dict (with BatchNorm statistics under "batch_stats" where
+  the model has them).
+  """
+  config = read_config(path)
+  model = build_model(config)
+  params = load_params(path)
+  if isinstance(params, dict) and "gen" in params and config.task == "gan":
+    params = params["gen"]
+  return model, params, config
