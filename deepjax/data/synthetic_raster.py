@@ -1,0 +1,243 @@
+"""Per-pixel rasteriser of one synthetic face frame (JAX, vmapped over frames).
+
+Every part is an implicit shape (ellipse, capsule, lens between two curves, ...) whose
+signed distance is evaluated at every pixel centre, in face units, normalised by the
+gradient of the implicit function in turned space (so the yaw compression is taken into
+account). Coverage is a box filter of one pixel across the edge (`_cover`, `_stroke`), and
+the parts are composited in painter's order. See `synthetic_geometry` for the coordinates.
+"""
+import jax
+import jax.numpy as jnp
+
+from deepjax.data import synthetic_geometry as geo
+
+_SCLERA = jnp.array([0.94, 0.92, 0.89], jnp.float32)
+_PUPIL = jnp.array([0.04, 0.03, 0.03], jnp.float32)
+_MOUTH_IN = jnp.array([0.22, 0.05, 0.07], jnp.float32)
+_TEETH = jnp.array([0.93, 0.91, 0.85], jnp.float32)
+_WHITE = jnp.array([1.0, 1.0, 1.0], jnp.float32)
+
+
+def _rgb(c):
+  """(3,) colour -> (1, 1, 3) for compositing over (H, W, 3)."""
+  return c[None, None, :]
+
+
+def _over(img, alpha, color):
+  """Composites `color` ((3,) or (H, W, 3)) with coverage `alpha` (H, W) over `img`."""
+  if color.ndim == 1:
+    color = _rgb(color)
+  return img + alpha[..., None] * (color - img)
+
+
+def _cover(d, pf):
+  """Coverage of the inside (d < 0) of an edge, box filter one pixel (pf face units) wide."""
+  return jnp.clip(0.5 - d / pf, 0.0, 1.0)
+
+
+def _stroke(dist, half_w, pf):
+  """Coverage of a band |dist| < half_w: exact overlap of a one-pixel box with the band."""
+  c = jnp.abs(dist) / pf
+  w = half_w / pf
+  return jnp.clip(jnp.minimum(c + 0.5, w) - jnp.maximum(c - 0.5, -w), 0.0, 1.0)
+
+
+def _soft(d, pf, width):
+  """Like `_cover` but with a ramp of max(width, pf) face units (soft shading edges)."""
+  return jnp.clip(0.5 - d / jnp.maximum(width, pf), 0.0, 1.0)
+
+
+def _ellipse(x, y, rx, ry):
+  """Approximate signed distance to an axis-aligned ellipse centred at 0."""
+  k0 = jnp.sqrt((x / rx) ** 2 + (y / ry) ** 2)
+  k1 = jnp.sqrt((x / (rx * rx)) ** 2 + (y / (ry * ry)) ** 2)
+  return k0 * (k0 - 1.0) / jnp.maximum(k1, 1e-6)
+
+
+def _circle_turned(x, y, r, jx):
+  """Signed distance to a circle in feature coords, measured in turned space."""
+  ln = jnp.maximum(jnp.sqrt(x * x + y * y), 1e-6)
+  return (ln - r) / jnp.sqrt((x / ln * jx) ** 2 + (y / ln) ** 2)
+
+
+def _segment(px, py, ax, ay, bx, by):
+  """Distance to segment a-b and the position h in [0, 1] of the nearest point."""
+  dx, dy = bx - ax, by - ay
+  h = jnp.clip(((px - ax) * dx + (py - ay) * dy) / (dx * dx + dy * dy + 1e-12), 0.0, 1.0)
+  ex, ey = px - ax - h * dx, py - ay - h * dy
+  return jnp.sqrt(ex * ex + ey * ey), h
+
+
+def _polyline(px, py, xs, ys, rs):
+  """Signed distance to a tapered capsule chain through points xs, ys with radii rs."""
+  d = None
+  for k in range(len(xs) - 1):
+    dist, h = _segment(px, py, xs[k], ys[k], xs[k + 1], ys[k + 1])
+    dk = dist - (rs[k] + h * (rs[k + 1] - rs[k]))
+    d = dk if d is None else jnp.minimum(d, dk)
+  return d
+
+
+def _below(f, dfdx, jx):
+  """Signed distance (in turned units) for the implicit f(X, Y) = curve(X) - Y."""
+  return f / jnp.sqrt((dfdx * jx) ** 2 + 1.0)
+
+
+def _lens_cover(top, dtop, bot, dbot, y, jx, pf):
+  """Coverage of {top(X) < Y < bot(X)}: c_top + c_bot - 1 (exact for parallel edges)."""
+  c1 = _cover(_below(top - y, dtop, jx), pf)
+  c2 = _cover(_below(y - bot, -dbot, jx), pf)
+  return jnp.maximum(c1 + c2 - 1.0, 0.0), top - y
+
+
+def _face_outline(xf, y, jx, idn, g):
+  """Signed distance to the face outline (turned units) and the normalised radius rho."""
+  w0, hu, hl, taper = idn["face_w"], idn["face_hu"], g["face_hl"], idn["jaw_taper"]
+  pos = y > 0
+  h = jnp.where(pos, hl, hu)
+  yy = jnp.where(pos, jnp.minimum(y / hl, 1.0), 0.0)
+  w = w0 * (1.0 - taper * yy * yy)
+  dw = jnp.where(pos & (y < hl), -2.0 * w0 * taper * y / (hl * hl), 0.0)
+  a, b = xf / w, y / h
+  rho = jnp.maximum(jnp.sqrt(a * a + b * b), 1e-3)
+  gx = a / (w * rho)
+  gy = (-a * xf * dw / (w * w) + b / h) / rho
+  return (rho - 1.0) / jnp.maximum(jnp.sqrt((gx * jx) ** 2 + gy * gy), 1e-6), rho
+
+
+def _eye(img, xf, y, jx, pf, idn, mot, g, side):
+  """Eye `side` (-1 image-left, +1 image-right): white, iris, pupil, lashes, crease."""
+  cx, cy, c, s = geo.eye_frame(idn, side)
+  dx, dy = xf - cx, y - cy
+  lx, ly = dx * c + dy * s, -dx * s + dy * c
+  ew = idn["eye_w"]
+  t = lx / ew
+  q = 1.0 - t * t
+  dq = -2.0 * t / ew
+  top, bot = g["eye_top"] * q, g["eye_bot"] * q
+  lens, f_top = _lens_cover(top, g["eye_top"] * dq, bot, g["eye_bot"] * dq, ly, jx, pf)
+  img = _over(img, lens, _SCLERA)
+  ir = idn["iris_r"]
+  ix, iy = lx - mot["gaze"] * ew * 0.35, ly + 0.25 * idn["eye_h"]
+  iris = _cover(_circle_turned(ix, iy, ir, jx), pf) * lens
+  img = _over(img, iris, idn["iris"])
+  img = _over(img, _cover(_circle_turned(ix, iy, 0.45 * ir, jx), pf) * lens, _PUPIL)
+  glint = _cover(_circle_turned(ix + 0.35 * ir, iy + 0.35 * ir, 0.2 * ir, jx), pf) * lens
+  img = _over(img, 0.8 * glint, _WHITE)
+  ends = _cover(jnp.abs(lx) - ew * 1.04, pf)
+  n_top = jnp.sqrt((g["eye_top"] * dq * jx) ** 2 + 1.0)
+  lash = _stroke(f_top / n_top + 0.012, 0.02, pf) * ends
+  img = _over(img, 0.9 * lash, idn["brow"] * 0.45)
+  crease_y = (-idn["eye_h"] - 0.055) * q
+  crease = _stroke(_below(crease_y - ly, -(idn["eye_h"] + 0.055) * dq, jx), 0.012, pf)
+  return _over(img, 0.35 * crease * ends, idn["skin"] * 0.55)
+
+
+def _mouth(img, xf, y, jx, pf, idn, g):
+  """Lips, the open mouth (dark inside, teeth) and the line between the lips."""
+  ones = jnp.ones_like(xf)
+  (iu, il, ou, ol), (diu, dil, dou, dol) = jax.jvp(
+      lambda x: geo.mouth_curves(idn, g, x), (xf,), (ones,))
+  lips, _ = _lens_cover(ou, dou, ol, dol, y, jx, pf)
+  lower = _cover(idn["mouth_y"] - y, pf)
+  lip_col = _rgb(idn["lips"]) * (1.0 + 0.12 * lower[..., None])
+  img = _over(img, lips, lip_col)
+  inner, _ = _lens_cover(iu, diu, il, dil, y, jx, pf)
+  img = _over(img, inner, _MOUTH_IN)
+  teeth = inner * _cover(y - iu - 0.045, pf) * _cover(jnp.abs(xf) - 0.75 * g["mouth_in"], pf)
+  img = _over(img, 0.9 * teeth, _TEETH)
+  mid = 0.5 * (iu + il)
+  line = _stroke(_below(mid - y, 0.5 * (diu + dil), jx), 0.011, pf)
+  line = line * _cover(jnp.abs(xf) - g["mouth_in"], pf)
+  return _over(img, 0.8 * line, idn["lips"] * 0.45)
+
+
+def _nose(img, xt, y, pf, idn, px, py):
+  """Nose shading in turned space from its turned points px, py (27..35 at 0..8)."""
+  skin = idn["skin"]
+  side = jnp.sign(idn["light"]) + (idn["light"] == 0)
+  bridge, _ = _segment(xt, y, px[0] + 0.06 * side, py[0] + 0.05, px[3] + 0.06 * side,
+                       py[3] - 0.04)
+  img = _over(img, 0.22 * _soft(bridge - 0.025, pf, 0.06), skin * 0.7)
+  tip = _ellipse(xt - px[3], y - py[3] - 0.02, 0.65 * idn["nose_w"], 0.075)
+  img = _over(img, 0.25 * _soft(tip, pf, 0.05), jnp.minimum(skin * 1.15, 1.0))
+  base = _polyline(xt, y, px[4:9], py[4:9], [0.012] * 5)
+  img = _over(img, 0.45 * _soft(base, pf, 0.02), skin * 0.55)
+  for a, b in ((4, 5), (8, 7)):
+    nx, ny = 0.45 * px[a] + 0.55 * px[b], 0.5 * (py[a] + py[b]) - 0.012
+    nostril = _ellipse(xt - nx, y - ny, 0.3 * idn["nose_w"], 0.028)
+    img = _over(img, 0.8 * _cover(nostril, pf), skin * 0.35)
+  return img
+
+
+def shade_frame(idn, mot, size):
+  """Renders one frame: (size, size, 3) float32 image in [0, 1] and (68, 2) landmarks."""
+  g = geo.derived(idn, mot)
+  u = (jnp.arange(size, dtype=jnp.float32) + 0.5) * (2.0 / size) - 1.0
+  ux, uy = u[None, :] + jnp.zeros((size, 1), jnp.float32), u[:, None] + jnp.zeros(
+      (1, size), jnp.float32)
+  pf = 2.0 / size / (geo.S0 * mot["scale"])
+  xt, y = geo.pose_inverse(ux, uy, mot)
+  xf, jx = geo.cyl_inverse(xt, g["rc"], g["sin_yaw"], g["cos_yaw"])
+  xh = xt - 0.25 * idn["face_w"] * g["sin_yaw"]  # head (hair, neck) moves less than the face
+  w0 = idn["face_w"]
+
+  # Background: two-colour gradient in a random direction, darker corners.
+  tb = jnp.clip(0.5 + 0.5 * (ux * jnp.cos(idn["bg_angle"]) + uy * jnp.sin(idn["bg_angle"])),
+                0.0, 1.0)
+  img = _rgb(idn["bg_top"]) + tb[..., None] * _rgb(idn["bg_bottom"] - idn["bg_top"])
+  img = img * (1.0 - 0.12 * (ux * ux + uy * uy))[..., None]
+
+  # Back hair, neck, clothes, ears.
+  crown_y = y + 0.45 * idn["face_hu"]
+  crown_rx, crown_ry = w0 * idn["hair_w"], idn["face_hu"] * idn["hair_h"]
+  crown = _ellipse(xh, crown_y, crown_rx, crown_ry)
+  side_top, side_bot = -0.45 * idn["face_hu"], idn["hair_len"]
+  by = jnp.maximum(0.5 * (side_bot - side_top), 0.0)
+  qx = jnp.abs(xh) - (crown_rx * 0.94 - 0.3)
+  qy = jnp.abs(y - 0.5 * (side_top + side_bot)) - by
+  box = (jnp.sqrt(jnp.maximum(qx, 0.0) ** 2 + jnp.maximum(qy, 0.0) ** 2)
+         + jnp.minimum(jnp.maximum(qx, qy), 0.0) - 0.3)
+  hair_shade = 1.0 - 0.3 * jnp.clip((y + 0.5) / 2.0, 0.0, 1.0)
+  hair_col = _rgb(idn["hair"]) * hair_shade[..., None]
+  img = _over(img, _cover(jnp.minimum(crown, box), pf), hair_col * 0.8)
+  neck = jnp.maximum(jnp.abs(xh) - idn["neck_w"], -y)
+  neck_col = _rgb(idn["skin"]) * (0.62 + 0.2 * jnp.clip((y - 0.8) / 0.8, 0.0, 1.0))[..., None]
+  img = _over(img, _cover(neck, pf), neck_col)
+  clothes = _ellipse(xh, y - idn["face_hl"] - 1.35, 1.55 + 0.5 * idn["clothes_w"], 0.95)
+  img = _over(img, _cover(clothes, pf), idn["clothes"])
+  for side in (-1.0, 1.0):
+    ex = xf - side * (w0 * 1.0 + 0.03)
+    ear = _ellipse(ex, y - idn["eye_y"] - 0.2, 0.11 * idn["ear"], 0.22 * idn["ear"])
+    img = _over(img, _cover(ear * jx ** -0.5, pf), idn["skin"] * 0.85)
+
+  # Face with edge darkening, side light and blush.
+  d_face, rho = _face_outline(xf, y, jx, idn, g)
+  shade = (1.0 - 0.22 * jnp.clip((rho - 0.55) / 0.45, 0.0, 1.0) ** 2) * (
+      1.0 + 0.1 * idn["light"] * xf / w0)
+  face_col = _rgb(idn["skin"]) * shade[..., None]
+  for side in (-1.0, 1.0):
+    cheek = _ellipse(xf - side * (idn["eye_sep"] + 0.08), y - idn["mouth_y"] + 0.28, 0.2, 0.13)
+    face_col = _over(face_col, idn["blush"] * 0.35 * _soft(cheek, pf, 0.15), idn["lips"])
+  img = _over(img, _cover(d_face, pf), face_col)
+
+  # Front hair: the crown above the hairline.
+  hl_y = idn["hairline_y"] + idn["hairline_curv"] * xf * xf + idn["hair_part"] * xf
+  d_hl = _below(y - hl_y, -(2.0 * idn["hairline_curv"] * xf + idn["hair_part"]), jx)
+  img = _over(img, _cover(jnp.maximum(crown, d_hl), pf), hair_col)
+
+  # Features.
+  xp, yp = geo.turned_points(idn, mot, g)
+  brow = jnp.minimum(
+      _polyline(xt, y, [xp[k] for k in range(17, 22)], [yp[k] for k in range(17, 22)],
+                [geo.brow_radii(idn)[k] for k in range(5)]),
+      _polyline(xt, y, [xp[k] for k in range(22, 27)], [yp[k] for k in range(22, 27)],
+                [geo.brow_radii(idn)[k] for k in range(5, 10)]))
+  img = _over(img, 0.92 * _cover(brow, pf), idn["brow"])
+  img = _eye(img, xf, y, jx, pf, idn, mot, g, -1.0)
+  img = _eye(img, xf, y, jx, pf, idn, mot, g, 1.0)
+  img = _nose(img, xt, y, pf, idn, [xp[k] for k in range(27, 36)],
+              [yp[k] for k in range(27, 36)])
+  img = _mouth(img, xf, y, jx, pf, idn, g)
+  ux_l, uy_l = geo.pose_forward(xp, yp, mot)
+  return jnp.clip(img, 0.0, 1.0), jnp.stack([ux_l, uy_l], axis=-1)
