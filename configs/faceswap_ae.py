@@ -33,21 +33,21 @@ def model_original(res: int = 64) -> ml_collections.ConfigDict:
   return ml_collections.ConfigDict(dict(
       arch="original",
       encoder_features=(128, 256, 512, 1024, 1024)[:n_down],
-      latent_dim=1024, latent_hw=4, upscale_features=512,
+      latent_dim=1024, upscale_features=512,
       decoder_features=(256, 128, 64, 32)[:n_down - 1],
       variational=False, mask=False, dtype="float32"))
 
 
 def model_tiny() -> ml_collections.ConfigDict:
   return ml_collections.ConfigDict(dict(
-      arch="original", encoder_features=(32, 64, 128, 256), latent_dim=256, latent_hw=4,
+      arch="original", encoder_features=(32, 64, 128, 256), latent_dim=256,
       upscale_features=128, decoder_features=(96, 64, 32), variational=False, mask=False,
       dtype="float32"))
 
 
 def model_seeds() -> ml_collections.ConfigDict:
   return ml_collections.ConfigDict(dict(
-      arch="seeds", encoder_features=(16, 8, 8), latent_dim=0, latent_hw=0, upscale_features=0,
+      arch="seeds", encoder_features=(16, 8, 8), latent_dim=0, upscale_features=0,
       decoder_features=(8, 8, 16), variational=False, mask=False, dtype="float32"))
 
 
@@ -85,6 +85,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.checkpoint_every = 1000
   c.preview_every = 1000
   c.keep_checkpoints = 3
+  c.mesh_devices = 0       # devices in the 'data' mesh; 0 = all
   c.nonfinite = "stop"     # "stop": stop without saving; "skip": skip the step, count it
 
   if "tiny" in args or "seeds" in args:

@@ -27,7 +27,6 @@ class Encoder(nn.Module):
   arch: str = "original"
   features: Sequence[int] = (128, 256, 512, 1024)
   latent_dim: int = 1024
-  latent_hw: int = 4
   upscale_features: int = 512
   variational: bool = False
   dtype: jnp.dtype | None = None
@@ -56,9 +55,9 @@ class Encoder(nn.Module):
       stats = (mean, logvar)
     else:
       h = nn.Dense(self.latent_dim, name="bottleneck", dtype=self.dtype)(flat)
-    h = nn.Dense(self.latent_hw * self.latent_hw * self.features[-1], name="expand",
-                 dtype=self.dtype)(h)
-    h = h.reshape(b, self.latent_hw, self.latent_hw, self.features[-1])
+    hh, ww = x.shape[1], x.shape[2]  # the last conv's map (4x4 at 64 px, as faceswap)
+    h = nn.Dense(hh * ww * self.features[-1], name="expand", dtype=self.dtype)(h)
+    h = h.reshape(b, hh, ww, self.features[-1])
     return UpscaleBlock(self.upscale_features, dtype=self.dtype)(h), stats
 
   def _sample(self, mean, logvar, rng):
@@ -103,7 +102,6 @@ class SwapModel(nn.Module):
   arch: str = "original"
   encoder_features: Sequence[int] = (128, 256, 512, 1024)
   latent_dim: int = 1024
-  latent_hw: int = 4
   upscale_features: int = 512
   decoder_features: Sequence[int] = (256, 128, 64)
   variational: bool = False
@@ -113,7 +111,7 @@ class SwapModel(nn.Module):
 
   def setup(self):
     self.encoder = Encoder(self.arch, tuple(self.encoder_features), self.latent_dim,
-                           self.latent_hw, self.upscale_features, self.variational,
+                           self.upscale_features, self.variational,
                            dtype=self.dtype)
     self.decoders = {i: Decoder(self.arch, tuple(self.decoder_features), self.mask,
                                 dtype=self.dtype, name=f"decoder_{i}")
@@ -143,7 +141,6 @@ def from_config(model_cfg) -> SwapModel:
       arch=model_cfg.arch,
       encoder_features=tuple(model_cfg.encoder_features),
       latent_dim=model_cfg.get("latent_dim", 1024),
-      latent_hw=model_cfg.get("latent_hw", 4),
       upscale_features=model_cfg.get("upscale_features", 512),
       decoder_features=tuple(model_cfg.decoder_features),
       variational=model_cfg.get("variational", False),

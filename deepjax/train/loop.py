@@ -82,15 +82,15 @@ def init_state(task, config, mesh, example_batch):
 def train_and_evaluate(config, workdir: str) -> dict:
   """Trains `config.task` in `workdir` (resuming if a checkpoint exists).
 
-  Returns the metrics of the last logged step (host floats) and the final step.
+  Returns {"step": final step, "metrics": last logged metrics (floats), "state": state}.
   """
   workdir = os.path.abspath(workdir)
   os.makedirs(workdir, exist_ok=True)
-  mesh = parallel.make_mesh()
+  mesh = parallel.make_mesh(config.get("mesh_devices", 0))
   repl = parallel.replicated(mesh)
   bsharding = parallel.batch_sharding(mesh)
   task = build_task(config)
-  host_bs = parallel.host_batch_size(config.batch_size)
+  host_bs = parallel.host_batch_size(config.batch_size, mesh)
 
   manager = ckpt.make_manager(workdir, config.get("keep_checkpoints", 3))
   latest = manager.latest_step()
@@ -163,7 +163,7 @@ def train_and_evaluate(config, workdir: str) -> dict:
         break
   writer.close()
   manager.close()
-  return {"step": step, **last}
+  return {"step": step, "metrics": last, "state": state}
 
 
 def _gather_data_states(local: dict) -> dict:

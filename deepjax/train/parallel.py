@@ -41,10 +41,13 @@ def maybe_initialize_distributed(coordinator: str | None = None, num_processes: 
                jax.device_count())
 
 
-def make_mesh() -> jax.sharding.Mesh:
-  """A 1-D mesh over every device (all hosts), axis `data`."""
-  return jax.make_mesh((jax.device_count(),), (DATA_AXIS,),
-                       axis_types=(jax.sharding.AxisType.Auto,))
+def make_mesh(num_devices: int = 0) -> jax.sharding.Mesh:
+  """A 1-D mesh, axis `data`, over every device of every host (or the first `num_devices`)."""
+  n = num_devices or jax.device_count()
+  if n > jax.device_count():
+    raise UserError(f"asked for {n} devices, only {jax.device_count()} present")
+  return jax.make_mesh((n,), (DATA_AXIS,), axis_types=(jax.sharding.AxisType.Auto,),
+                       devices=jax.devices()[:n])
 
 
 def replicated(mesh) -> NamedSharding:
@@ -56,10 +59,11 @@ def batch_sharding(mesh) -> NamedSharding:
   return NamedSharding(mesh, P(DATA_AXIS))
 
 
-def host_batch_size(global_batch: int) -> int:
-  """Per-process batch; the global batch must split evenly over devices."""
-  if global_batch % jax.device_count():
-    raise UserError(f"batch size {global_batch} does not divide over {jax.device_count()} "
+def host_batch_size(global_batch: int, mesh=None) -> int:
+  """Per-process batch; the global batch must split evenly over the mesh's devices."""
+  n = mesh.size if mesh is not None else jax.device_count()
+  if global_batch % n:
+    raise UserError(f"batch size {global_batch} does not divide over {n} "
                     "devices; choose a multiple of the device count")
   return global_batch // jax.process_count()
 

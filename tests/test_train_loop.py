@@ -1,0 +1,104 @@
+"""The training core on the tiny face-swap config: 1 and 8 devices, checkpoints, resume."""
+import os
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import pytest
+
+from deepjax.configs_lib import load_config
+from deepjax.errors import UserError
+from deepjax.loading import load_params
+from deepjax.train import loop
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def small_config(tmp_path, steps=30, mesh_devices=1, **model):
+  c = load_config("faceswap_ae", f"tiny,steps={steps},batch=8")
+  with c.unlocked():
+    c.data.size = 32
+    c.data.num_train = 48
+    c.data.num_test = 8
+    c.data.data_dir = str(tmp_path / "datasets")
+    c.model.encoder_features = (16, 32, 64)
+    c.model.latent_dim = 64
+    c.model.upscale_features = 32
+    c.model.decoder_features = (32, 16)
+    c.model.update(model)
+    c.optimizer.learning_rate = 1e-3
+    c.log_every = 5
+    c.checkpoint_every = 10
+    c.preview_every = 10
+    c.mesh_devices = mesh_devices
+  return c
+
+
+def tree_equal(a, b):
+  la, lb = jax.tree.leaves(a), jax.tree.leaves(b)
+  return len(la) == len(lb) and all(np.array_equal(np.asarray(x), np.asarray(y))
+                                    for x, y in zip(la, lb))
+
+
+@pytest.mark.parametrize("devices", [1, 8])
+def test_loss_falls_and_checkpoint_restores_bit_identically(tmp_path, devices, capsys):
+  c = small_config(tmp_path, steps=40, mesh_devices=devices)
+  out = loop.train_and_evaluate(c, str(tmp_path / "run"))
+  assert out["step"] == 40
+  logged = [l for l in capsys.readouterr().out.splitlines() if l.startswith("step ")]
+  losses = [float(l.split("| loss ")[1].split()[0]) for l in logged]
+  assert len(losses) == 8
+  assert np.mean(losses[-2:]) < 0.7 * np.mean(losses[:2]), losses
+  restored = load_params(str(tmp_path / "run"))
+  assert tree_equal(restored, out["state"].params)
+  assert os.path.exists(tmp_path / "run" / "preview.png")
+  assert os.listdir(tmp_path / "run" / "tb")
+
+
+def test_stopped_run_resumes_from_last_step_bit_identically(tmp_path, capsys):
+  full = loop.train_and_evaluate(small_config(tmp_path, steps=20), str(tmp_path / "full"))
+  loop.train_and_evaluate(small_config(tmp_path, steps=10), str(tmp_path / "split"))
+  resumed = loop.train_and_evaluate(small_config(tmp_path, steps=20), str(tmp_path / "split"))
+  assert "resumed from step 10" in capsys.readouterr().out
+  assert resumed["step"] == 20
+  assert tree_equal(resumed["state"].params, full["state"].params)
+  assert tree_equal(resumed["state"].opt_state, full["state"].opt_state)
+
+
+def test_checkpoint_from_another_config_is_refused(tmp_path):
+  loop.train_and_evaluate(small_config(tmp_path, steps=2), str(tmp_path / "run"))
+  other = small_config(tmp_path, steps=4, latent_dim=32)
+  with pytest.raises(UserError, match="different 'model' config"):
+    loop.train_and_evaluate(other, str(tmp_path / "run"))
+
+
+def test_nonfinite_loss_stops_and_keeps_checkpoint(tmp_path):
+  run = str(tmp_path / "run")
+  loop.train_and_evaluate(small_config(tmp_path, steps=10), run)
+  before = load_params(run)
+  bad = small_config(tmp_path, steps=20)
+  with bad.unlocked():
+    bad.optimizer.learning_rate = float("nan")
+  with pytest.raises(UserError, match="non-finite"):
+    loop.train_and_evaluate(bad, run)
+  assert tree_equal(load_params(run), before)
+
+
+def test_train_cli_bad_inputs(tmp_path):
+  env = dict(os.environ, JAX_PLATFORMS="cpu")
+  cfg = os.path.join(REPO, "configs", "faceswap_ae.py")
+  cases = [
+      [f"--config={cfg}:tiny", f"--workdir={tmp_path}/w", "--config.no_such_key=1"],
+      [f"--config={cfg}:tiny"],
+      [f"--config={tmp_path}/missing.py", f"--workdir={tmp_path}/w"],
+      [f"--config={cfg}:tiny", f"--workdir={tmp_path}/w", "--config.data.source=folders",
+       f"--config.data.a={tmp_path}/nope", f"--config.data.b={tmp_path}/nope"],
+  ]
+  for args in cases:
+    p = subprocess.run([sys.executable, "-m", "deepjax.train", *args], capture_output=True,
+                       text=True, env=env, cwd=REPO, timeout=300, check=False)
+    assert p.returncode != 0, args
+    assert "Traceback" not in p.stderr, p.stderr
+    err = [l for l in p.stderr.strip().splitlines() if l.strip()]
+    assert err and len(err) <= 3, p.stderr
