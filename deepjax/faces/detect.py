@@ -145,11 +145,14 @@ def _landmarks(image: np.ndarray, box: np.ndarray) -> np.ndarray:
   return np.array([[p.x, p.y] for p in shape.parts()], np.float32)
 
 
-def _detect_dlib(image: np.ndarray, cnn: bool, max_side: int) -> list[Face]:
+def _detect_dlib(image: np.ndarray, cnn: bool, max_side: int,
+                 upsample: int | None = None) -> list[Face]:
   h, w = image.shape[:2]
   scale = min(1.0, max_side / max(h, w))
   small = _resize(image, scale) if scale < 1.0 else image
-  upsample = 1 if max(small.shape[:2]) < UPSAMPLE_BELOW else 0
+  retry = upsample is None
+  if upsample is None:
+    upsample = 1 if max(small.shape[:2]) < UPSAMPLE_BELOW else 0
   boxes, scores = [], []
   if cnn:
     for d in _dlib_cnn()(small, upsample):
@@ -159,7 +162,7 @@ def _detect_dlib(image: np.ndarray, cnn: bool, max_side: int) -> list[Face]:
   else:
     hog, _ = _dlib_models()
     rects, confs, _ = hog.run(small, upsample, 0.0)
-    if not rects and upsample == 0 and max(small.shape[:2]) <= 2 * UPSAMPLE_BELOW:
+    if retry and not rects and upsample == 0 and max(small.shape[:2]) <= 2 * UPSAMPLE_BELOW:
       rects, confs, _ = hog.run(small, 1, 0.0)  # small faces: one more try, upsampled
     for r, s in zip(rects, confs):
       boxes.append([r.left(), r.top(), r.right(), r.bottom()])
@@ -258,7 +261,7 @@ def resolve_backend(name: str = "auto") -> tuple[str, str]:
 
 def detect_faces(image: np.ndarray, backend: str = "dlib",
                  max_side: int | tuple[int, ...] = DETECT_MAX_SIDE,
-                 verify: bool = False) -> list[Face]:
+                 verify: bool = False, upsample: int | None = None) -> list[Face]:
   """Finds faces and their 68 landmarks.
 
   Args:
@@ -267,6 +270,8 @@ def detect_faces(image: np.ndarray, backend: str = "dlib",
     max_side: detection runs on a copy downscaled to at most this longer side; a
       tuple gives sizes to try in turn until faces are found (dlib backends).
     verify: drop HOG detections scoring below VERIFY_BELOW that the CNN rejects.
+    upsample: dlib's 2x upsampling count; None = 1 for images under UPSAMPLE_BELOW px
+      (with a retry at 1 when 0 finds nothing in images up to twice that).
   Returns:
     Faces sorted by decreasing box area; boxes/landmarks in frame pixels.
   """
@@ -281,7 +286,7 @@ def detect_faces(image: np.ndarray, backend: str = "dlib",
     for k, side in enumerate(sides):
       if k > 0 and max(image.shape[:2]) <= sides[k - 1]:
         break  # the image was already detected at full size
-      faces = _detect_dlib(image, backend == "dlib_cnn", side)
+      faces = _detect_dlib(image, backend == "dlib_cnn", side, upsample)
       if faces:
         break
     if verify and backend == "dlib":
@@ -313,3 +318,46 @@ def face_embedding(image: np.ndarray, face: Face, jitter: int = 0) -> np.ndarray
   points = dlib.points([dlib.point(int(round(x)), int(round(y))) for x, y in face.landmarks])
   shape = dlib.full_object_detection(rect, points)
   return np.asarray(_dlib_encoder().compute_face_descriptor(image, shape, jitter), np.float32)
+
+
+class FrameDetector:
+  """`detect_faces` for consecutive video frames, with two memories of the last frame.
+
+  * Adaptive detection size: when the last frame's smallest face was S px, the next
+    frame is detected on a copy downscaled so that face would be ~`target_face` px
+    (HOG's window is 80 px; cost falls with the square of the scale); if nothing is
+    found there, the frame is detected again at the normal size.
+  * Verification (`verify=True`, dlib HOG only): a weak detection (score below
+    VERIFY_BELOW) is re-checked by the CNN only when it does not overlap (IoU > 0.3)
+    a face accepted in the previous frame.
+  """
+
+  def __init__(self, backend: str = "dlib", max_side: int | tuple[int, ...] = DETECT_MAX_SIDE,
+               verify: bool = True, adaptive: bool = True, target_face: int = 110):
+    self.backend, self.max_side, self.verify = backend, max_side, verify
+    self.adaptive, self.target_face = adaptive, target_face
+    self.previous: list[Face] = []
+
+  def _iou(self, a, b) -> float:
+    iw = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    ih = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - iw * ih
+    return iw * ih / union if union > 0 else 0.0
+
+  def __call__(self, image: np.ndarray) -> list[Face]:
+    image = as_rgb_uint8(image)
+    faces = None
+    if self.adaptive and self.previous and self.backend in ("dlib", "dlib_cnn"):
+      smallest = min(min(f.box[2] - f.box[0], f.box[3] - f.box[1]) for f in self.previous)
+      side = int(max(image.shape[:2]) * self.target_face / max(smallest, 1.0))
+      first = self.max_side if isinstance(self.max_side, int) else self.max_side[0]
+      if 160 <= side < first:
+        faces = detect_faces(image, self.backend, max_side=side, upsample=0) or None
+    if faces is None:
+      faces = detect_faces(image, self.backend, max_side=self.max_side)
+    if self.verify and self.backend == "dlib":
+      faces = [f for f in faces if f.score >= VERIFY_BELOW
+               or any(self._iou(f.box, p.box) > 0.3 for p in self.previous)
+               or verify_face(image, f)]
+    self.previous = faces
+    return faces

@@ -4,8 +4,9 @@
 For every source (image or video) it:
 
 1. detects faces on the sampled frames (every `every_n_frames`-th frame of the first
-   `max_frames`), with `faces.detect` (low-score HOG hits are re-checked by dlib's
-   CNN when a face first appears, which rejects animal faces);
+   `max_frames`) with `faces.detect.FrameDetector` (low-score HOG hits are re-checked
+   by dlib's CNN when a face first appears, which rejects animal faces; the
+   detection size adapts to the last frame's face size);
 2. keeps the main face, all faces, or all faces with persistent track ids
    (`faces.track`), and smooths each track's landmarks over time (`smooth`);
 3. aligns (`ops.align.alignment_matrix`), crops `size` x `size` and writes
@@ -157,20 +158,14 @@ def detect_source(path: str, kind: str, opts: ExtractOptions, backend: str,
   tracker = track.IdentityTracker()
   detections: dict[int, list[dict]] = {}
   no_face: list[int] = []
-  known_boxes: list[np.ndarray] = []  # boxes accepted in the previous sampled frame
   info = {"kind": kind, "frames_sampled": 0, "width": 0, "height": 0}
   max_side = detect.IMAGE_MAX_SIDE if kind == "image" else detect.DETECT_MAX_SIDE
+  detector = detect.FrameDetector(backend, max_side, verify=opts.verify)
   frames = [(0, image)] if image is not None else _frames(path, kind, opts)
   for i, frame in frames:
     info["frames_sampled"] += 1
     info["height"], info["width"] = frame.shape[:2]
-    faces = detect.detect_faces(frame, backend, max_side=max_side)
-    if opts.verify and backend == "dlib":
-      # CNN re-check for weak detections that do not continue an accepted face.
-      faces = [f for f in faces if f.score >= detect.VERIFY_BELOW
-               or any(track.iou(f.box, b) > 0.3 for b in known_boxes)
-               or detect.verify_face(frame, f)]
-    known_boxes = [f.box for f in faces]
+    faces = detector(frame)
     if opts.faces == "main" and faces:
       faces = [faces[track.main_face_index(faces, frame.shape[:2])]]
       ids = [0]
