@@ -223,6 +223,7 @@ def test_synthetic_round_trip_stub(tmp_path, stub_synthetic):
                                       split_seeds=(4, 4))
 
 
+@pytest.mark.slow  # the renderer's jit compile takes 7-25 s on a shared 2-core CPU.
 def test_synthetic_round_trip_real(tmp_path):
   try:
     import deepjax.data.synthetic as syn  # pylint: disable=g-import-not-at-top
@@ -234,3 +235,62 @@ def test_synthetic_round_trip_real(tmp_path):
   _check_synthetic(builder, syn, (1, 2), 3, 16, (4, 4))
   fields = set(syn.sample_motion(0, 1))
   assert fields <= set(builder.info.features)
+
+
+# ----------------------------------------------------------------------------- talking heads
+
+
+def make_video_folder(path, n_videos=3, n_frames=6, size=16):
+  """Videos whose frames are solid colours: red = 30 * frame, green = 60 * video + 20."""
+  from deepjax.data import video  # pylint: disable=g-import-not-at-top
+  path.mkdir()
+  for v in range(n_videos):
+    frames = np.zeros((n_frames, size, size + 4, 3), np.uint8)
+    frames[..., 0] = (30 * np.arange(n_frames))[:, None, None]
+    frames[..., 1] = 60 * v + 20
+    video.write_video(str(path / f"clip{v}.mp4"), frames, fps=10)
+  return str(path)
+
+
+def test_talking_heads(tmp_path, caplog):
+  from deepjax.data.builders import talking_heads  # pylint: disable=g-import-not-at-top
+  folder = make_video_folder(tmp_path / "vids", n_videos=3, n_frames=7)
+  (tmp_path / "vids" / "broken.mp4").write_bytes(b"not a video")
+  with caplog.at_level(logging.WARNING, logger="deepjax.data"):
+    b = talking_heads.prepare_talking_heads(folder, size=8, data_dir=tmp_path / "d",
+                                            frame_step=2, test_videos=("clip1",))
+  assert "broken.mp4" in caplog.text
+  for split, names in (("train", ["clip0.mp4", "clip2.mp4"]), ("test", ["clip1.mp4"])):
+    starts, counts = common.video_offsets(b, split)
+    assert b.info.metadata[split]["videos"] == names
+    np.testing.assert_array_equal(counts, [4] * len(names))  # frames 0, 2, 4, 6.
+    ds = b.as_data_source(split)
+    assert len(ds) == counts.sum()
+    for v, name in enumerate(names):
+      recs = [ds[int(i)] for i in range(starts[v], starts[v] + counts[v])]
+      assert [int(r["frame"]) for r in recs] == [0, 2, 4, 6]
+      assert all(int(r["video"]) == v and r["name"] == name.encode() for r in recs)
+      vid = int(name[4])
+      for r in recs:
+        assert r["image"].shape == (8, 8, 3)
+        assert abs(int(r["image"][4, 4, 1]) - (60 * vid + 20)) <= 6
+        assert abs(int(r["image"][4, 4, 0]) - 30 * int(r["frame"])) <= 6
+  capped = talking_heads.prepare_talking_heads(folder, size=8, data_dir=tmp_path / "d",
+                                               max_frames=2, test_fraction=0.0)
+  np.testing.assert_array_equal(common.video_offsets(capped, "train")[1], [2, 2, 2])
+
+
+def test_talking_heads_errors(tmp_path):
+  from deepjax.data.builders import talking_heads  # pylint: disable=g-import-not-at-top
+  with pytest.raises(UserError, match="not found"):
+    talking_heads.prepare_talking_heads(tmp_path / "none", data_dir=tmp_path / "d")
+  (tmp_path / "empty").mkdir()
+  with pytest.raises(UserError, match="no video files"):
+    talking_heads.prepare_talking_heads(tmp_path / "empty", data_dir=tmp_path / "d")
+  (tmp_path / "bad").mkdir()
+  (tmp_path / "bad" / "x.mp4").write_bytes(b"junk")
+  with pytest.raises(UserError, match="no readable videos"):
+    talking_heads.prepare_talking_heads(tmp_path / "bad", data_dir=tmp_path / "d")
+  folder = make_video_folder(tmp_path / "v", n_videos=2, n_frames=2)
+  with pytest.raises(UserError, match="clip9"):
+    talking_heads.prepare_talking_heads(folder, data_dir=tmp_path / "d", test_videos=("clip9",))

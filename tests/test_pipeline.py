@@ -198,3 +198,71 @@ def test_worker_processes_state(folders_config):
   fresh = pipeline.swap_iterator(folders_config, batch_size=2, seed=1)
   fresh.set_state(state)
   np.testing.assert_array_equal(next(fresh)["a"], want["a"])
+
+
+# ----------------------------------------------------------------------------- motion pairs
+
+
+@pytest.fixture
+def videos_config(tmp_path):
+  from test_builders import make_video_folder  # pylint: disable=g-import-not-at-top
+  folder = make_video_folder(tmp_path / "vids", n_videos=4, n_frames=5)
+  return ml_collections.ConfigDict({
+      "source": "videos", "size": SIZE, "folder": folder, "test_videos": ["clip3"],
+      "repeats": 3, "data_dir": str(tmp_path / "data"), "worker_count": 0, "shuffle": True})
+
+
+def _vid(images):
+  """Video id decoded from the green level (60 * v + 20)."""
+  return np.round((images[:, SIZE // 2, SIZE // 2, 1].astype(float) - 20) / 60).astype(int)
+
+
+def _frame(images):
+  return np.round(images[:, SIZE // 2, SIZE // 2, 0].astype(float) / 30).astype(int)
+
+
+def test_pair_iterator(videos_config):
+  from deepjax.data import motion_pipeline  # pylint: disable=g-import-not-at-top
+  it = motion_pipeline.pair_iterator(videos_config, batch_size=4, seed=0)
+  batches = [next(it) for _ in range(6)]
+  b = batches[0]
+  assert set(b) == {"source", "driving", "video"}
+  assert b["source"].shape == (4, SIZE, SIZE, 3) and b["source"].dtype == np.uint8
+  for b in batches:
+    np.testing.assert_array_equal(_vid(b["source"]), _vid(b["driving"]))  # same video.
+    assert np.all(_frame(b["source"]) != _frame(b["driving"]))  # distinct frames.
+    assert set(_vid(b["source"])) <= {0, 1, 2}  # clip3 is held out.
+  # An epoch (3 videos x 3 repeats = 9 slots) visits every video `repeats` times.
+  it = motion_pipeline.pair_iterator(videos_config, batch_size=1, seed=1)
+  vids = [int(_vid(next(it)["source"])[0]) for _ in range(9)]
+  assert sorted(vids) == [0, 0, 0, 1, 1, 1, 2, 2, 2]
+
+
+def test_pair_iterator_state(videos_config):
+  from deepjax.data import motion_pipeline  # pylint: disable=g-import-not-at-top
+  it = motion_pipeline.pair_iterator(videos_config, batch_size=2, seed=5)
+  for _ in range(3):
+    next(it)
+  state = json.loads(json.dumps(it.get_state()))
+  want = [next(it) for _ in range(2)]
+  fresh = motion_pipeline.pair_iterator(videos_config, batch_size=2, seed=5)
+  fresh.set_state(state)
+  for w in want:
+    got = next(fresh)
+    for k in w:
+      np.testing.assert_array_equal(got[k], w[k])
+
+
+def test_eval_pairs(videos_config):
+  from deepjax.data import motion_pipeline  # pylint: disable=g-import-not-at-top
+  seen = []
+  for index in range(3):
+    for b in motion_pipeline.eval_pairs(videos_config, batch_size=2, shard_index=index,
+                                        shard_count=3):
+      assert b["source"].shape == (2, SIZE, SIZE, 3)
+      np.testing.assert_array_equal(_frame(b["source"]), 0)
+      np.testing.assert_array_equal(_frame(b["driving"]), b["frame"])
+      seen += [(int(v), int(f)) for v, f, ok in zip(b["video"], b["frame"], b["valid"]) if ok]
+  assert sorted(seen) == [(0, f) for f in range(5)]  # one test video, 5 frames, once each.
+  with pytest.raises(UserError, match="source"):
+    motion_pipeline.pair_iterator(dict(videos_config.to_dict(), source="x"), 2, 0)

@@ -137,6 +137,41 @@ def name_fraction(name: str) -> float:
 def prepare(builder):
   """Runs `download_and_prepare` (ArrayRecord) unless the data is already there."""
   if not builder.is_prepared():
-    builder.download_and_prepare(
-        download_config=tfds.download.DownloadConfig(try_download_gcs=False))
+    try:
+      builder.download_and_prepare(
+          download_config=tfds.download.DownloadConfig(try_download_gcs=False))
+    except ValueError as e:
+      if "number of generated examples" in str(e):  # every file of a split failed.
+        raise UserError(f"no usable data for {builder.name}/{builder.builder_config.name}: "
+                        f"{str(e).splitlines()[0]}") from None
+      raise
   return builder
+
+
+# ---- video-major datasets (talking_heads, synthetic_videos): records in key order.
+
+_KEY_STRIDE = 10**8
+
+
+def video_key(video_id: int, position: int) -> int:
+  """Record key that sorts video-major (with `disable_shuffling=True` in the info)."""
+  return int(video_id) * _KEY_STRIDE + int(position)
+
+
+def set_video_counts(builder, split: str, names: list[str], counts: list[int]) -> None:
+  """Records the videos of `split` and their record counts in the dataset metadata."""
+  builder.info.metadata[split] = {"videos": list(names), "counts": [int(c) for c in counts]}
+
+
+def video_offsets(builder, split: str) -> tuple[np.ndarray, np.ndarray]:
+  """(first record index, record count) of each video of `split`: int64 (V,) each.
+
+  Read from the dataset metadata, without touching the records.
+  """
+  meta = builder.info.metadata or {}
+  if split not in meta:
+    raise UserError(f"dataset {builder.name}/{builder.builder_config.name} has no '{split}' "
+                    "videos")
+  counts = np.asarray(meta[split]["counts"], np.int64)
+  starts = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
+  return starts, counts

@@ -162,3 +162,103 @@ def prepare_synthetic(identity_seed: int, num_train: int, size: int = 64,
   builder = SyntheticFaces(config=cfg, data_dir=common.resolve_data_dir(data_dir),
                            file_format="array_record")
   return common.prepare(builder)
+
+
+# ----------------------------------------------------------------------------- videos
+
+
+@dataclasses.dataclass
+class SyntheticVideosConfig(tfds.core.BuilderConfig):
+  """Identity seeds of each split; frames per video; size."""
+  train_identities: tuple[int, ...] = (0,)
+  test_identities: tuple[int, ...] = ()
+  num_frames: int = 64
+  size: int = 64
+
+
+def clip_seed(identity_seed: int) -> int:
+  """The `motion_clip` seed of an identity's video."""
+  return int(np.random.SeedSequence([int(identity_seed), 0xC11B]).generate_state(1)[0])
+
+
+class SyntheticVideos(SyntheticFaces):
+  """`synthetic_videos`: one smooth clip (`motion_clip`) per synthetic identity.
+
+  For the motion model: pairs of frames of one video share the identity, and the
+  test split holds other identities. Records are video-major (TFDS shuffling off),
+  `common.video_offsets` gives each video's records. Features: those of
+  `synthetic_faces` plus `video` int64 (index in the split) and `frame` int64.
+  """
+
+  VERSION = tfds.core.Version("1.0.0")
+  RELEASE_NOTES = {"1.0.0": "First version."}
+
+  def _info(self) -> tfds.core.DatasetInfo:
+    cfg = self.builder_config
+    motion = {k: tfds.features.Tensor(shape=s, dtype=np.float32)
+              for k, s in self._motion_shapes().items()}
+    return tfds.core.DatasetInfo(
+        builder=self,
+        description=f"Synthetic talking-head clips at {cfg.size}x{cfg.size}.",
+        features=common.face_features(
+            cfg.size, "png",
+            identity=tfds.features.Tensor(shape=(), dtype=np.int64),
+            video=tfds.features.Tensor(shape=(), dtype=np.int64),
+            frame=tfds.features.Tensor(shape=(), dtype=np.int64),
+            **motion),
+        disable_shuffling=True,
+        metadata=tfds.core.MetadataDict(),
+    )
+
+  def _split_generators(self, dl_manager):
+    del dl_manager
+    cfg = self.builder_config
+    splits = {"train": self._generate_examples("train", cfg.train_identities)}
+    if cfg.test_identities:
+      splits["test"] = self._generate_examples("test", cfg.test_identities)
+    return splits
+
+  def _generate_examples(self, split, identity_seeds):  # pylint: disable=arguments-renamed
+    cfg = self.builder_config
+    syn = _synthetic()
+    for vid, seed in enumerate(identity_seeds):
+      identity = syn.sample_identity(seed)
+      motion = {k: np.asarray(v, np.float32)
+                for k, v in syn.motion_clip(clip_seed(seed), cfg.num_frames).items()}
+      for start in range(0, cfg.num_frames, _RENDER_CHUNK):
+        stop = min(cfg.num_frames, start + _RENDER_CHUNK)
+        chunk = {k: v[start:stop] for k, v in motion.items()}
+        images, landmarks = syn.render(identity, chunk, cfg.size)
+        images = np.round(np.clip(np.asarray(images), 0, 1) * 255).astype(np.uint8)
+        for j in range(stop - start):
+          yield common.video_key(vid, start + j), {
+              "image": common.encode_image(images[j]),
+              "landmarks": np.asarray(landmarks[j], np.float32),
+              "has_landmarks": True, "identity": int(seed), "video": vid,
+              "frame": start + j, **{k: v[j] for k, v in chunk.items()}}
+    common.set_video_counts(self, split, [f"identity_{s}" for s in identity_seeds],
+                            [cfg.num_frames] * len(identity_seeds))
+
+
+def prepare_synthetic_videos(train_identities, test_identities=(), num_frames: int = 64,
+                             size: int = 64, data_dir: str | None = None) -> SyntheticVideos:
+  """Renders one clip per identity seed (train and test splits); returns the builder.
+
+  Raises:
+    UserError: no train identities, an identity in both splits, bad sizes.
+  """
+  train = tuple(int(s) for s in train_identities)
+  test = tuple(int(s) for s in test_identities)
+  if not train or num_frames < 2 or size < 4:
+    raise UserError(f"need train identities, num_frames >= 2, size >= 4; got {len(train)}, "
+                    f"{num_frames}, {size}")
+  if set(train) & set(test):
+    raise UserError(f"identities in both splits: {sorted(set(train) & set(test))}")
+  fp = common.fingerprint(renderer_fingerprint(), train, test, num_frames, size)
+  cfg = SyntheticVideosConfig(
+      name=f"v{len(train)}_{len(test)}_{size}_{num_frames}_{fp}", train_identities=train,
+      test_identities=test, num_frames=int(num_frames), size=int(size),
+      description=f"{len(train)}+{len(test)} clips of {num_frames} frames at {size}px")
+  builder = SyntheticVideos(config=cfg, data_dir=common.resolve_data_dir(data_dir),
+                            file_format="array_record")
+  return common.prepare(builder)
