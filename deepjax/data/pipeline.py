@@ -72,12 +72,24 @@ def _shard(shard_by_process: bool, shard_index, shard_count) -> tuple[int, int]:
 
 
 def _prepare_once(fn: Callable[[], Any], multihost: bool):
-  """Runs `fn` on process 0 first, then on the others (no race on a shared data_dir)."""
+  """Runs `fn` on process 0 first, then on the others (no race on a shared data_dir).
+
+  Process 0 reaches the barrier even when `fn` fails (then re-raises), so the other
+  processes never wait forever; they run `fn` themselves afterwards (on a shared
+  data_dir it finds the data prepared, on a local one it prepares its own copy).
+  """
   if not multihost or jax.process_count() == 1:
     return fn()
   from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
-  out = fn() if jax.process_index() == 0 else None
+  out, error = None, None
+  if jax.process_index() == 0:
+    try:
+      out = fn()
+    except Exception as e:  # pylint: disable=broad-except
+      error = e
   multihost_utils.sync_global_devices("deepjax.data.prepare")
+  if error is not None:
+    raise error
   return out if jax.process_index() == 0 else fn()
 
 
