@@ -24,6 +24,7 @@ Configs (`augment`, `augment_pair`) are plain dicts or ml_collections
 ConfigDicts with python scalars; close over them when jitting, e.g.
 `jax.jit(lambda k, x: augment(k, x, cfg))`.
 """
+import functools
 from typing import Any, Mapping
 
 import jax
@@ -64,6 +65,7 @@ def _fold_index(idx, n, mode):
   return jnp.clip(idx, 0, n - 1), valid
 
 
+@functools.partial(jax.jit, static_argnames=("mode",))
 def remap(images_BxHxWxC, coords_BxhxWx2, mode="edge"):
   """Bilinear resampling of images at pixel coordinates.
 
@@ -177,6 +179,7 @@ def interpolate_control_grid(offsets_BxGhxGwx2, height, width, interpolation="li
   return jnp.einsum("hg,bgkc,wk->bhwc", mh, offsets_BxGhxGwx2.astype(jnp.float32), mw)
 
 
+@functools.partial(jax.jit, static_argnames=("batch", "height", "width", "grid_size", "interpolation"))
 def random_warp_field(key, batch, height, width, grid_size=5, jitter=DEFAULT_WARP_JITTER,
                       interpolation="linear"):
   """Random smooth displacement field (B, H, W, 2) in pixels ((dx, dy) per pixel).
@@ -191,6 +194,7 @@ def random_warp_field(key, batch, height, width, grid_size=5, jitter=DEFAULT_WAR
   return interpolate_control_grid(noise * scale, height, width, interpolation)
 
 
+@functools.partial(jax.jit, static_argnames=("grid_size", "interpolation", "mode"))
 def random_warp(key, images_BxHxWxC, grid_size=5, jitter=DEFAULT_WARP_JITTER,
                 interpolation="linear", mode="edge"):
   """faceswap-style random warp: jittered control grid -> smooth field -> bilinear remap.
@@ -215,6 +219,7 @@ def random_warp(key, images_BxHxWxC, grid_size=5, jitter=DEFAULT_WARP_JITTER,
 # ----------------------------------------------------------------------------
 # Random affine (rotation, zoom, shift, horizontal flip)
 # ----------------------------------------------------------------------------
+@functools.partial(jax.jit, static_argnames=("batch", "height", "width"))
 def random_affine_matrices(key, batch, height, width, rotation_deg=10.0, zoom=0.05,
                            shift=0.05, flip_prob=0.5):
   """Random per-image inverse affine maps (output pixel -> source pixel).
@@ -227,12 +232,14 @@ def random_affine_matrices(key, batch, height, width, rotation_deg=10.0, zoom=0.
   Returns:
     float32 (B, 3, 3) homogeneous matrices mapping output (x, y, 1) to source (x, y, 1).
   """
-  k_rot, k_zoom, k_shift, k_flip = jax.random.split(key, 4)
-  angle = jnp.deg2rad(rotation_deg) * jax.random.uniform(k_rot, (batch,), minval=-1.0, maxval=1.0)
-  scale = 1.0 + zoom * jax.random.uniform(k_zoom, (batch,), minval=-1.0, maxval=1.0)
+  # One draw for all parameters (fewer RNG kernels to compile): columns are
+  # rotation, zoom, shift x, shift y, flip, each U(-1, 1).
+  u = jax.random.uniform(key, (batch, 5), jnp.float32, minval=-1.0, maxval=1.0)
+  angle = jnp.deg2rad(rotation_deg) * u[:, 0]
+  scale = 1.0 + zoom * u[:, 1]
   size = jnp.asarray([[width, height]], jnp.float32)
-  offset = shift * size * jax.random.uniform(k_shift, (batch, 2), minval=-1.0, maxval=1.0)
-  flip = jax.random.uniform(k_flip, (batch,)) < flip_prob
+  offset = shift * size * u[:, 2:4]
+  flip = (u[:, 4] + 1.0) * 0.5 < flip_prob
   cx, cy = (width - 1) / 2.0, (height - 1) / 2.0
   # Output -> source: undo the flip, undo the shift, undo rotation/zoom about the centre.
   xo_sign = jnp.where(flip, -1.0, 1.0)            # x_unflipped = sign * (x - cx) + cx
@@ -254,6 +261,7 @@ def random_affine_matrices(key, batch, height, width, rotation_deg=10.0, zoom=0.
   return jnp.stack([row0, row1, row2], axis=1).astype(jnp.float32)
 
 
+@functools.partial(jax.jit, static_argnames=("mode",))
 def random_affine(key, images_BxHxWxC, rotation_deg=10.0, zoom=0.05, shift=0.05,
                   flip_prob=0.5, mode="edge"):
   """Random rotation/zoom/shift and horizontal flip per image (one bilinear resampling).
@@ -287,53 +295,77 @@ def transform_landmarks(matrices_Bx3x3, landmarks_BxNx2, height, width):
   """
   size = jnp.asarray([[[width, height]]], jnp.float32)
   px = (landmarks_BxNx2.astype(jnp.float32) + 1.0) / 2.0 * size - 0.5
-  forward = jnp.linalg.inv(matrices_Bx3x3)
-  out = _apply_homogeneous(forward, px)
+  lin = matrices_Bx3x3[:, :2, :2]
+  det = lin[:, 0, 0] * lin[:, 1, 1] - lin[:, 0, 1] * lin[:, 1, 0]
+  inv = jnp.stack([jnp.stack([lin[:, 1, 1], -lin[:, 0, 1]], -1),
+                   jnp.stack([-lin[:, 1, 0], lin[:, 0, 0]], -1)], 1) / det[:, None, None]
+  # forward(p) = inv (p - t) for the inverse map source = lin p + t.
+  out = jnp.einsum("bij,bnj->bni", inv, px - matrices_Bx3x3[:, None, :2, 2])
   return (out + 0.5) / size * 2.0 - 1.0
 
 
 # ----------------------------------------------------------------------------
 # Config-driven augmentation
 # ----------------------------------------------------------------------------
-def _read_cfg(cfg: Any) -> dict:
-  """Reads augmentation fields from a dict/ConfigDict, filling defaults, validating."""
+def _read_cfg(cfg: Any) -> tuple:
+  """Reads augmentation fields from a dict/ConfigDict (defaults filled in), validated.
+
+  Returns a hashable tuple of (name, python value) pairs, usable as a static jit argument.
+  """
   if cfg is None:
     cfg = {}
   if not hasattr(cfg, "get"):
     raise UserError(f"augmentation config must be a dict or ConfigDict, got {type(cfg).__name__}")
   out = {name: cfg.get(name, default) for name, default in AUGMENT_DEFAULTS.items()}
   for name in ("warp_jitter", "rotation_deg", "zoom", "shift", "flip_prob"):
-    value = out[name]
-    if isinstance(value, (int, float, np.number)) and not value >= 0:
-      raise UserError(f"augmentation {name} must be >= 0, got {value!r}")
-  if isinstance(out["flip_prob"], (int, float)) and out["flip_prob"] > 1:
+    try:
+      out[name] = float(out[name])
+    except (TypeError, ValueError, jax.errors.ConcretizationTypeError):
+      raise UserError(f"augmentation {name} must be a number, got {out[name]!r}") from None
+    if not out[name] >= 0:
+      raise UserError(f"augmentation {name} must be >= 0, got {out[name]!r}")
+  if out["flip_prob"] > 1:
     raise UserError(f"augmentation flip_prob must be in [0, 1], got {out['flip_prob']!r}")
-  if isinstance(out["zoom"], (int, float)) and out["zoom"] >= 1:
+  if out["zoom"] >= 1:
     raise UserError(f"augmentation zoom must be < 1, got {out['zoom']!r}")
   if out["mode"] not in _MODES:
     raise UserError(f"augmentation mode must be one of {_MODES}, got {out['mode']!r}")
-  return out
+  grid = out["warp_grid_size"]
+  if isinstance(grid, bool) or not isinstance(grid, (int, np.integer)) or grid < 2:
+    raise UserError(f"augmentation warp_grid_size must be an int >= 2, got {grid!r}")
+  out["warp_grid_size"] = int(grid)
+  out["warp"] = bool(out["warp"])
+  return tuple(sorted(out.items()))
 
 
-def _augment_coords(key, b, h, w, c):
-  """(target_coords, input_coords, affine matrices) for `augment_pair`."""
+def _is_identity(c: dict) -> bool:
+  return not c["warp"] and all(
+      c[n] == 0 for n in ("rotation_deg", "zoom", "shift", "flip_prob"))
+
+
+@functools.partial(jax.jit, static_argnames=("cfg", "want_targets"))
+def _augment_impl(key, images_BxHxWxC, landmarks_BxNx2, cfg: tuple, want_targets: bool):
+  """(inputs, targets or None, landmarks or None) with one resampling per output."""
+  c = dict(cfg)
+  b, h, w, _ = images_BxHxWxC.shape
   k_affine, k_warp = jax.random.split(key)
   mats = random_affine_matrices(k_affine, b, h, w, c["rotation_deg"], c["zoom"], c["shift"],
                                 c["flip_prob"])
   grid = jnp.broadcast_to(_pixel_grid(h, w)[None], (b, h, w, 2))
-  target = _apply_homogeneous(mats, grid.reshape(b, h * w, 2)).reshape(b, h, w, 2)
-  if not c["warp"]:
-    return target, target, mats
-  field = random_warp_field(k_warp, b, h, w, c["warp_grid_size"], c["warp_jitter"])
-  # Warp in the output frame, then map through the affine: one resampling in all.
-  inputs = _apply_homogeneous(mats, (grid + field).reshape(b, h * w, 2)).reshape(b, h, w, 2)
-  return target, inputs, mats
 
+  def sample(points_BxHxWx2):
+    src = _apply_homogeneous(mats, points_BxHxWx2.reshape(b, h * w, 2)).reshape(b, h, w, 2)
+    return remap(images_BxHxWxC, src, c["mode"])
 
-def _is_identity(c) -> bool:
-  return (not c["warp"] and all(
-      isinstance(c[n], (int, float)) and c[n] == 0
-      for n in ("rotation_deg", "zoom", "shift", "flip_prob")))
+  targets = sample(grid) if (want_targets or not c["warp"]) else None
+  if c["warp"]:
+    field = random_warp_field(k_warp, b, h, w, c["warp_grid_size"], c["warp_jitter"])
+    # Warp in the output frame, then map through the affine: one resampling in all.
+    inputs = sample(grid + field)
+  else:
+    inputs = targets
+  lms = None if landmarks_BxNx2 is None else transform_landmarks(mats, landmarks_BxNx2, h, w)
+  return inputs, targets, lms
 
 
 def augment_pair(key, images_BxHxWxC, cfg: Mapping | Any):
@@ -349,9 +381,9 @@ def augment_pair(key, images_BxHxWxC, cfg: Mapping | Any):
   Args:
     key: jax.random key.
     images_BxHxWxC: float32 (B, H, W, C) in [0, 1].
-    cfg: dict or ConfigDict with optional fields warp (bool), warp_jitter,
-      warp_grid_size, rotation_deg, zoom, shift, flip_prob, mode (see
-      AUGMENT_DEFAULTS).
+    cfg: dict or ConfigDict with optional fields (python values) warp (bool),
+      warp_jitter, warp_grid_size, rotation_deg, zoom, shift, flip_prob, mode
+      (see AUGMENT_DEFAULTS for the defaults).
 
   Returns:
     (inputs, targets), both float32 (B, H, W, C).
@@ -363,31 +395,27 @@ def augment_pair(key, images_BxHxWxC, cfg: Mapping | Any):
 def augment_pair_with_landmarks(key, images_BxHxWxC, landmarks_BxNx2, cfg):
   """`augment_pair` that also moves landmarks with the targets' affine/flip.
 
+  Args:
+    landmarks_BxNx2: float (B, N, 2) (x, y) in [-1, 1], or None.
+
   Returns:
     (inputs, targets, target_landmarks (B, N, 2) in [-1, 1] or None when
     landmarks_BxNx2 is None). Note: a horizontal flip mirrors positions only;
     it does not swap left/right landmark indices.
   """
   c = _read_cfg(cfg)
-  b, h, w, _ = images_BxHxWxC.shape
-  if _is_identity(c):
+  if _is_identity(dict(c)):
     return images_BxHxWxC, images_BxHxWxC, landmarks_BxNx2
-  target_coords, input_coords, mats = _augment_coords(key, b, h, w, c)
-  targets = remap(images_BxHxWxC, target_coords, c["mode"])
-  inputs = remap(images_BxHxWxC, input_coords, c["mode"]) if c["warp"] else targets
-  lms = None if landmarks_BxNx2 is None else transform_landmarks(mats, landmarks_BxNx2, h, w)
-  return inputs, targets, lms
+  return _augment_impl(key, images_BxHxWxC, landmarks_BxNx2, cfg=c, want_targets=True)
 
 
 def augment(key, images_BxHxWxC, cfg):
   """Random affine/flip then (if cfg.warp) random warp; returns float32 (B, H, W, C).
 
-  Equal to `augment_pair(key, images, cfg)[0]`. All magnitudes 0 and warp off
-  returns the images unchanged.
+  Equal to `augment_pair(key, images, cfg)[0]` (one bilinear resampling). All
+  magnitudes 0 and warp off returns the images unchanged. cfg as in `augment_pair`.
   """
   c = _read_cfg(cfg)
-  b, h, w, _ = images_BxHxWxC.shape
-  if _is_identity(c):
+  if _is_identity(dict(c)):
     return images_BxHxWxC
-  _, input_coords, _ = _augment_coords(key, b, h, w, c)
-  return remap(images_BxHxWxC, input_coords, c["mode"])
+  return _augment_impl(key, images_BxHxWxC, None, cfg=c, want_targets=False)[0]
