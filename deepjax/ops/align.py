@@ -34,7 +34,6 @@ coverage ratio): the crop side is `side * coverage`.
 """
 from __future__ import annotations
 
-import jax.numpy as jnp
 import numpy as np
 from scipy import ndimage
 
@@ -105,8 +104,9 @@ def umeyama(src: np.ndarray, dst: np.ndarray, estimate_scale: bool = True) -> np
   return t
 
 
-def umeyama_jnp(src: jnp.ndarray, dst: jnp.ndarray, estimate_scale: bool = True) -> jnp.ndarray:
-  """jit-able `umeyama` for (..., N, 2) batches: returns (..., 3, 3) float32."""
+def umeyama_jnp(src, dst, estimate_scale: bool = True):
+  """jit-able `umeyama` for (..., N, 2) jax arrays: returns (..., 3, 3) float32."""
+  import jax.numpy as jnp  # pylint: disable=import-outside-toplevel  (keeps the CLI light)
   mu_s, mu_d = src.mean(-2, keepdims=True), dst.mean(-2, keepdims=True)
   s0, d0 = src - mu_s, dst - mu_d
   n = src.shape[-2]
