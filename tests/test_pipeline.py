@@ -266,3 +266,19 @@ def test_eval_pairs(videos_config):
   assert sorted(seen) == [(0, f) for f in range(5)]  # one test video, 5 frames, once each.
   with pytest.raises(UserError, match="source"):
     motion_pipeline.pair_iterator(dict(videos_config.to_dict(), source="x"), 2, 0)
+
+
+def test_readers_picklable(folders_config, videos_config):
+  """grain worker processes receive the pipeline by pickle."""
+  import pickle  # pylint: disable=g-import-not-at-top
+  from deepjax.data import motion_pipeline  # pylint: disable=g-import-not-at-top
+  src = pipeline.identity_builders(folders_config, multihost=False)["a"].as_data_source("train")
+  reader = pickle.loads(pickle.dumps(pipeline._EvalReader(src)))  # pylint: disable=protected-access
+  assert reader((0, True))["image"].shape == (SIZE, SIZE, 3)
+  b = motion_pipeline.video_builder(videos_config, multihost=False)
+  vsrc = b.as_data_source("train")
+  starts, counts = motion_pipeline.common.video_offsets(b, "train")
+  pair = pickle.loads(pickle.dumps(motion_pipeline._PairReader(vsrc, starts, counts, 0, 0)))  # pylint: disable=protected-access
+  assert pair(3, 1)["source"].shape == (SIZE, SIZE, 3)
+  ev = pickle.loads(pickle.dumps(motion_pipeline._EvalPairReader(vsrc, starts)))  # pylint: disable=protected-access
+  assert int(ev(((1, 2), True))["frame"]) == 2

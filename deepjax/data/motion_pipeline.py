@@ -93,6 +93,20 @@ class _PairReader:
             "video": np.int64(vid)}
 
 
+class _EvalPairReader:
+  """((video, frame), valid) -> frame 0 and `frame` of the video (picklable)."""
+
+  def __init__(self, source, starts):
+    self.source, self.starts = source, starts
+
+  def __call__(self, item) -> dict:
+    (vid, frame), valid = item
+    first = int(self.starts[vid])
+    return {"source": _image(self.source[first]),
+            "driving": _image(self.source[first + frame]),
+            "video": np.int64(vid), "frame": np.int64(frame), "valid": np.bool_(valid)}
+
+
 class PairIterator:
   """Yields {"source", "driving": uint8 (b, H, W, 3), "video": int64 (b,)}.
 
@@ -190,12 +204,5 @@ def eval_pairs(data_config, batch_size: int, split: str = "test",
   own = pairs[index::count] or [pairs[0]]
   n_own = len(pairs[index::count])
   items = [(own[k % len(own)], k < n_own) for k in range(per_host)]
-
-  def read(item):
-    (vid, frame), valid = item
-    first = int(starts[vid])
-    return {"source": _image(source[first]), "driving": _image(source[first + frame]),
-            "video": np.int64(vid), "frame": np.int64(frame), "valid": np.bool_(valid)}
-
-  ds = grain.MapDataset.source(items).map(read).batch(batch_size)
+  ds = grain.MapDataset.source(items).map(_EvalPairReader(source, starts)).batch(batch_size)
   yield from pipeline._to_iter(ds, data_config)  # pylint: disable=protected-access

@@ -265,6 +265,17 @@ def _eval_indices(n: int, index: int, count: int, per_host: int) -> tuple[np.nda
   return own[np.arange(per_host) % own.size], valid
 
 
+class _EvalReader:
+  """(record index, valid) -> selected record + "valid" (picklable for grain workers)."""
+
+  def __init__(self, source):
+    self.source = source
+
+  def __call__(self, item) -> dict:
+    index, valid = item
+    return {**_select(self.source[index]), "valid": np.bool_(valid)}
+
+
 def eval_batches(data_config, batch_size: int, split: str = "test",
                  shard_by_process: bool = True, shard_index: Optional[int] = None,
                  shard_count: Optional[int] = None) -> Iterator[dict]:
@@ -289,7 +300,7 @@ def eval_batches(data_config, batch_size: int, split: str = "test",
   for side, src in sources.items():
     idx, valid = _eval_indices(len(src), index, count, per_host)
     items = grain.MapDataset.source([(int(i), bool(v)) for i, v in zip(idx, valid)])
-    ds = items.map(lambda iv, src=src: {**_select(src[iv[0]]), "valid": np.bool_(iv[1])})
+    ds = items.map(_EvalReader(src))
     iters[side] = iter(_to_iter(ds.batch(batch_size), data_config))
   for _ in range(per_host // batch_size):
     batch = {}
