@@ -1,0 +1,51 @@
+"""A CPU-sized first-order motion model: 64 px, narrow layers, the reference architecture.
+
+`--config=configs/fomm_tiny.py` (arguments as configs/fomm_vox256.py). Differences from
+vox-256: 64 px frames; keypoint detector and dense motion at scale 0.5 (32 px) with
+3 hourglass blocks; narrower channels; fewer bottleneck blocks; small batch and a short
+schedule. Everything else (losses, transform, normalisation) is vox-256's.
+"""
+import importlib.util
+import os
+
+import ml_collections
+
+
+def _load_base():
+  # Loaded by path: config files are read by path (ml_collections), not as a package.
+  path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fomm_vox256.py")
+  spec = importlib.util.spec_from_file_location("deepjax_config_fomm_vox256", path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
+base = _load_base()
+
+
+def get_config(arg=None) -> ml_collections.ConfigDict:
+  args = base.parse_arg(arg)
+  c = base.get_config()
+  c.unlock()
+  c.model.kp_detector.update(block_expansion=16, max_features=256, scale_factor=0.5,
+                             num_blocks=3)
+  c.model.generator.update(block_expansion=16, max_features=128, num_down_blocks=2,
+                           num_bottleneck_blocks=2)
+  c.model.dense_motion.update(block_expansion=16, max_features=256, num_blocks=3,
+                              scale_factor=0.5)
+  c.model.discriminator.update(block_expansion=16, max_features=128, num_blocks=3)
+  c.data.update(size=64, frame_shape=(64, 64, 3))
+  c.train.update(batch_size=8, num_epochs=10, num_repeats=5, epoch_milestones=(6, 9))
+  c.batch_size = 8
+  c.num_steps = 600
+  c.log_every = 50
+  c.checkpoint_every = 200
+  c.preview_every = 200
+  if "batch" in args:
+    c.batch_size = c.train.batch_size = int(args["batch"])
+  if "steps" in args:
+    c.num_steps = int(args["steps"])
+  if "align_corners" in args:
+    c.model.align_corners = args["align_corners"] in (True, "1", "true", "True")
+  c.lock()
+  return c

@@ -1,0 +1,113 @@
+"""First-order motion model, the reference's config/vox-256.yaml (VoxCeleb, 256 px).
+
+`--config=configs/fomm_vox256.py` (arguments, comma-separated: `batch=N`, `steps=N`,
+`align_corners=1`, `res=N`: the vox-256 architecture on N px frames, with the keypoint
+detector and dense motion at scale 0.25 for N >= 256 and 0.5 below (`kp_scale=S`
+overrides); `res=64` is the setting of the 64 px CPU peer figures in PERF_NOTES). Values follow the reference yaml at the head of
+github.com/AliaksandrSiarohin/first-order-model (keypoint detector block_expansion 32,
+batch size 40). Sections:
+- model: sizes (read by `deepjax.models.motion.fomm.FOMM.from_config`).
+- train: optimiser and schedule (Adam, betas (0.5, 0.999), lr x0.1 at epoch milestones),
+  pyramid scales and the random TPS transform of the equivariance losses.
+- loss: loss weights (as the reference's `loss_weights`) and `vgg_weights`, a path to a
+  VGG19 `.npz` (deepjax.models.vgg); "" = multi-scale L1 fallback, logged as such.
+- data: a folder of talking-head videos (or frame folders), held-out list, frame size.
+- animate: the reference's `normalization_params` for `relative_motion`.
+"""
+import ml_collections
+
+
+def parse_arg(arg):
+  """'batch=8,steps=10' -> {'batch': '8', 'steps': '10'}; bare words map to True."""
+  out = {}
+  for part in (arg or "").split(","):
+    part = part.strip()
+    if part:
+      k, _, v = part.partition("=")
+      out[k.strip()] = v.strip() if _ else True
+  return out
+
+
+def model_vox256() -> ml_collections.ConfigDict:
+  return ml_collections.ConfigDict(dict(
+      num_kp=10, num_channels=3, estimate_jacobian=True,
+      # grid_sample convention: False = the reference code under torch >= 1.3 (its
+      # requirements pin 1.7.1); the published checkpoints were trained under torch 1.0
+      # (behaves as True). See deepjax/ops/sampling.py.
+      align_corners=False,
+      kp_detector=dict(temperature=0.1, block_expansion=32, max_features=1024,
+                       scale_factor=0.25, num_blocks=5, single_jacobian_map=False, pad=0),
+      generator=dict(block_expansion=64, max_features=512, num_down_blocks=2,
+                     num_bottleneck_blocks=6, estimate_occlusion_map=True),
+      dense_motion=dict(block_expansion=64, max_features=1024, num_blocks=5,
+                        scale_factor=0.25, kp_variance=0.01),
+      discriminator=dict(scales=(1.0,), block_expansion=32, max_features=512, num_blocks=4,
+                         sn=True, use_kp=False, kp_variance=0.01)))
+
+
+def train_vox256() -> ml_collections.ConfigDict:
+  return ml_collections.ConfigDict(dict(
+      num_epochs=100, num_repeats=75, epoch_milestones=(60, 90), lr_decay=0.1,
+      lr_generator=2e-4, lr_discriminator=2e-4, lr_kp_detector=2e-4, adam_b1=0.5, adam_b2=0.999,
+      batch_size=40, scales=(1.0, 0.5, 0.25, 0.125), checkpoint_freq=50,
+      transform=dict(sigma_affine=0.05, sigma_tps=0.005, points_tps=5)))
+
+
+def loss_vox256() -> ml_collections.ConfigDict:
+  return ml_collections.ConfigDict(dict(
+      generator_gan=0.0, discriminator_gan=1.0, feature_matching=(10.0, 10.0, 10.0, 10.0),
+      perceptual=(10.0, 10.0, 10.0, 10.0, 10.0), equivariance_value=10.0,
+      equivariance_jacobian=10.0, vgg_weights=""))
+
+
+def data_vox256() -> ml_collections.ConfigDict:
+  return ml_collections.ConfigDict(dict(
+      source="videos",            # "videos": a folder of clips (mp4 or frame folders)
+      video_dir="",               # root folder; with train/ and test/ subfolders if split
+      size=256, frame_shape=(256, 256, 3),
+      id_sampling=True,           # sample by identity (name prefix before '#')
+      held_out=(),                # clip names kept out of training (else a 20% split)
+      test_fraction=0.2,
+      pairs_list="",
+      data_dir="",                # prepared datasets; "" = ~/.cache/deepjax/datasets
+      augmentation=dict(horizontal_flip=True, time_flip=True, brightness=0.1, contrast=0.1,
+                        saturation=0.1, hue=0.1)))
+
+
+def animate_params() -> ml_collections.ConfigDict:
+  return ml_collections.ConfigDict(dict(
+      adapt_movement_scale=False, use_relative_movement=True, use_relative_jacobian=True))
+
+
+def get_config(arg=None) -> ml_collections.ConfigDict:
+  args = parse_arg(arg)
+  c = ml_collections.ConfigDict()
+  c.task = "motion"
+  c.seed = 0
+  c.model = model_vox256()
+  c.train = train_vox256()
+  c.loss = loss_vox256()
+  c.data = data_vox256()
+  c.animate = animate_params()
+  c.batch_size = c.train.batch_size
+  c.num_steps = 0            # 0 = derive from num_epochs * num_repeats * clips / batch
+  c.log_every = 100
+  c.checkpoint_every = 1000
+  c.preview_every = 1000
+  c.keep_checkpoints = 3
+  c.mesh_devices = 0
+  c.nonfinite = "stop"
+  if "batch" in args:
+    c.batch_size = c.train.batch_size = int(args["batch"])
+  if "steps" in args:
+    c.num_steps = int(args["steps"])
+  if "align_corners" in args:
+    c.model.align_corners = args["align_corners"] in (True, "1", "true", "True")
+  if "res" in args:
+    res = int(args["res"])
+    c.data.size, c.data.frame_shape = res, (res, res, 3)
+    scale = float(args.get("kp_scale", 0.25 if res >= 256 else 0.5))
+    c.model.kp_detector.scale_factor = scale
+    c.model.dense_motion.scale_factor = scale
+  c.lock()
+  return c
