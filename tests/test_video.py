@@ -252,6 +252,7 @@ def test_truncated_video(tmp_path):
   assert 0 < frames.shape[0] < 20
 
 
+@pytest.mark.real_data
 def test_audio_kept(tmp_path, shared_data):
   src = os.path.join(shared_data, "videos", "tpsmm_driving.mp4")
   if not os.path.exists(src):
@@ -274,6 +275,7 @@ def test_audio_kept(tmp_path, shared_data):
   assert not video.probe_video(noaudio).has_audio
 
 
+@pytest.mark.real_data
 def test_shared_video_counts(shared_data):
   for name in ["lp_d0.mp4", "tpsmm_driving.mp4"]:
     p = os.path.join(shared_data, "videos", name)
