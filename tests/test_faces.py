@@ -154,7 +154,16 @@ def test_identity_tracker_follows_boxes_and_identities():
   # after a cut both faces jump: no box overlap, the embeddings recover the identities
   fa, fb = faces_at(400, 600)
   assert tr.update(2, [fb, fa], embed) == [ids0[1], ids0[0]]
+  # the two people trade places exactly: boxes overlap the wrong tracks, identity wins
+  fa, fb = faces_at(600, 400)
+  assert tr.update(3, [fa, fb], embed) == [ids0[0], ids0[1]]
   assert len(tr.tracks) == 2
+  # without embeddings, boxes alone decide
+  plain = track.IdentityTracker()
+  fa, fb = faces_at(0, 200)
+  first = plain.update(0, [fa, fb])
+  fa, fb = faces_at(200, 0)
+  assert plain.update(1, [fa, fb]) == [first[1], first[0]]
 
 
 def test_smoothing():

@@ -7,7 +7,8 @@
   by box overlap (IoU) with the tracks seen in the last `max_gap` frames, then —
   for faces no box matched (a cut, a jump, a face that re-appears) — by the dlib
   identity embedding (Euclidean distance below `max_distance`, 0.6 is dlib's
-  same-person threshold). Embeddings are computed only when needed.
+  same-person threshold). With an embedding function, box matches must agree
+  with the identity too (one embedding per face per frame: --track costs more).
 * `smooth_average(seq, window)`: centred moving average of (T, ...) landmark
   sequences (edges use the available frames only).
 * `OneEuroFilter`: the 1-euro filter (Casiez et al., CHI 2012): a low-pass whose
@@ -57,8 +58,14 @@ class IdentityTracker:
 
   def update(self, frame_index: int, faces: Sequence[Face],
              embed: Optional[Callable[[Face], np.ndarray]] = None) -> list[int]:
-    """Track ids for `faces` (in order). `embed(face) -> (128,)` is called lazily."""
+    """Track ids for `faces` (in order).
+
+    `embed(face) -> (128,)`: with it, every face is embedded and a box match is
+    only accepted when the identity agrees too (so two people who trade places at
+    a cut keep their ids); without it, boxes alone decide.
+    """
     ids: list[Optional[int]] = [None] * len(faces)
+    embs = [embed(f) for f in faces] if embed is not None else [None] * len(faces)
     recent = [t for t in self.tracks if frame_index - t["frame"] <= self.max_gap]
     pairs = sorted(((iou(f.box, t["box"]), i, k) for i, f in enumerate(faces)
                     for k, t in enumerate(recent)), reverse=True)
@@ -66,15 +73,15 @@ class IdentityTracker:
     for score, i, k in pairs:
       if score < self.min_iou:
         break
-      if ids[i] is None and k not in used:
+      if ids[i] is None and k not in used and self._same(recent[k], embs[i]):
         ids[i] = recent[k]["id"]
         used.add(k)
-        self._touch(recent[k], faces[i], frame_index, None)
+        self._touch(recent[k], faces[i], frame_index, embs[i])
     taken = {recent[k]["id"] for k in used}
     for i, f in enumerate(faces):
       if ids[i] is not None:
         continue
-      emb = embed(f) if embed is not None else None
+      emb = embs[i]
       best, best_d = None, self.max_distance
       if emb is not None:
         for t in self.tracks:
@@ -92,10 +99,18 @@ class IdentityTracker:
       self._touch(best, f, frame_index, emb)
     return [int(i) for i in ids]
 
+  def _same(self, t, emb) -> bool:
+    if emb is None or t["embedding"] is None:
+      return True
+    return float(np.linalg.norm(t["embedding"] / t["n"] - emb)) < self.max_distance
+
   @staticmethod
   def _touch(track, face, frame_index, emb):
     track["box"], track["frame"] = face.box, frame_index
-    if emb is not None:
+    if emb is not None:  # running sum of the last ~50 embeddings (appearance drifts)
+      if track["n"] >= 50:
+        track["embedding"] = track["embedding"] * (49.0 / track["n"])
+        track["n"] = 49
       track["embedding"] = emb if track["embedding"] is None else track["embedding"] + emb
       track["n"] += 1
 
