@@ -199,11 +199,11 @@ def _check_identity(identity, n):
   return out
 
 
-def _frames(identity, motion, size):
-  return jax.vmap(lambda i, m: raster.shade_frame(i, m, size))(identity, motion)
+def _frames(identity, motion, size, windows):
+  return jax.vmap(lambda i, m: raster.shade_frame(i, m, size, windows))(identity, motion)
 
 
-_render_chunk = jax.jit(_frames, static_argnums=2)
+_render_chunk = jax.jit(_frames, static_argnums=(2, 3))
 _landmarks_batch = jax.jit(jax.vmap(geo.landmarks_frame))
 
 
@@ -211,6 +211,29 @@ def _pad(tree, n, chunk, lo):
   """Slice [lo, lo + chunk) of every field, repeating the last frame past n."""
   idx = np.minimum(np.arange(lo, lo + chunk), n - 1)
   return {k: v[idx] for k, v in tree.items()}
+
+
+def _window_sizes(identity, motion, size):
+  """Static pixel sizes of the feature windows (raster.WINDOW_GROUPS) for these frames.
+
+  Each window holds its group's landmark bounding box plus the drawing margin in every
+  frame: the larger of a fixed bound that covers all `sample_identity` faces under
+  `sample_motion` ranges (so the sizes, and the compiled renderer, usually depend on `size`
+  alone) and the extent measured on these frames. Rounded up to a multiple of
+  max(4, size // 16).
+  """
+  lm = _landmarks_padded(identity, motion)
+  scale = np.maximum(np.abs(motion["scale"]), 1e-3)
+  reach = geo.S0 * max(1.1, float(np.max(scale))) * 0.5 * size
+  step = max(4, size // 16)
+  sizes = []
+  for group, margin, bound in zip(raster.WINDOW_GROUPS, raster.WINDOW_MARGINS,
+                                  raster.WINDOW_BOUNDS):
+    p = lm[:, list(group)]
+    ext = np.max((p.max(axis=1) - p.min(axis=1)).max(axis=1) / (geo.S0 * scale))
+    win = math.ceil(max(bound, float(ext) + 2.0 * margin) * reach + 3.0)
+    sizes.append(min(size, step * math.ceil(win / step)))
+  return tuple(sizes)
 
 
 def render(identity: dict, motion: dict, size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -227,11 +250,13 @@ def render(identity: dict, motion: dict, size: int) -> tuple[np.ndarray, np.ndar
   identity = _check_identity(identity, n)
   if n == 0:
     return np.zeros((0, size, size, 3), np.float32), np.zeros((0, 68, 2), np.float32)
+  windows = _window_sizes(identity, motion, size)
   cap = max(1, _PIXELS_PER_CHUNK // (size * size))
   chunk = min(1 << (n - 1).bit_length(), 1 << (cap.bit_length() - 1))
   images, marks = [], []
   for lo in range(0, n, chunk):
-    img, lm = _render_chunk(_pad(identity, n, chunk, lo), _pad(motion, n, chunk, lo), size)
+    img, lm = _render_chunk(_pad(identity, n, chunk, lo), _pad(motion, n, chunk, lo), size,
+                            windows)
     images.append(np.asarray(img))
     marks.append(np.asarray(lm))
   return (np.concatenate(images)[:n], np.concatenate(marks)[:n])
@@ -243,4 +268,13 @@ def landmarks(identity: dict, motion: dict) -> np.ndarray:
   identity = _check_identity(identity, n)
   if n == 0:
     return np.zeros((0, 68, 2), np.float32)
-  return np.asarray(_landmarks_batch(identity, motion))
+  return _landmarks_padded(identity, motion)
+
+
+def _landmarks_padded(identity, motion):
+  """Landmarks of checked inputs, computed in power-of-two chunks (few compiles)."""
+  n = len(motion["tx"])
+  chunk = min(1 << (n - 1).bit_length(), 4096)
+  out = [np.asarray(_landmarks_batch(_pad(identity, n, chunk, lo), _pad(motion, n, chunk, lo)))
+         for lo in range(0, n, chunk)]
+  return np.concatenate(out)[:n]

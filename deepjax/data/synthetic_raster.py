@@ -170,15 +170,49 @@ def _nose(img, xt, y, pf, idn, px, py):
   return img
 
 
-def shade_frame(idn, mot, size):
-  """Renders one frame: (size, size, 3) float32 image in [0, 1] and (68, 2) landmarks."""
-  g = geo.derived(idn, mot)
-  u = (jnp.arange(size, dtype=jnp.float32) + 0.5) * (2.0 / size) - 1.0
-  ux, uy = u[None, :] + jnp.zeros((size, 1), jnp.float32), u[:, None] + jnp.zeros(
-      (1, size), jnp.float32)
-  pf = 2.0 / size / (geo.S0 * mot["scale"])
+# Landmark groups drawn in their own windows: (image-left eye + brow, right eye + brow,
+# nose, mouth). Window sizes come from the host (`window_sizes`), positions from here.
+WINDOW_GROUPS = (tuple(range(17, 22)) + tuple(range(36, 42)),
+                 tuple(range(22, 27)) + tuple(range(42, 48)),
+                 tuple(range(27, 36)), tuple(range(48, 68)))
+# Extra reach of each group's drawing beyond its landmarks' bounding box (face units).
+WINDOW_MARGINS = (0.12, 0.12, 0.16, 0.08)
+# Group extent plus margins, face units, that covers all sampled identities and motions.
+WINDOW_BOUNDS = (0.9, 0.9, 1.15, 0.85)
+
+
+def _coords(ux, uy, mot, g):
+  """Pixel centres u -> turned (xt, y) and face (xf, dX/dX') coordinates."""
   xt, y = geo.pose_inverse(ux, uy, mot)
   xf, jx = geo.cyl_inverse(xt, g["rc"], g["sin_yaw"], g["cos_yaw"])
+  return xt, y, xf, jx
+
+
+def _in_window(img, win, lx, ly, draw):
+  """Applies draw(sub_image, ux, uy) to the win x win window of img around points (lx, ly).
+
+  The window is centred on the points' bounding box and shifted to lie inside the image
+  (the shift keeps every in-image pixel of the part inside the window).
+  """
+  size = img.shape[0]
+  to_px = lambda v: (v + 1.0) * (0.5 * size) - 0.5
+  starts = []
+  for v in (ly, lx):
+    c = 0.5 * (to_px(jnp.min(v)) + to_px(jnp.max(v)))
+    starts.append(jnp.clip(jnp.round(c - 0.5 * (win - 1)), 0, size - win).astype(jnp.int32))
+  y0, x0 = starts
+  sub = jax.lax.dynamic_slice(img, (y0, x0, 0), (win, win, 3))
+  j = jnp.arange(win, dtype=jnp.float32) + 0.5
+  ux = (x0.astype(jnp.float32) + j) * (2.0 / size) - 1.0
+  uy = (y0.astype(jnp.float32) + j) * (2.0 / size) - 1.0
+  zeros = jnp.zeros((win, win), jnp.float32)
+  sub = draw(sub, ux[None, :] + zeros, uy[:, None] + zeros)
+  return jax.lax.dynamic_update_slice(img, sub, (y0, x0, 0))
+
+
+def _background_and_head(ux, uy, pf, idn, mot, g):
+  """Background, back hair, neck, clothes, ears, face and front hair: (H, W, 3)."""
+  xt, y, xf, jx = _coords(ux, uy, mot, g)
   xh = xt - 0.25 * idn["face_w"] * g["sin_yaw"]  # head (hair, neck) moves less than the face
   w0 = idn["face_w"]
 
@@ -187,7 +221,6 @@ def shade_frame(idn, mot, size):
                 0.0, 1.0)
   img = _rgb(idn["bg_top"]) + tb[..., None] * _rgb(idn["bg_bottom"] - idn["bg_top"])
   img = img * (1.0 - 0.12 * (ux * ux + uy * uy))[..., None]
-
   # Back hair, neck, clothes, ears.
   crown_y = y + 0.45 * idn["face_hu"]
   crown_rx, crown_ry = w0 * idn["hair_w"], idn["face_hu"] * idn["hair_h"]
@@ -226,18 +259,46 @@ def shade_frame(idn, mot, size):
   d_hl = _below(y - hl_y, -(2.0 * idn["hairline_curv"] * xf + idn["hair_part"]), jx)
   img = _over(img, _cover(jnp.maximum(crown, d_hl), pf), hair_col)
 
-  # Features.
-  xp, yp = geo.turned_points(idn, mot, g)
-  brow = jnp.minimum(
-      _polyline(xt, y, [xp[k] for k in range(17, 22)], [yp[k] for k in range(17, 22)],
-                [geo.brow_radii(idn)[k] for k in range(5)]),
-      _polyline(xt, y, [xp[k] for k in range(22, 27)], [yp[k] for k in range(22, 27)],
-                [geo.brow_radii(idn)[k] for k in range(5, 10)]))
+  return img
+
+
+def _eye_and_brow(img, ux, uy, pf, idn, mot, g, side, bx, by, br):
+  """Brow (polyline through turned points bx, by with radii br), then the eye."""
+  xt, y, xf, jx = _coords(ux, uy, mot, g)
+  brow = _polyline(xt, y, bx, by, br)
   img = _over(img, 0.92 * _cover(brow, pf), idn["brow"])
-  img = _eye(img, xf, y, jx, pf, idn, mot, g, -1.0)
-  img = _eye(img, xf, y, jx, pf, idn, mot, g, 1.0)
-  img = _nose(img, xt, y, pf, idn, [xp[k] for k in range(27, 36)],
-              [yp[k] for k in range(27, 36)])
-  img = _mouth(img, xf, y, jx, pf, idn, g)
+  return _eye(img, xf, y, jx, pf, idn, mot, g, side)
+
+
+def shade_frame(idn, mot, size, windows):
+  """Renders one frame.
+
+  Args: identity and motion fields of one frame (scalars, colours (3,)); size (static int);
+  windows: static (4,) ints, the pixel sizes of the windows of WINDOW_GROUPS.
+  Returns: image float32 (size, size, 3) in [0, 1], landmarks float32 (68, 2).
+  """
+  g = geo.derived(idn, mot)
+  u = (jnp.arange(size, dtype=jnp.float32) + 0.5) * (2.0 / size) - 1.0
+  zeros = jnp.zeros((size, size), jnp.float32)
+  pf = 2.0 / size / (geo.S0 * mot["scale"])
+  img = _background_and_head(u[None, :] + zeros, u[:, None] + zeros, pf, idn, mot, g)
+
+  xp, yp = geo.turned_points(idn, mot, g)
   ux_l, uy_l = geo.pose_forward(xp, yp, mot)
+  pts = lambda grp: (jnp.stack([ux_l[k] for k in grp]), jnp.stack([uy_l[k] for k in grp]))
+  radii = geo.brow_radii(idn)
+  for e, side in enumerate((-1.0, 1.0)):
+    ks = range(17 + 5 * e, 22 + 5 * e)
+    draw = (lambda sub, ux, uy, side=side, ks=ks: _eye_and_brow(
+        sub, ux, uy, pf, idn, mot, g, side, [xp[k] for k in ks], [yp[k] for k in ks],
+        [radii[k - 17] for k in ks]))
+    img = _in_window(img, windows[e], *pts(WINDOW_GROUPS[e]), draw)
+  nose = lambda sub, ux, uy: _nose(sub, *geo.pose_inverse(ux, uy, mot), pf, idn,
+                                   [xp[k] for k in range(27, 36)], [yp[k] for k in range(27, 36)])
+  img = _in_window(img, windows[2], *pts(WINDOW_GROUPS[2]), nose)
+  def mouth(sub, ux, uy):
+    _, y, xf, jx = _coords(ux, uy, mot, g)
+    return _mouth(sub, xf, y, jx, pf, idn, g)
+
+  img = _in_window(img, windows[3], *pts(WINDOW_GROUPS[3]), mouth)
   return jnp.clip(img, 0.0, 1.0), jnp.stack([ux_l, uy_l], axis=-1)
