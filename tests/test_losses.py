@@ -267,3 +267,41 @@ def test_landmark_weight_map_degenerate_points_do_not_cover_the_image():
 def test_landmark_weight_map_rejects_bad_shape():
   with pytest.raises(UserError):
     losses.landmark_weight_map(jnp.zeros((1, 5, 2)), 32)
+
+
+@pytest.mark.parametrize("batch", [1, 8])
+def test_losses_under_jit_with_batch_sizes(batch):
+  rng = np.random.default_rng(9)
+  x = rng.uniform(size=(batch, 16, 16, 3)).astype(np.float32)
+  y = np.clip(x + rng.normal(scale=0.1, size=x.shape), 0, 1).astype(np.float32)
+  lms = _face_landmarks(batch, rng)
+
+  @jax.jit
+  def all_losses(x, y, lms):
+    w = losses.landmark_weight_map(lms, 16)
+    return {"mse": losses.mse(x, y, w), "l1": losses.l1(x, y), "psnr": losses.psnr(x, y),
+            "ssim": losses.ssim(x, y), "dssim": losses.dssim(x, y),
+            "tv": losses.total_variation(x), "w": w}
+
+  out = jax.tree.map(np.asarray, all_losses(x, y, lms))
+  d = x.astype(np.float64) - y
+  wf = np.broadcast_to(out["w"], x.shape)
+  assert out["mse"] == pytest.approx((wf * d * d).sum() / wf.sum(), rel=1e-5)
+  assert out["l1"] == pytest.approx(np.abs(d).mean(), rel=1e-5)
+  assert out["psnr"].shape == out["ssim"].shape == (batch,)
+  np.testing.assert_allclose(out["ssim"], _ssim_map_ref(x, y).mean(axis=(1, 2, 3)), atol=1e-4)
+  assert out["w"].shape == (batch, 16, 16, 1)
+
+
+def test_dssim_and_weighted_mse_gradients_are_finite_and_descend():
+  rng = np.random.default_rng(10)
+  target = rng.uniform(size=(2, 16, 16, 3)).astype(np.float32)
+  x = np.full_like(target, 0.5)  # flat image: zero variance, the hardest case for SSIM
+  w = losses.landmark_weight_map(jnp.asarray(_face_landmarks(2, rng)), 16)
+
+  def loss(x):
+    return losses.dssim(x, target) + losses.mse(x, target, w)
+
+  value, grad = jax.jit(jax.value_and_grad(loss))(x)
+  assert np.isfinite(np.asarray(grad)).all() and np.abs(np.asarray(grad)).max() > 0
+  assert float(loss(x - 0.05 * grad / np.abs(grad).max())) < float(value)

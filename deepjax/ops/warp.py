@@ -119,10 +119,11 @@ def _pixel_grid(height, width):
   return jnp.stack([xs, ys], axis=-1)
 
 
-def _apply_homogeneous(matrices_Bx3x3, points_BxNx2):
-  """Applies (B,3,3) matrices to (B,N,2) points (x, y)."""
-  lin = jnp.einsum("bij,bnj->bni", matrices_Bx3x3[:, :2, :2], points_BxNx2)
-  return lin + matrices_Bx3x3[:, None, :2, 2]
+def _apply_homogeneous(matrices_Bx3x3, points_Bx___x2):
+  """Applies (B,3,3) matrices to (B, ..., 2) points (x, y)."""
+  lin = jnp.einsum("bij,b...j->b...i", matrices_Bx3x3[:, :2, :2], points_Bx___x2)
+  shift = matrices_Bx3x3[:, :2, 2].reshape((-1,) + (1,) * (points_Bx___x2.ndim - 2) + (2,))
+  return lin + shift
 
 
 # ----------------------------------------------------------------------------
@@ -277,9 +278,8 @@ def random_affine(key, images_BxHxWxC, rotation_deg=10.0, zoom=0.05, shift=0.05,
   """
   b, h, w, _ = images_BxHxWxC.shape
   mats = random_affine_matrices(key, b, h, w, rotation_deg, zoom, shift, flip_prob)
-  grid = jnp.broadcast_to(_pixel_grid(h, w).reshape(1, h * w, 2), (b, h * w, 2))
-  coords = _apply_homogeneous(mats, grid).reshape(b, h, w, 2)
-  return remap(images_BxHxWxC, coords, mode)
+  grid = jnp.broadcast_to(_pixel_grid(h, w)[None], (b, h, w, 2))
+  return remap(images_BxHxWxC, _apply_homogeneous(mats, grid), mode)
 
 
 def transform_landmarks(matrices_Bx3x3, landmarks_BxNx2, height, width):
@@ -354,8 +354,7 @@ def _augment_impl(key, images_BxHxWxC, landmarks_BxNx2, cfg: tuple, want_targets
   grid = jnp.broadcast_to(_pixel_grid(h, w)[None], (b, h, w, 2))
 
   def sample(points_BxHxWx2):
-    src = _apply_homogeneous(mats, points_BxHxWx2.reshape(b, h * w, 2)).reshape(b, h, w, 2)
-    return remap(images_BxHxWxC, src, c["mode"])
+    return remap(images_BxHxWxC, _apply_homogeneous(mats, points_BxHxWx2), c["mode"])
 
   targets = sample(grid) if (want_targets or not c["warp"]) else None
   if c["warp"]:
@@ -419,3 +418,23 @@ def augment(key, images_BxHxWxC, cfg):
   if _is_identity(dict(c)):
     return images_BxHxWxC
   return _augment_impl(key, images_BxHxWxC, None, cfg=c, want_targets=False)[0]
+
+
+def bench_augment(size: int = 128, batch: int = 32, steps: int = 20) -> dict:
+  """Benchmark row for `python -m deepjax.bench`: jitted `augment_pair` (default config).
+
+  Returns a row dict: "row", "batch", "compile_s", "step_s", "images_per_s".
+  """
+  import time  # pylint: disable=import-outside-toplevel
+  images = jax.random.uniform(jax.random.key(0), (batch, size, size, 3), jnp.float32)
+  fn = jax.jit(lambda k, x: augment_pair(k, x, AUGMENT_DEFAULTS))
+  t0 = time.perf_counter()
+  jax.block_until_ready(fn(jax.random.key(1), images))
+  compile_s = time.perf_counter() - t0
+  t0 = time.perf_counter()
+  for i in range(steps):
+    out = fn(jax.random.key(i), images)
+  jax.block_until_ready(out)
+  step_s = (time.perf_counter() - t0) / steps
+  return {"row": f"augment_pair {size}px", "batch": batch, "compile_s": compile_s,
+          "step_s": step_s, "images_per_s": batch / step_s}
