@@ -121,6 +121,7 @@ def main(argv):
   if os.path.exists(out_dir) and not os.path.isdir(out_dir):
     raise UserError(f"--output exists and is not a folder: {out_dir}")
   os.makedirs(out_dir, exist_ok=True)
+  stems = [os.path.splitext(os.path.basename(p))[0] for p, _ in sources]
   faces, no_face, infos, clips, errors = [], [], [], [], []
   start = time.time()
   for path, kind in sources:
@@ -133,7 +134,8 @@ def main(argv):
         _log(f"{path}: {rec['frames_with_face']}/{rec['frames_sampled']} sampled frames with a "
              f"face -> {rec['file']}")
         continue
-      out = extract.extract_source(path, kind, out_dir, opts, backend, bar.update)
+      stem = extract.source_stem(path, unique=stems.count(extract.source_stem(path)) == 1)
+      out = extract.extract_source(path, kind, out_dir, opts, backend, bar.update, stem)
     except UserError as e:
       errors.append(str(e))
       if len(sources) > 1:

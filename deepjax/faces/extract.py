@@ -184,34 +184,54 @@ def detect_source(path: str, kind: str, opts: ExtractOptions, backend: str,
   return detections, no_face, info
 
 
+def source_stem(path: str, unique: bool = True) -> str:
+  """Crop-name prefix of a source: its file name without extension (with it, '.' -> '_',
+  when `unique` is False because another source in the folder has the same stem)."""
+  name = os.path.basename(path)
+  return os.path.splitext(name)[0] if unique else name.replace(".", "_")
+
+
 def crop_source(path: str, kind: str, opts: ExtractOptions, detections: dict[int, list[dict]],
-                out_dir: str, image: Optional[np.ndarray] = None) -> list[dict]:
+                out_dir: str, image: Optional[np.ndarray] = None,
+                stem: Optional[str] = None) -> list[dict]:
   """Pass 2: aligned crops for the detections; writes PNGs, returns face records."""
-  stem = os.path.splitext(os.path.basename(path))[0]
+  stem = stem or source_stem(path)
   records = []
   frames = [(0, image)] if image is not None else _frames(path, kind, opts)
-  for i, frame in frames:
-    for d in detections.get(i, []):
-      lm = np.asarray(d["landmarks"], np.float64)
-      m = align.alignment_matrix(lm, opts.size, opts.coverage, opts.centering)
-      face_id = d["track"] if opts.faces == "track" else d["index"]
-      name = f"{stem}_{i:06d}_{face_id}.png"
-      video.write_image(os.path.join(out_dir, name), align.crop(frame, m, opts.size))
-      rec = {"file": name, "source": os.path.abspath(path), "frame": i, "face": int(face_id),
-             "score": round(float(d["face"].score), 4),
-             "box": [round(float(v), 2) for v in d["face"].box],
-             "landmarks_frame": np.round(lm, 3).tolist(),
-             "matrix": np.round(m, 8).tolist(), "size": opts.size,
-             "landmarks": np.round(align.pixels_to_unit(align.transform_points(m, lm), opts.size)
-                                   .astype(np.float64), 6).tolist()}
-      if opts.faces == "track":
-        rec["track"] = int(d["track"])
-      records.append(rec)
+  try:
+    for i, frame in frames:
+      for d in detections.get(i, []):
+        records.append(_crop_one(frame, d, i, stem, path, opts, out_dir))
+  except BaseException:
+    for rec in records:  # a source that fails half-way leaves no crops behind
+      try:
+        os.remove(os.path.join(out_dir, rec["file"]))
+      except OSError:
+        pass
+    raise
   return records
 
 
+def _crop_one(frame, d, i, stem, path, opts, out_dir) -> dict:
+  lm = np.asarray(d["landmarks"], np.float64)
+  m = align.alignment_matrix(lm, opts.size, opts.coverage, opts.centering)
+  face_id = d["track"] if opts.faces == "track" else d["index"]
+  name = f"{stem}_{i:06d}_{face_id}.png"
+  video.write_image(os.path.join(out_dir, name), align.crop(frame, m, opts.size))
+  rec = {"file": name, "source": os.path.abspath(path), "frame": i, "face": int(face_id),
+         "score": round(float(d["face"].score), 4),
+         "box": [round(float(v), 2) for v in d["face"].box],
+         "landmarks_frame": np.round(lm, 3).tolist(),
+         "matrix": np.round(m, 8).tolist(), "size": opts.size,
+         "landmarks": np.round(align.pixels_to_unit(align.transform_points(m, lm), opts.size)
+                               .astype(np.float64), 6).tolist()}
+  if opts.faces == "track":
+    rec["track"] = int(d["track"])
+  return rec
+
+
 def extract_source(path: str, kind: str, out_dir: str, opts: ExtractOptions, backend: str,
-                   progress: Optional[Callable] = None) -> dict:
+                   progress: Optional[Callable] = None, stem: Optional[str] = None) -> dict:
   """Both passes for one source: {"faces": [...], "no_face": [...], "source": info}."""
   image = video.read_image(path) if kind == "image" else None
   if image is not None and min(image.shape[:2]) < 16:
@@ -222,7 +242,7 @@ def extract_source(path: str, kind: str, out_dir: str, opts: ExtractOptions, bac
   if kind == "video":
     fps = video.probe_video(path).fps if (opts.smooth > 1 and opts.smooth_filter == "euro") else 0.0
   _smooth_tracks(detections, opts, fps or 25.0)
-  faces = crop_source(path, kind, opts, detections, out_dir, image)
+  faces = crop_source(path, kind, opts, detections, out_dir, image, stem)
   info.update(path=os.path.abspath(path), faces=len(faces),
               frames_with_face=sum(1 for v in detections.values() if v))
   return {"faces": faces, "no_face": [{"source": os.path.abspath(path), "frame": i}
