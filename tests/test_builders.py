@@ -294,3 +294,32 @@ def test_talking_heads_errors(tmp_path):
   folder = make_video_folder(tmp_path / "v", n_videos=2, n_frames=2)
   with pytest.raises(UserError, match="clip9"):
     talking_heads.prepare_talking_heads(folder, data_dir=tmp_path / "d", test_videos=("clip9",))
+
+
+def test_talking_heads_frame_folders_and_split_layout(tmp_path):
+  from deepjax.data.builders import talking_heads  # pylint: disable=g-import-not-at-top
+  root = tmp_path / "fomm"
+  for split, clips in (("train", ["p1#a", "p2#b"]), ("test", ["p3#c"])):
+    for c, clip in enumerate(clips):
+      d = root / split / clip
+      d.mkdir(parents=True)
+      for f in range(4):
+        img = np.zeros((10, 10, 3), np.uint8)
+        img[..., 0] = 40 * f
+        img[..., 2] = 100 + 50 * c
+        Image.fromarray(img).save(d / f"{f:07d}.png")
+      (d / "0000009.png").write_bytes(b"broken frame")
+  make_video_folder(root / "train" / "vid")  # a video folder is not a frame folder...
+  os.rename(root / "train" / "vid" / "clip0.mp4", root / "train" / "v.mp4")  # ...a file is.
+  for p in (root / "train" / "vid").iterdir():
+    p.unlink()
+  (root / "train" / "vid").rmdir()
+  b = talking_heads.prepare_talking_heads(root, size=6, data_dir=tmp_path / "d")
+  assert b.info.metadata["train"]["videos"] == ["train/p1#a", "train/p2#b", "train/v.mp4"]
+  assert b.info.metadata["test"]["videos"] == ["test/p3#c"]
+  np.testing.assert_array_equal(common.video_offsets(b, "train")[1], [4, 4, 6])
+  ds = b.as_data_source("train")
+  # Stored as JPEG (the talking_heads default): equal within a few levels.
+  np.testing.assert_allclose([int(ds[i]["image"][3, 3, 0]) for i in range(4)],
+                             [0, 40, 80, 120], atol=3)
+  assert abs(int(ds[5]["image"][3, 3, 2]) - 150) <= 3

@@ -278,7 +278,73 @@ def test_readers_picklable(folders_config, videos_config):
   b = motion_pipeline.video_builder(videos_config, multihost=False)
   vsrc = b.as_data_source("train")
   starts, counts = motion_pipeline.common.video_offsets(b, "train")
-  pair = pickle.loads(pickle.dumps(motion_pipeline._PairReader(vsrc, starts, counts, 0, 0)))  # pylint: disable=protected-access
+  groups = [np.array([0]), np.array([1, 2])]
+  pair = pickle.loads(pickle.dumps(motion_pipeline._PairReader(  # pylint: disable=protected-access
+      vsrc, starts, counts, groups, 0, 0, {"hue": 0.1, "time_flip": True})))
   assert pair(3, 1)["source"].shape == (SIZE, SIZE, 3)
-  ev = pickle.loads(pickle.dumps(motion_pipeline._EvalPairReader(vsrc, starts)))  # pylint: disable=protected-access
+  reader = motion_pipeline._EvalPairReader(vsrc, starts)  # pylint: disable=protected-access
+  ev = pickle.loads(pickle.dumps(reader))
   assert int(ev(((1, 2), True))["frame"]) == 2
+
+
+def test_hsv_matches_colorsys():
+  import colorsys  # pylint: disable=g-import-not-at-top
+  from deepjax.data import motion_pipeline as mp  # pylint: disable=g-import-not-at-top
+  rgb = np.random.default_rng(0).uniform(0, 1, (200, 3))
+  rgb[:3] = [[0.5, 0.5, 0.5], [0, 0, 0], [1, 0, 0]]  # grey, black, pure red.
+  h, s, v = mp._rgb_to_hsv(rgb)  # pylint: disable=protected-access
+  ref = np.array([colorsys.rgb_to_hsv(*p) for p in rgb])
+  np.testing.assert_allclose(np.stack([h, s, v], -1), ref, atol=1e-12)
+  back = mp._hsv_to_rgb(h, s, v)  # pylint: disable=protected-access
+  ref_back = np.array([colorsys.hsv_to_rgb(*p) for p in ref])
+  np.testing.assert_allclose(back, ref_back, atol=1e-12)
+  np.testing.assert_allclose(back, rgb, atol=1e-12)
+
+
+def test_augment_pair():
+  from deepjax.data import motion_pipeline as mp  # pylint: disable=g-import-not-at-top
+  rng = np.random.default_rng(0)
+  src = rng.integers(0, 256, (4, 5, 3), dtype=np.uint8)
+  drv = rng.integers(0, 256, (4, 5, 3), dtype=np.uint8)
+  for seed in range(6):
+    ref = np.random.default_rng(seed)
+    flip, swap = ref.random() < 0.5, ref.random() < 0.5
+    factor = ref.uniform(0.5, 1.5)
+    s, d = mp.augment_pair(np.random.default_rng(seed), src, drv,
+                           {"horizontal_flip": True, "time_flip": True, "brightness": 0.5})
+    es, ed = (drv, src) if swap else (src, drv)
+    if flip:
+      es, ed = es[:, ::-1], ed[:, ::-1]
+    bright = lambda x: np.round(np.clip(x / 255.0 * factor, 0, 1) * 255).astype(np.uint8)
+    assert np.abs(s.astype(int) - bright(es)).max() <= 1
+    assert np.abs(d.astype(int) - bright(ed)).max() <= 1
+  same = mp.augment_pair(np.random.default_rng(1), src, drv, {})
+  np.testing.assert_array_equal(same[0], src)
+  np.testing.assert_array_equal(same[1], drv)
+
+
+def test_id_sampling_and_config_aliases(tmp_path):
+  from deepjax.data import motion_pipeline  # pylint: disable=g-import-not-at-top
+  from deepjax.data import video  # pylint: disable=g-import-not-at-top
+  folder = tmp_path / "vox"
+  folder.mkdir()
+  names = ["idA#x.mp4", "idA#y.mp4", "idA#z.mp4", "idB#x.mp4", "idC#w.mp4"]
+  for v, n in enumerate(names):
+    frames = np.zeros((3, SIZE, SIZE, 3), np.uint8)
+    frames[..., 0] = (30 * np.arange(3))[:, None, None]
+    frames[..., 1] = 40 * v + 20
+    video.write_video(str(folder / n), frames, fps=10)
+  cfg = ml_collections.ConfigDict({
+      "source": "videos", "size": SIZE, "video_dir": str(folder), "held_out": ["idC#w"],
+      "num_repeats": 4, "id_sampling": True, "data_dir": str(tmp_path / "data"),
+      "augmentation": {"horizontal_flip": True, "time_flip": True, "brightness": 0.1,
+                       "contrast": 0.1, "saturation": 0.1, "hue": 0.1}})
+  it = motion_pipeline.pair_iterator(cfg, batch_size=1, seed=0)
+  assert it.get_state()["meta"]["groups"] == 2 and it.get_state()["meta"]["repeats"] == 4
+  vids = [int(next(it)["video"][0]) for _ in range(8)]  # one epoch: 2 identities x 4.
+  assert sum(v <= 2 for v in vids) == 4 and sum(v == 3 for v in vids) == 4
+  ev = list(motion_pipeline.eval_pairs(cfg, batch_size=4))
+  assert sum(int(b["valid"].sum()) for b in ev) == 3  # the held-out clip's 3 frames.
+  cfg.augmentation = {"blur": 1.0}
+  with pytest.raises(UserError, match="blur"):
+    motion_pipeline.pair_iterator(cfg, batch_size=1, seed=0)

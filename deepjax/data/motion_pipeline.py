@@ -1,22 +1,30 @@
 """grain pipelines of frame pairs (source, driving) from one video, for the motion model.
 
-Data config fields read (ConfigDict or dict):
-  source: "videos" (a folder of videos, TFDS `talking_heads`) | "synthetic"
+Data config fields read (ConfigDict or dict; aliases in brackets are the names of
+configs/fomm_*.py):
+  source: "videos" (a folder of clips, TFDS `talking_heads`) | "synthetic"
     (TFDS `synthetic_videos`: one rendered clip per identity seed).
   size: image side in pixels.
-  videos: folder; frame_step (default 1), max_frames (default 0 = all),
-    test_fraction (default 0.1), test_videos (default: none; names or stems).
+  videos: folder [video_dir]; frame_step (default 1), max_frames (default 0 = all),
+    test_fraction (default 0.1), test_videos [held_out] (default none; clip names or
+    stems); a folder with train/ and test/ sub-folders gives the split itself.
   synthetic: num_identities (train clips; identity seeds identity_offset + 0..n-1),
     num_test_identities (default 0; the next seeds), num_frames (per clip),
     identity_offset (default 1000).
-  repeats: pairs per video per epoch (default 1; FOMM used 75-150).
+  repeats [num_repeats]: pair slots per video (or identity) per epoch (default 1;
+    first-order-model used 75-150).
+  id_sampling (default False): slots per identity (clip-name prefix before '#',
+    VoxCeleb style) instead of per clip; each slot picks one clip of its identity.
+  augmentation (optional dict, first-order-model's): horizontal_flip, time_flip (bool),
+    brightness, contrast, saturation, hue (jitter amounts); one draw per pair, applied
+    to both frames alike. Absent = no augmentation.
   data_dir, worker_count, shuffle, read_threads: as in `deepjax.data.pipeline`.
 
-Training pairs: an epoch is `repeats` slots per video; the slots are sharded per
-host, shuffled (reshuffled each epoch) and repeated forever; each slot draws two
-distinct frames of its video from `np.random.default_rng([seed, shard, index])`,
-so the stream is a pure function of (seed, shard, position) and the iterator state
-restores exactly.
+Training pairs: an epoch is `repeats` slots per video (identity); the slots are
+sharded per host, shuffled (reshuffled each epoch) and repeated forever; slot `k` at
+stream position `index` draws its clip, two distinct frames and its augmentation from
+`np.random.default_rng([seed, shard, index])`, so the stream is a pure function of
+(seed, shard, position) and the iterator state restores exactly.
 """
 import math
 from typing import Iterator, Optional
@@ -30,7 +38,15 @@ from deepjax.data.builders import synthetic_faces
 from deepjax.data.builders import talking_heads
 from deepjax.errors import UserError
 
-_get = pipeline._get  # pylint: disable=protected-access
+_get = pipeline.config_get
+
+
+def _first(cfg, names, default=...):
+  for n in names[:-1]:
+    v = _get(cfg, n, None)
+    if v not in (None, "", ()):
+      return v
+  return _get(cfg, names[-1], default)
 
 
 def video_builder(data_config, multihost: bool = True):
@@ -41,11 +57,11 @@ def video_builder(data_config, multihost: bool = True):
   if source == "videos":
     def make():
       return talking_heads.prepare_talking_heads(
-          _get(data_config, "folder"), size, data_dir,
+          _first(data_config, ("folder", "video_dir")), size, data_dir,
           frame_step=int(_get(data_config, "frame_step", 1)),
           max_frames=int(_get(data_config, "max_frames", 0)),
           test_fraction=float(_get(data_config, "test_fraction", 0.1)),
-          test_videos=tuple(_get(data_config, "test_videos", ())))
+          test_videos=tuple(_first(data_config, ("test_videos", "held_out"), ())))
   elif source == "synthetic":
     offset = int(_get(data_config, "identity_offset", 1000))
     n_train = int(_get(data_config, "num_identities"))
@@ -57,7 +73,7 @@ def video_builder(data_config, multihost: bool = True):
           int(_get(data_config, "num_frames")), size, data_dir)
   else:
     raise UserError(f"motion data source must be 'videos' or 'synthetic', got '{source}'")
-  return pipeline._prepare_once(make, multihost)  # pylint: disable=protected-access
+  return pipeline.prepare_once(make, multihost)
 
 
 def _split(builder, split):
@@ -65,32 +81,114 @@ def _split(builder, split):
     raise UserError(f"the motion dataset has no '{split}' split (has "
                     f"{sorted(builder.info.splits)}); hold out some videos/identities")
   starts, counts = common.video_offsets(builder, split)
-  return builder.as_data_source(split), starts, counts
+  names = builder.info.metadata[split]["videos"]
+  return builder.as_data_source(split), starts, counts, names
+
+
+def identity_groups(names: list[str]) -> list[np.ndarray]:
+  """Video indices grouped by identity (clip-name prefix before '#'), sorted by identity."""
+  groups: dict[str, list[int]] = {}
+  for i, n in enumerate(names):
+    groups.setdefault(n.rsplit("/", 1)[-1].split("#", 1)[0], []).append(i)
+  return [np.asarray(groups[k], np.int64) for k in sorted(groups)]
 
 
 def _image(record) -> np.ndarray:
   return np.asarray(record["image"], np.uint8)
 
 
-class _PairReader:
-  """slot (global index) -> {"source", "driving", "video"} of one video (picklable)."""
+# ----------------------------------------------------------------------------- augmentation
 
-  def __init__(self, source, starts, counts, seed, shard_index):
-    self.source, self.starts, self.counts = source, starts, counts
-    self.seed, self.shard_index = int(seed), int(shard_index)
+
+def _rgb_to_hsv(rgb):
+  """float (..., 3) RGB in [0, 1] -> (h, s, v) in [0, 1], as `colorsys.rgb_to_hsv`."""
+  r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
+  v = rgb.max(-1)
+  c = v - rgb.min(-1)
+  s = np.where(v > 0, c / np.maximum(v, 1e-12), 0.0)
+  cs = np.maximum(c, 1e-12)
+  h = np.where(v == r, (g - b) / cs, np.where(v == g, 2.0 + (b - r) / cs, 4.0 + (r - g) / cs))
+  h = np.where(c > 0, (h / 6.0) % 1.0, 0.0)
+  return h, s, v
+
+
+def _hsv_to_rgb(h, s, v):
+  """Inverse of `_rgb_to_hsv` (as `colorsys.hsv_to_rgb`): float (..., 3)."""
+  i = np.floor(h * 6.0)
+  f = h * 6.0 - i
+  p, q, t = v * (1 - s), v * (1 - s * f), v * (1 - s * (1 - f))
+  i = i.astype(np.int64) % 6
+  r = np.choose(i, [v, q, p, p, t, v])
+  g = np.choose(i, [t, v, v, q, p, p])
+  b = np.choose(i, [p, p, t, v, v, q])
+  return np.stack([r, g, b], -1)
+
+
+def augment_pair(rng: np.random.Generator, source: np.ndarray, driving: np.ndarray,
+                 aug: dict) -> tuple[np.ndarray, np.ndarray]:
+  """first-order-model's pair augmentation, numpy, one draw shared by both frames.
+
+  Args:
+    rng: numpy Generator (consumed in a fixed order: flip, time flip, jitter).
+    source, driving: uint8 (H, W, 3).
+    aug: {"horizontal_flip", "time_flip": bool, "brightness", "contrast",
+      "saturation", "hue": float}; missing keys are off. Colour jitter follows
+      torchvision's ColorJitter factors (brightness/contrast/saturation factor in
+      [max(0, 1 - x), 1 + x], hue shift in [-hue, hue] of a turn), in that order;
+      contrast pulls to each frame's mean luma (ITU-R 601-2).
+  Returns:
+    The augmented (source, driving), uint8 (H, W, 3).
+  """
+  flip = rng.random() < 0.5
+  swap = rng.random() < 0.5
+  factors = [rng.uniform(max(0.0, 1 - x), 1 + x) if x else 1.0
+             for x in (float(aug.get(k, 0) or 0) for k in ("brightness", "contrast",
+                                                           "saturation"))]
+  hue = float(aug.get("hue", 0) or 0)
+  shift = rng.uniform(-hue, hue) if hue else 0.0
+  if aug.get("horizontal_flip") and flip:
+    source, driving = source[:, ::-1], driving[:, ::-1]
+  if aug.get("time_flip") and swap:
+    source, driving = driving, source
+  if factors == [1.0, 1.0, 1.0] and shift == 0.0:
+    return np.ascontiguousarray(source), np.ascontiguousarray(driving)
+  luma = np.array([0.299, 0.587, 0.114])
+
+  def jitter(img):
+    x = img.astype(np.float64) / 255.0
+    x = np.clip(x * factors[0], 0, 1)
+    x = np.clip((x - (x @ luma).mean()) * factors[1] + (x @ luma).mean(), 0, 1)
+    gray = (x @ luma)[..., None]
+    x = np.clip((x - gray) * factors[2] + gray, 0, 1)
+    if shift:
+      h, s, v = _rgb_to_hsv(x)
+      x = _hsv_to_rgb((h + shift) % 1.0, s, v)
+    return np.round(x * 255).astype(np.uint8)
+
+  return jitter(source), jitter(driving)
+
+
+# ----------------------------------------------------------------------------- readers
+
+
+class _PairReader:
+  """(stream index, slot) -> {"source", "driving", "video"} (picklable for workers)."""
+
+  def __init__(self, source, starts, counts, groups, seed, shard_index, aug):
+    self.source, self.starts, self.counts, self.groups = source, starts, counts, groups
+    self.seed, self.shard_index, self.aug = int(seed), int(shard_index), aug
 
   def __call__(self, index: int, slot: int) -> dict:
-    vid = int(slot) % len(self.counts)
-    n = int(self.counts[vid])
     rng = np.random.default_rng([self.seed, self.shard_index, int(index)])
-    if n > 1:
-      i, j = rng.choice(n, size=2, replace=False)
-    else:
-      i = j = 0
+    group = self.groups[int(slot) % len(self.groups)]
+    vid = int(group[rng.integers(len(group))]) if len(group) > 1 else int(group[0])
+    n = int(self.counts[vid])
+    i, j = rng.choice(n, size=2, replace=False) if n > 1 else (0, 0)
     first = int(self.starts[vid])
-    return {"source": _image(self.source[first + int(i)]),
-            "driving": _image(self.source[first + int(j)]),
-            "video": np.int64(vid)}
+    src, drv = _image(self.source[first + int(i)]), _image(self.source[first + int(j)])
+    if self.aug:
+      src, drv = augment_pair(rng, src, drv, self.aug)
+    return {"source": src, "driving": drv, "video": np.int64(vid)}
 
 
 class _EvalPairReader:
@@ -140,6 +238,18 @@ class PairIterator:
     self._it.set_state(state["pairs"])
 
 
+def _augmentation(data_config) -> dict:
+  aug = _get(data_config, "augmentation", None)
+  if not aug:
+    return {}
+  aug = dict(aug.to_dict() if hasattr(aug, "to_dict") else aug)
+  known = {"horizontal_flip", "time_flip", "brightness", "contrast", "saturation", "hue"}
+  unknown = sorted(set(aug) - known)
+  if unknown:
+    raise UserError(f"unknown data.augmentation keys: {', '.join(unknown)}")
+  return aug
+
+
 def pair_iterator(data_config, batch_size: int, seed: int, split: str = "train",
                   shard_by_process: bool = True, shard_index: Optional[int] = None,
                   shard_count: Optional[int] = None) -> PairIterator:
@@ -148,22 +258,27 @@ def pair_iterator(data_config, batch_size: int, seed: int, split: str = "train",
   Args:
     data_config: see the module docstring.
     batch_size: per-process batch size.
-    seed: pair sampling and shuffle seed.
-    split: "train" or "test" ("test": one pass of `repeats` slots per video, unshuffled).
+    seed: pair sampling, augmentation and shuffle seed.
+    split: "train", or "test" (one pass of the slots, unshuffled, not augmented).
     shard_by_process, shard_index, shard_count: as `pipeline.swap_iterator`.
   """
   if batch_size <= 0:
     raise UserError(f"batch size must be positive, got {batch_size}")
-  index, count = pipeline._shard(shard_by_process, shard_index, shard_count)  # pylint: disable=protected-access
+  index, count = pipeline.shard_of(shard_by_process, shard_index, shard_count)
   builder = video_builder(data_config, multihost=shard_index is None and shard_by_process)
-  source, starts, counts = _split(builder, split)
-  repeats = int(_get(data_config, "repeats", 1))
-  slots = len(counts) * max(repeats, 1)
+  source, starts, counts, names = _split(builder, split)
+  if bool(_get(data_config, "id_sampling", False)):
+    groups = identity_groups(names)
+  else:
+    groups = [np.asarray([v], np.int64) for v in range(len(counts))]
+  repeats = max(1, int(_first(data_config, ("repeats", "num_repeats"), 1)))
+  slots = len(groups) * repeats
   if slots < count:
     raise UserError(f"{slots} pair slots cannot be split over {count} processes; raise "
                     "data.repeats")
   train = split == "train"
   shuffle = bool(_get(data_config, "shuffle", True)) and train
+  aug = _augmentation(data_config) if train else {}
   ds = grain.MapDataset.range(slots)
   if count > 1:
     ds = ds[index::count]
@@ -171,12 +286,12 @@ def pair_iterator(data_config, batch_size: int, seed: int, split: str = "train",
     ds = ds.shuffle(seed=int(seed) & 0xFFFFFFFF)
   if train:
     ds = ds.repeat()
-  ds = ds.map_with_index(_PairReader(source, starts, counts, seed, index))
+  ds = ds.map_with_index(_PairReader(source, starts, counts, groups, seed, index, aug))
   ds = ds.batch(batch_size, drop_remainder=True)
   meta = {"split": split, "batch_size": int(batch_size), "seed": int(seed),
           "shard": [index, count], "shuffle": shuffle, "repeats": repeats,
-          "data": f"{builder.name}/{builder.builder_config.name}"}
-  return PairIterator(pipeline._to_iter(ds, data_config), meta)  # pylint: disable=protected-access
+          "groups": len(groups), "data": f"{builder.name}/{builder.builder_config.name}"}
+  return PairIterator(pipeline.to_iter(ds, data_config), meta)
 
 
 def eval_pairs(data_config, batch_size: int, split: str = "test",
@@ -194,9 +309,9 @@ def eval_pairs(data_config, batch_size: int, split: str = "test",
   """
   if batch_size <= 0:
     raise UserError(f"batch size must be positive, got {batch_size}")
-  index, count = pipeline._shard(shard_by_process, shard_index, shard_count)  # pylint: disable=protected-access
+  index, count = pipeline.shard_of(shard_by_process, shard_index, shard_count)
   builder = video_builder(data_config, multihost=shard_index is None and shard_by_process)
-  source, starts, counts = _split(builder, split)
+  source, starts, counts, _ = _split(builder, split)
   limit = counts if max_frames_per_video is None else np.minimum(counts, max_frames_per_video)
   pairs = [(v, f) for v in range(len(counts)) for f in range(int(limit[v]))]
   per_host = math.ceil(len(pairs) / count)
@@ -205,4 +320,4 @@ def eval_pairs(data_config, batch_size: int, split: str = "test",
   n_own = len(pairs[index::count])
   items = [(own[k % len(own)], k < n_own) for k in range(per_host)]
   ds = grain.MapDataset.source(items).map(_EvalPairReader(source, starts)).batch(batch_size)
-  yield from pipeline._to_iter(ds, data_config)  # pylint: disable=protected-access
+  yield from pipeline.to_iter(ds, data_config)

@@ -39,7 +39,7 @@ STATE_VERSION = 1
 _SIDES = ("a", "b")
 
 
-def _get(cfg, name: str, default: Any = ...):
+def config_get(cfg, name: str, default: Any = ...):
   """`cfg.name` from a ConfigDict or dict; UserError when required and missing."""
   try:
     value = cfg[name]
@@ -61,7 +61,7 @@ def host_batch_size(global_batch: int, process_count: Optional[int] = None) -> i
   return global_batch // count
 
 
-def _shard(shard_by_process: bool, shard_index, shard_count) -> tuple[int, int]:
+def shard_of(shard_by_process: bool, shard_index, shard_count) -> tuple[int, int]:
   if shard_index is not None or shard_count is not None:
     if shard_index is None or shard_count is None or not 0 <= shard_index < shard_count:
       raise ValueError(f"bad shard {shard_index} of {shard_count}")
@@ -71,7 +71,7 @@ def _shard(shard_by_process: bool, shard_index, shard_count) -> tuple[int, int]:
   return 0, 1
 
 
-def _prepare_once(fn: Callable[[], Any], multihost: bool):
+def prepare_once(fn: Callable[[], Any], multihost: bool):
   """Runs `fn` on process 0 first, then on the others (no race on a shared data_dir).
 
   Process 0 reaches the barrier even when `fn` fails (then re-raises), so the other
@@ -95,26 +95,26 @@ def _prepare_once(fn: Callable[[], Any], multihost: bool):
 
 def identity_builders(data_config, multihost: bool = True) -> dict[str, Any]:
   """Prepares (if needed) and returns the TFDS builders of identities A and B."""
-  source = _get(data_config, "source")
-  size = int(_get(data_config, "size"))
-  data_dir = _get(data_config, "data_dir", None)
+  source = config_get(data_config, "source")
+  size = int(config_get(data_config, "size"))
+  data_dir = config_get(data_config, "data_dir", None)
   if source == "synthetic":
-    num_train = int(_get(data_config, "num_train"))
-    num_test = int(_get(data_config, "num_test", 0))
+    num_train = int(config_get(data_config, "num_train"))
+    num_test = int(config_get(data_config, "num_test", 0))
 
     def make(side):
-      seed = int(_get(data_config, f"identity_{side}"))
+      seed = int(config_get(data_config, f"identity_{side}"))
       return lambda: synthetic_faces.prepare_synthetic(seed, num_train, size, data_dir,
                                                        num_test=num_test)
   elif source == "folders":
-    test_fraction = float(_get(data_config, "test_fraction", 0.1))
+    test_fraction = float(config_get(data_config, "test_fraction", 0.1))
 
     def make(side):
-      folder = _get(data_config, side)
+      folder = config_get(data_config, side)
       return lambda: face_folders.prepare_face_folder(folder, size, data_dir, test_fraction)
   else:
     raise UserError(f"data source must be 'synthetic' or 'folders', got '{source}'")
-  return {side: _prepare_once(make(side), multihost) for side in _SIDES}
+  return {side: prepare_once(make(side), multihost) for side in _SIDES}
 
 
 def _source(builder, split: str, side: str):
@@ -154,11 +154,11 @@ def _side_seed(seed: int, side: str) -> int:
   return int(ss.generate_state(1)[0])
 
 
-def _to_iter(ds: grain.MapDataset, data_config) -> grain.IterDataset:
-  threads = int(_get(data_config, "read_threads", 4))
+def to_iter(ds: grain.MapDataset, data_config) -> grain.IterDataset:
+  threads = int(config_get(data_config, "read_threads", 4))
   it = ds.to_iter_dataset(grain.ReadOptions(num_threads=threads,
                                              prefetch_buffer_size=max(threads, 2)))
-  workers = int(_get(data_config, "worker_count", 0))
+  workers = int(config_get(data_config, "worker_count", 0))
   if workers > 0:
     from absl import flags  # pylint: disable=g-import-not-at-top
     if not flags.FLAGS.is_parsed():  # grain workers read absl flags (tests, notebooks).
@@ -238,17 +238,17 @@ def swap_iterator(data_config, batch_size: int, seed: int, split: str = "train",
   """
   if batch_size <= 0:
     raise UserError(f"batch size must be positive, got {batch_size}")
-  index, count = _shard(shard_by_process, shard_index, shard_count)
+  index, count = shard_of(shard_by_process, shard_index, shard_count)
   builders = identity_builders(data_config, multihost=shard_index is None and shard_by_process)
   train = split == "train"
-  shuffle = bool(_get(data_config, "shuffle", True)) and train
+  shuffle = bool(config_get(data_config, "shuffle", True)) and train
   datasets, meta = {}, {"split": split, "batch_size": int(batch_size), "seed": int(seed),
                         "shard": [index, count], "shuffle": shuffle}
   for side in _SIDES:
     src = _source(builders[side], split, side)
     ds = side_dataset(src, batch_size, _side_seed(seed, side), shuffle=shuffle, repeat=train,
                       shard_index=index, shard_count=count)
-    datasets[side] = _to_iter(ds, data_config)
+    datasets[side] = to_iter(ds, data_config)
     meta[f"{side}_data"] = f"{builders[side].name}/{builders[side].builder_config.name}"
     meta[f"{side}_len"] = len(src)
   return SwapIterator(datasets, meta)
@@ -291,7 +291,7 @@ def eval_batches(data_config, batch_size: int, split: str = "test",
   """
   if batch_size <= 0:
     raise UserError(f"batch size must be positive, got {batch_size}")
-  index, count = _shard(shard_by_process, shard_index, shard_count)
+  index, count = shard_of(shard_by_process, shard_index, shard_count)
   builders = identity_builders(data_config, multihost=shard_index is None and shard_by_process)
   sources = {side: _source(builders[side], split, side) for side in _SIDES}
   per_host = max(math.ceil(len(src) / count) for src in sources.values())
@@ -301,7 +301,7 @@ def eval_batches(data_config, batch_size: int, split: str = "test",
     idx, valid = _eval_indices(len(src), index, count, per_host)
     items = grain.MapDataset.source([(int(i), bool(v)) for i, v in zip(idx, valid)])
     ds = items.map(_EvalReader(src))
-    iters[side] = iter(_to_iter(ds.batch(batch_size), data_config))
+    iters[side] = iter(to_iter(ds.batch(batch_size), data_config))
   for _ in range(per_host // batch_size):
     batch = {}
     for side in _SIDES:

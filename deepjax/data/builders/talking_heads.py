@@ -1,17 +1,21 @@
 """TFDS builder `talking_heads`: a folder of videos, one record per kept frame.
 
 Training the motion model (first-order motion) needs pairs of frames of one video
-(source and driving); the pipeline forms the pairs (`deepjax.data.pipeline.pair_iterator`),
+(source and driving); `deepjax.data.motion_pipeline.pair_iterator` forms the pairs,
 this builder stores the frames.
 
-Input: video files directly inside `folder` (`video.VIDEO_EXTENSIONS`, any case).
-Each kept frame (every `frame_step`-th, at most `max_frames` per video, 0 = all) is
+Input: clips directly inside `folder`: video files (`video.VIDEO_EXTENSIONS`, any
+case) or sub-folders of frame images (sorted by name; VoxCeleb-style PNG folders).
+Each kept frame (every `frame_step`-th, at most `max_frames` per clip, 0 = all) is
 centre-cropped to a square (aspect kept) and resized to `size` x `size`.
-Unreadable videos are skipped with one warning; a folder without a usable video is
-a `UserError`. A video that fails part-way keeps the frames decoded before the error.
+Unreadable videos (and frames of frame folders) are skipped with a warning; a folder
+without a usable clip is a `UserError`. A video that fails part-way keeps the frames
+decoded before the error. A frame folder's fingerprint is its own mtime (adding or
+removing frames re-prepares; editing a frame in place does not).
 
-Splits by video: `test` holds the videos named in `test_videos` (file names or
-stems), or else those with `name_fraction(file name) < test_fraction`
+With `folder/train` and `folder/test` sub-folders (first-order-model's layout) the
+split is taken from them; otherwise splits are by video: `test` holds the videos
+named in `test_videos` (file names or stems), or else those with `name_fraction(file name) < test_fraction`
 (deterministic; at least one video each side when there are two or more).
 
 Records are stored in order (video-major, then frame; TFDS shuffling disabled), so
@@ -46,12 +50,42 @@ class TalkingHeadsConfig(tfds.core.BuilderConfig):
   encoding: str = "jpeg"
 
 
-def list_videos(folder: str) -> list[str]:
-  """Video files directly inside `folder`, sorted (UserError for a missing folder)."""
+def _is_frame_folder(path: str) -> bool:
+  return os.path.isdir(path) and bool(video.list_images(path))
+
+
+def list_clips(folder: str) -> list[str]:
+  """Clips directly inside `folder`, sorted names relative to it.
+
+  A clip is a video file (`video.VIDEO_EXTENSIONS`) or a sub-folder holding image
+  frames (sorted by name). Raises UserError for a missing folder.
+  """
   video.list_images(folder)  # same folder checks.
-  names = sorted(n for n in os.listdir(folder)
-                 if not n.startswith(".") and os.path.isfile(os.path.join(folder, n))
-                 and os.path.splitext(n)[1].lower() in video.VIDEO_EXTENSIONS)
+  names = []
+  for n in sorted(os.listdir(folder)):
+    path = os.path.join(folder, n)
+    if n.startswith("."):
+      continue
+    if os.path.isfile(path) and os.path.splitext(n)[1].lower() in video.VIDEO_EXTENSIONS:
+      names.append(n)
+    elif _is_frame_folder(path):
+      names.append(n)
+  return names
+
+
+def list_split_clips(folder: str) -> dict[str, list[str]]:
+  """{"train": [...], "test": [...]} for the `folder/train`, `folder/test` layout
+  (first-order-model's), names relative to `folder`; {} for a flat folder."""
+  if not all(os.path.isdir(os.path.join(folder, s)) for s in ("train", "test")):
+    return {}
+  out = {s: [f"{s}/{n}" for n in list_clips(os.path.join(folder, s))] for s in ("train", "test")}
+  return out if out["train"] else {}
+
+
+def list_videos(folder: str) -> list[str]:
+  """Paths of the clips of `folder` (both layouts)."""
+  split = list_split_clips(folder)
+  names = split["train"] + split["test"] if split else list_clips(folder)
   return [os.path.join(folder, n) for n in names]
 
 
@@ -96,40 +130,66 @@ class TalkingHeads(common.LocalBuilder):
         metadata=tfds.core.MetadataDict(),
     )
 
-  def _usable_videos(self) -> list[str]:
+  def _usable(self, names: list[str]) -> list[str]:
+    """The clips that open (frame folders always do); warns about the others."""
     cfg = self.builder_config
-    paths = list_videos(cfg.folder)
-    if not paths:
-      raise UserError(f"no video files in folder: {cfg.folder}")
     good, bad = [], []
-    for p in paths:
+    for n in names:
+      path = os.path.join(cfg.folder, n)
       try:
-        video._check_video(p)  # pylint: disable=protected-access
-        good.append(os.path.basename(p))
+        if not os.path.isdir(path):
+          video._check_video(path)  # pylint: disable=protected-access
+        good.append(n)
       except UserError as e:
-        bad.append(f"{os.path.basename(p)} ({e})")
+        bad.append(f"{n} ({e})")
     if bad:
       common.log.warning("skipped %d unreadable video(s) in %s: %s", len(bad), cfg.folder,
                          "; ".join(bad))
-    if not good:
-      raise UserError(f"no readable videos in folder ({len(bad)} unreadable): {cfg.folder}")
     return good
 
   def _split_generators(self, dl_manager):
     del dl_manager
     cfg = self.builder_config
-    train, test = split_videos(self._usable_videos(), cfg.test_fraction, cfg.test_videos)
+    layout = list_split_clips(cfg.folder)
+    if layout:  # folder/train and folder/test: the split is given.
+      train, test = self._usable(layout["train"]), self._usable(layout["test"])
+      if not train:
+        raise UserError(f"no readable videos in {os.path.join(cfg.folder, 'train')}")
+    else:
+      names = list_clips(cfg.folder)
+      if not names:
+        raise UserError(f"no video files or frame folders in folder: {cfg.folder}")
+      usable = self._usable(names)
+      if not usable:
+        raise UserError(f"no readable videos in folder ({len(names)} unreadable): "
+                        f"{cfg.folder}")
+      train, test = split_videos(usable, cfg.test_fraction, cfg.test_videos)
     splits = {"train": self._generate_examples("train", train)}
     if test:
       splits["test"] = self._generate_examples("test", test)
     return splits
+
+  def _decoded(self, path: str):
+    """(index, uint8 frame) of every frame of a video file or frame folder."""
+    if not os.path.isdir(path):
+      yield from enumerate(video.iter_video(path))
+      return
+    bad = []
+    for i, p in enumerate(video.list_images(path)):
+      try:
+        yield i, video.read_image(p)
+      except UserError:
+        bad.append(os.path.basename(p))
+    if bad:
+      common.log.warning("frame folder %s: skipped %d unreadable frame(s): %s", path, len(bad),
+                         ", ".join(bad[:10]))
 
   def _frames(self, path: str):
     """(frame index, uint8 frame) of the kept frames; stops quietly at a decode error."""
     cfg = self.builder_config
     kept = 0
     try:
-      for i, frame in enumerate(video.iter_video(path)):
+      for i, frame in self._decoded(path):
         if i % cfg.frame_step:
           continue
         yield i, frame
@@ -164,7 +224,7 @@ def talking_heads_config(folder: str, size: int = 64, frame_step: int = 1,
                          test_videos=(), encoding: str = "jpeg") -> TalkingHeadsConfig:
   """The config of `folder` (name = slug + size + content/options fingerprint)."""
   folder = os.path.abspath(os.path.expanduser(os.fspath(folder)))
-  paths = list_videos(folder)
+  paths = list_videos(folder)  # frame folders: the folder's own mtime (files added/removed).
   if size < 4 or frame_step < 1 or max_frames < 0:
     raise UserError(f"need size >= 4, frame_step >= 1, max_frames >= 0; got {size}, "
                     f"{frame_step}, {max_frames}")
