@@ -15,8 +15,9 @@ removing frames re-prepares; editing a frame in place does not).
 
 With `folder/train` and `folder/test` sub-folders (first-order-model's layout) the
 split is taken from them; otherwise splits are by video: `test` holds the videos
-named in `test_videos` (file names or stems), or else those with `name_fraction(file name) < test_fraction`
-(deterministic; at least one video each side when there are two or more).
+named in `test_videos` (file names or stems), or else those with
+`name_fraction(file name) < test_fraction` (deterministic; at least one video each
+side when there are two or more).
 
 Records are stored in order (video-major, then frame; TFDS shuffling disabled), so
 `common.video_offsets(builder, split)` gives each video's first record index and count
