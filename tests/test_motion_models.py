@@ -31,7 +31,7 @@ def ref():
 @pytest.fixture(scope="module")
 def fixture_model(ref):
   fomm = FOMM(KeypointDetector(**KP), OcclusionAwareGenerator(**GEN))
-  template = fomm.init(jax.random.key(0), (2, 32, 32, 3))
+  template = fomm.init_shapes((2, 32, 32, 3))
   variables = {}
   for part in ("kp_detector", "generator"):
     state = {k[len(part) + 1:]: v for k, v in ref.items() if k.startswith(part + ".")}
@@ -49,15 +49,19 @@ def test_matches_reference_pytorch(ref, fixture_model, mode):
   fomm, variables = fixture_model
   train = mode == "train"
   source, driving = jnp.asarray(ref["source"]), jnp.asarray(ref["driving"])
-  kp_s, _ = fomm.apply_kp_detector(variables, source, train)
-  kp_d, _ = fomm.apply_kp_detector(variables, driving, train)
+  detect = jax.jit(lambda v, x: fomm.apply_kp_detector(v, x, train)[0])
+  kp_s, kp_d = detect(variables, source), detect(variables, driving)
   for which, kp in (("source", kp_s), ("driving", kp_d)):
     for f in ("value", "jacobian"):
       np.testing.assert_allclose(np.asarray(kp[f]), ref[f"{mode}/kp_{which}_{f}"], atol=2e-5,
                                  rtol=1e-4, err_msg=f"{which} {f}")
   # Feed the reference's keypoints so the generator is compared on its own.
-  out, _ = fomm.apply_generator(variables, source, _kp(ref, mode, "source"),
-                                _kp(ref, mode, "driving"), train)
+  generate = jax.jit(lambda v, x, ks, kd: fomm.apply_generator(v, x, ks, kd, train)[0])
+  out = generate(variables, source, _kp(ref, mode, "source"), _kp(ref, mode, "driving"))
+  # Invariants: the motion weights are a softmax, the occlusion a sigmoid.
+  np.testing.assert_allclose(np.asarray(out["mask"]).sum(-1), 1.0, atol=1e-5)
+  occ = np.asarray(out["occlusion_map"])
+  assert occ.min() >= 0.0 and occ.max() <= 1.0
   for key in ("mask", "sparse_deformed", "occlusion_map", "deformed", "prediction"):
     np.testing.assert_allclose(np.asarray(out[key]), ref[f"{mode}/{key}"], atol=5e-5, rtol=1e-4,
                                err_msg=key)
@@ -96,3 +100,148 @@ def test_torch_import_rejects_mismatch(ref, fixture_model):
   del missing["final.bias"]
   with pytest.raises(UserError, match="missing"):
     variables_from_torch(missing, variables["generator"])
+
+
+def _load_config(name, arg=None):
+  import importlib.util  # pylint: disable=import-outside-toplevel
+  path = os.path.join(os.path.dirname(os.path.dirname(__file__)), "configs", name + ".py")
+  spec = importlib.util.spec_from_file_location("cfg_" + name, path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module.get_config(arg)
+
+
+def _shapes(tree):
+  return jax.tree.map(lambda x: tuple(x.shape), tree)
+
+
+def _output_shapes(config, batch=2):
+  fomm = FOMM.from_config(config.model)
+  size = config.data.size
+  image = jax.ShapeDtypeStruct((batch, size, size, 3), jnp.float32)
+  variables = fomm.init_shapes(image.shape)
+  gen = jax.eval_shape(lambda v, s, d: fomm.full_forward(v, s, d, train=True)[0], variables,
+                       image, image)
+  return fomm, variables, _shapes(gen)
+
+
+def test_tiny_config_output_shapes():
+  config = _load_config("fomm_tiny")
+  _, variables, gen = _output_shapes(config)
+  k = config.model.num_kp
+  assert gen["kp_source"] == {"value": (2, k, 2), "jacobian": (2, k, 2, 2)}
+  assert gen["prediction"] == (2, 64, 64, 3) and gen["deformed"] == (2, 64, 64, 3)
+  assert gen["mask"] == (2, 32, 32, k + 1) and gen["occlusion_map"] == (2, 32, 32, 1)
+  assert gen["sparse_deformed"] == (2, k + 1, 32, 32, 3) and gen["deformation"] == (2, 32, 32, 2)
+  kp_params = variables["kp_detector"]["params"]
+  # 7x7 heads on the hourglass output (block_expansion + 3 channels), no padding.
+  assert kp_params["kp"]["kernel"].shape == (7, 7, 16 + 3, k)
+  assert kp_params["jacobian"]["kernel"].shape == (7, 7, 16 + 3, 4 * k)
+
+
+def test_vox256_parameter_shapes_match_reference_layout():
+  config = _load_config("fomm_vox256")
+  _, variables, gen = _output_shapes(config, batch=1)
+  assert gen["prediction"] == (1, 256, 256, 3) and gen["mask"] == (1, 64, 64, 11)
+  p = variables["generator"]["params"]
+  # Shapes of the published vox-cpk checkpoint's tensors, transposed to HWIO.
+  assert p["first"]["conv"]["kernel"].shape == (7, 7, 3, 64)
+  assert p["down_blocks_1"]["conv"]["kernel"].shape == (3, 3, 128, 256)
+  assert p["bottleneck"]["r5"]["conv2"]["kernel"].shape == (3, 3, 256, 256)
+  assert p["up_blocks_0"]["conv"]["kernel"].shape == (3, 3, 256, 128)
+  assert p["final"]["kernel"].shape == (7, 7, 64, 3)
+  dm = p["dense_motion_network"]
+  assert dm["hourglass"]["encoder"]["down_blocks_0"]["conv"]["kernel"].shape == (3, 3, 44, 128)
+  assert dm["hourglass"]["decoder"]["up_blocks_0"]["conv"]["kernel"].shape == (3, 3, 1024, 1024)
+  assert dm["mask"]["kernel"].shape == (7, 7, 108, 11)
+  assert dm["occlusion"]["kernel"].shape == (7, 7, 108, 1)
+  kp = variables["kp_detector"]["params"]
+  assert kp["predictor"]["encoder"]["down_blocks_4"]["conv"]["kernel"].shape == (3, 3, 512, 1024)
+  assert kp["kp"]["kernel"].shape == (7, 7, 35, 10)
+  assert kp["jacobian"]["kernel"].shape == (7, 7, 35, 40)
+  n_gen = sum(np.prod(x.shape) for x in jax.tree.leaves(p))
+  n_kp = sum(np.prod(x.shape) for x in jax.tree.leaves(kp))
+  # Trainable parameter counts of the reference PyTorch modules built with vox-256.yaml
+  # (sum of p.numel() over KPDetector / OcclusionAwareGenerator .parameters()).
+  assert (n_gen, n_kp) == (45_575_391, 14_215_368)
+
+
+SMALL_KP = dict(block_expansion=4, num_kp=3, num_channels=3, max_features=8, num_blocks=2,
+                temperature=0.1, estimate_jacobian=True, scale_factor=1.0)
+
+
+def test_jacobian_head_initialised_to_identity():
+  det = KeypointDetector(**SMALL_KP)
+  image = jax.random.uniform(jax.random.key(1), (2, 16, 16, 3))
+
+  @jax.jit
+  def init_and_detect(key, image):
+    variables = det.init(key, image)
+    return variables, det.apply(variables, image)
+
+  variables, kp = init_and_detect(jax.random.key(2), image)
+  head = variables["params"]["jacobian"]
+  np.testing.assert_array_equal(np.asarray(head["kernel"]), 0.0)
+  np.testing.assert_array_equal(np.asarray(head["bias"]), np.tile([1.0, 0, 0, 1], 3))
+  np.testing.assert_allclose(np.asarray(kp["jacobian"]), np.broadcast_to(np.eye(2), (2, 3, 2, 2)),
+                             atol=1e-5)
+  assert np.all(np.abs(np.asarray(kp["value"])) <= 1.0)
+
+
+def test_batchnorm_statistics_over_global_sharded_batch():
+  """A BatchNorm'd block on a batch sharded over 8 devices gives the 1-device statistics."""
+  assert jax.device_count() == 8, "tests/conftest.py forces 8 CPU devices"
+  block = hg.DownBlock2d(6)
+  x = jax.random.normal(jax.random.key(3), (8, 8, 8, 3)) * 2.0 + 0.5
+  variables = block.init(jax.random.key(4), x[:1])
+
+  def step(v, x):
+    return block.apply(v, x, True, mutable=["batch_stats"])
+
+  y1, s1 = jax.jit(step)(variables, jax.device_put(x, jax.devices()[0]))
+  mesh = jax.make_mesh((8,), ("data",))
+  sharded = jax.device_put(x, jax.sharding.NamedSharding(mesh, jax.P("data")))
+  assert len(sharded.addressable_shards) == 8
+  y8, s8 = jax.jit(step)(variables, sharded)
+  np.testing.assert_allclose(np.asarray(y8), np.asarray(y1), atol=1e-5)
+  for a, b in zip(jax.tree.leaves(s8), jax.tree.leaves(s1)):
+    np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-6)
+  # Independent check: the running mean moved 10% toward the global batch mean of conv(x).
+  conv = variables["params"]["conv"]
+  pre = jax.lax.conv_general_dilated(x, conv["kernel"], (1, 1), ((1, 1), (1, 1)),
+                                     dimension_numbers=("NHWC", "HWIO", "NHWC"))
+  pre = pre + conv["bias"].reshape(1, 1, 1, -1)
+  np.testing.assert_allclose(np.asarray(s8["batch_stats"]["norm"]["mean"]),
+                             0.1 * np.asarray(pre).mean(axis=(0, 1, 2)), atol=1e-5)
+
+
+@pytest.mark.slow
+def test_generator_losses_tiny(ref, fixture_model):
+  fomm, variables = fixture_model
+  source, driving = jnp.asarray(ref["source"]), jnp.asarray(ref["driving"])
+  weights = dict(perceptual=(10.0,) * 5, equivariance_value=10.0, equivariance_jacobian=10.0,
+                 generator_gan=0.0)
+  transform = dict(sigma_affine=0.05, sigma_tps=0.005, points_tps=5)
+
+  @jax.jit
+  def loss_and_grad(v, key):
+    def f(params):
+      v2 = jax.tree.map(lambda x: x, v)
+      v2["kp_detector"] = dict(v["kp_detector"], params=params["kp"])
+      v2["generator"] = dict(v["generator"], params=params["gen"])
+      total, (losses, _, new_v) = generator_losses(fomm, v2, source, driving, key, weights,
+                                                   transform, (1.0, 0.5), None, True)
+      return total, (losses, new_v)
+    params = {"kp": v["kp_detector"]["params"], "gen": v["generator"]["params"]}
+    return jax.value_and_grad(f, has_aux=True)(params)
+
+  (total, (losses, new_v)), grads = loss_and_grad(variables, jax.random.key(0))
+  assert set(losses) == {"perceptual", "equivariance_value", "equivariance_jacobian"}
+  assert np.isfinite(float(total)) and float(total) > 0
+  np.testing.assert_allclose(float(total), sum(float(x) for x in losses.values()), rtol=1e-5)
+  gnorm = [float(jnp.abs(g).max()) for g in jax.tree.leaves(grads)]
+  assert all(np.isfinite(gnorm)) and max(gnorm) > 0
+  # The detector ran three times (source, driving, transformed): its statistics moved.
+  old = variables["kp_detector"]["batch_stats"]["predictor"]["encoder"]["down_blocks_0"]["norm"]
+  new = new_v["kp_detector"]["batch_stats"]["predictor"]["encoder"]["down_blocks_0"]["norm"]
+  assert not np.allclose(np.asarray(old["mean"]), np.asarray(new["mean"]))

@@ -71,7 +71,7 @@ class FOMM:
 
   def init_shapes(self, image_shape: Tuple[int, int, int, int]) -> Variables:
     """`jax.ShapeDtypeStruct`s of the variables (no computation)."""
-    return jax.eval_shape(self.init, jax.random.key(0), image_shape)
+    return jax.eval_shape(lambda key: self.init(key, tuple(image_shape)), jax.random.key(0))
 
   def apply_kp_detector(self, variables: Variables, image, train: bool = False):
     """Returns (kp dict, updated kp_detector variables) (unchanged when not training)."""
