@@ -259,7 +259,7 @@ def test_augment_pair_with_landmarks_matches_affine():
 
 
 @pytest.mark.parametrize("bad", [{"zoom": -0.1}, {"flip_prob": 1.5}, {"mode": "wrap"},
-                                 {"warp_grid_size": 1}])
+                                 {"warp_grid_size": 1}, {"rotation": 5.0}])
 def test_augment_rejects_bad_config(bad):
   with pytest.raises(UserError):
     warp.augment(jax.random.key(0), jnp.zeros((1, 8, 8, 3)), bad)

@@ -316,6 +316,10 @@ def _read_cfg(cfg: Any) -> tuple:
     cfg = {}
   if not hasattr(cfg, "get"):
     raise UserError(f"augmentation config must be a dict or ConfigDict, got {type(cfg).__name__}")
+  unknown = sorted(set(cfg.keys()) - set(AUGMENT_DEFAULTS))
+  if unknown:
+    raise UserError(f"unknown augmentation config fields {unknown}; known: "
+                    f"{sorted(AUGMENT_DEFAULTS)}")
   out = {name: cfg.get(name, default) for name, default in AUGMENT_DEFAULTS.items()}
   for name in ("warp_jitter", "rotation_deg", "zoom", "shift", "flip_prob"):
     try:
