@@ -200,7 +200,7 @@ def _has_stream(listing: str, kind: str) -> bool:
   return re.search(rf"Stream #\d+:\d+.*: {kind}:", listing) is not None
 
 
-def _check_video(path: str) -> str:
+def check_video(path: str) -> str:
   """Checks `path` is a readable video; returns ffmpeg's stream listing."""
   _check_file(path, "video")
   listing = _ffmpeg_streams(path)
@@ -223,7 +223,7 @@ def probe_video(path: str) -> VideoInfo:
     UserError: missing, empty, corrupt or non-video file, or a video of zero frames.
   """
   path = os.fspath(path)
-  listing = _check_video(path)
+  listing = check_video(path)
   meta, gen = _open_frames(path)
   gen.close()
   try:
@@ -281,7 +281,7 @@ def iter_video(path: str, chunk: Optional[int] = None) -> Iterator[np.ndarray]:
     UserError (on the first `next`): missing/corrupt/non-video file or zero frames.
   """
   path = os.fspath(path)
-  _check_video(path)
+  check_video(path)
   meta, gen = _open_frames(path)
   frames = _frames_of(path, meta, gen)
   if chunk is None:
@@ -312,7 +312,7 @@ def read_video(path: str, max_frames: Optional[int] = None
     UserError: missing/corrupt/non-video file or zero frames.
   """
   path = os.fspath(path)
-  listing = _check_video(path)
+  listing = check_video(path)
   meta, gen = _open_frames(path)
   frames = []
   it = _frames_of(path, meta, gen)

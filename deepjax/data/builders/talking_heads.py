@@ -139,7 +139,7 @@ class TalkingHeads(common.LocalBuilder):
       path = os.path.join(cfg.folder, n)
       try:
         if not os.path.isdir(path):
-          video._check_video(path)  # pylint: disable=protected-access
+          video.check_video(path)
         good.append(n)
       except UserError as e:
         bad.append(f"{n} ({e})")
