@@ -7,6 +7,10 @@ _flags = os.environ.get("XLA_FLAGS", "")
 if "xla_force_host_platform_device_count" not in _flags:
   os.environ["XLA_FLAGS"] = (_flags + " --xla_force_host_platform_device_count=8").strip()
 
+# Persistent XLA compilation cache shared by the tests and the programs they start.
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR",
+                      os.path.join(os.path.expanduser("~"), ".cache", "deepjax", "jax-tests"))
+
 import jax  # noqa: E402
 import pytest  # noqa: E402
 

@@ -37,6 +37,22 @@ def _guard(main):
   return wrapped
 
 
+def enable_compilation_cache() -> None:
+  """XLA's persistent compilation cache: a second start of a config skips compiling.
+
+  Location: $JAX_COMPILATION_CACHE_DIR if set, else ~/.cache/deepjax/jax;
+  DEEPJAX_COMPILATION_CACHE=0 turns it off.
+  """
+  if os.environ.get("DEEPJAX_COMPILATION_CACHE", "1") == "0":
+    return
+  import jax  # pylint: disable=import-outside-toplevel
+  if not jax.config.jax_compilation_cache_dir:
+    jax.config.update("jax_compilation_cache_dir",
+                      os.path.join(os.path.expanduser("~"), ".cache", "deepjax", "jax"))
+  jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+
+
 def run(main):
   """Runs an absl `main(argv)` with deepjax's error handling."""
+  enable_compilation_cache()
   app.run(_guard(main))
