@@ -245,3 +245,66 @@ def test_generator_losses_tiny(ref, fixture_model):
   old = variables["kp_detector"]["batch_stats"]["predictor"]["encoder"]["down_blocks_0"]["norm"]
   new = new_v["kp_detector"]["batch_stats"]["predictor"]["encoder"]["down_blocks_0"]["norm"]
   assert not np.allclose(np.asarray(old["mean"]), np.asarray(new["mean"]))
+
+
+# ---- VGG19 (deepjax.models.vgg) ----------------------------------------------------------
+
+from deepjax.models import vgg  # noqa: E402
+
+
+def _random_torch_vgg(seed=0):
+  rng = np.random.default_rng(seed)
+  return {name: (0.1 * rng.standard_normal(shape)).astype(np.float32)
+          for name, shape in vgg.vgg19_param_shapes().items()}
+
+
+def test_vgg19_load_and_first_layer_vs_numpy(tmp_path):
+  state = _random_torch_vgg()
+  path = str(tmp_path / "vgg19.npz")
+  np.savez(path, **{k[len("features."):]: v for k, v in state.items()})  # prefix optional
+  params = vgg.load_vgg19_params(path)
+  image = np.random.default_rng(1).random((1, 16, 16, 3)).astype(np.float32)
+  feats = jax.jit(vgg.vgg19_features)(params, jnp.asarray(image))
+  assert [f.shape for f in feats] == [(1, 16, 16, 64), (1, 8, 8, 128), (1, 4, 4, 256),
+                                      (1, 2, 2, 512), (1, 1, 1, 512)]
+  # relu1_1 by hand: ImageNet normalisation, 3x3 cross-correlation (padding 1) in OIHW.
+  x = (image[0] - np.array(vgg.IMAGENET_MEAN)) / np.array(vgg.IMAGENET_STD)
+  xp = np.pad(x, ((1, 1), (1, 1), (0, 0)))
+  w, b = state["features.0.weight"], state["features.0.bias"]
+  expected = np.zeros((16, 16, 64))
+  for dy in range(3):
+    for dx in range(3):
+      expected += np.einsum("hwi,oi->hwo", xp[dy:dy + 16, dx:dx + 16], w[:, :, dy, dx])
+  expected = np.maximum(expected + b, 0)
+  np.testing.assert_allclose(np.asarray(feats[0][0]), expected, atol=1e-4)
+
+
+def test_vgg19_load_errors(tmp_path):
+  with pytest.raises(UserError, match="not found"):
+    vgg.load_vgg19_params(str(tmp_path / "nope.npz"))
+  state = _random_torch_vgg()
+  del state["features.28.bias"]
+  np.savez(str(tmp_path / "a.npz"), **state)
+  with pytest.raises(UserError, match="features.28.bias"):
+    vgg.load_vgg19_params(str(tmp_path / "a.npz"))
+  state = _random_torch_vgg()
+  state["features.5.weight"] = state["features.5.weight"].transpose(2, 3, 1, 0)
+  np.savez(str(tmp_path / "b.npz"), **state)
+  with pytest.raises(UserError, match="features.5.weight"):
+    vgg.load_vgg19_params(str(tmp_path / "b.npz"))
+
+
+def test_perceptual_loss_zero_for_equal_and_fallback_value():
+  from deepjax.models.motion.fomm import perceptual_pyramid_loss  # pylint: disable=import-outside-toplevel
+  rng = np.random.default_rng(2)
+  a = jnp.asarray(rng.random((1, 32, 32, 3)), jnp.float32)
+  b = jnp.asarray(rng.random((1, 32, 32, 3)), jnp.float32)
+  params = vgg.random_vgg19_params(jax.random.key(0))
+  loss = jax.jit(perceptual_pyramid_loss, static_argnums=(3,))
+  assert float(loss(params, a, a, (1.0,))) == 0.0
+  assert float(loss(params, a, b, (1.0,))) > 0.0
+  # Fallback: mean weight (10) x mean |a - b| at scale 1 (no blur there) + at scale 0.5.
+  expected = 10 * np.abs(np.asarray(a) - np.asarray(b)).mean() + 10 * np.abs(
+      np.asarray(hg.anti_alias_interpolate(a, 0.5)) - np.asarray(hg.anti_alias_interpolate(b, 0.5))
+  ).mean()
+  np.testing.assert_allclose(float(loss(None, a, b, (1.0, 0.5))), expected, rtol=1e-5)
