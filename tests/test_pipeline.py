@@ -164,6 +164,10 @@ def test_config_errors(folders_config, tmp_path):
   bad.a = str(tmp_path / "nowhere")
   with pytest.raises(UserError, match="not found"):
     pipeline.swap_iterator(bad, 2, 0)
+  bad = ml_collections.ConfigDict(folders_config.to_dict())
+  bad.b = ""
+  with pytest.raises(UserError, match="data.b is empty"):
+    pipeline.swap_iterator(bad, 2, 0)
   bad = folders_config.to_dict()
   del bad["b"]
   with pytest.raises(UserError, match="'b'"):
@@ -266,6 +270,8 @@ def test_eval_pairs(videos_config):
   assert sorted(seen) == [(0, f) for f in range(5)]  # one test video, 5 frames, once each.
   with pytest.raises(UserError, match="source"):
     motion_pipeline.pair_iterator(dict(videos_config.to_dict(), source="x"), 2, 0)
+  with pytest.raises(UserError, match="empty"):
+    motion_pipeline.pair_iterator(dict(videos_config.to_dict(), folder="", video_dir=""), 2, 0)
 
 
 def test_readers_picklable(folders_config, videos_config):

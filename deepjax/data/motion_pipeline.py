@@ -55,9 +55,13 @@ def video_builder(data_config, multihost: bool = True):
   size = int(_get(data_config, "size"))
   data_dir = _get(data_config, "data_dir", None)
   if source == "videos":
+    folder = str(_first(data_config, ("folder", "video_dir"), ""))
+    if not folder.strip():
+      raise UserError("data.video_dir (or data.folder) is empty: set the folder of videos")
+
     def make():
       return talking_heads.prepare_talking_heads(
-          _first(data_config, ("folder", "video_dir")), size, data_dir,
+          folder, size, data_dir,
           frame_step=int(_get(data_config, "frame_step", 1)),
           max_frames=int(_get(data_config, "max_frames", 0)),
           test_fraction=float(_get(data_config, "test_fraction", 0.1)),

@@ -111,6 +111,9 @@ def identity_builders(data_config, multihost: bool = True) -> dict[str, Any]:
 
     def make(side):
       folder = config_get(data_config, side)
+      if not str(folder).strip():
+        raise UserError(f"data.{side} is empty: set the face folder of identity "
+                        f"{side.upper()}")
       return lambda: face_folders.prepare_face_folder(folder, size, data_dir, test_fraction)
   else:
     raise UserError(f"data source must be 'synthetic' or 'folders', got '{source}'")
