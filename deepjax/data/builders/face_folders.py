@@ -185,6 +185,8 @@ class FaceFolders(common.LocalBuilder):
 def face_folder_config(folder: str, size: int = 64, test_fraction: float = 0.1,
                        encoding: str = "png") -> FaceFoldersConfig:
   """The config for `folder` (name = folder slug + size + content fingerprint)."""
+  if not str(os.fspath(folder)).strip():
+    raise UserError("empty folder path")
   folder = os.path.abspath(os.path.expanduser(os.fspath(folder)))
   video.list_images(folder)  # UserError for a missing folder.
   if not 0 <= test_fraction < 1:

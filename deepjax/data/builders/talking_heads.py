@@ -224,6 +224,8 @@ def talking_heads_config(folder: str, size: int = 64, frame_step: int = 1,
                          max_frames: int = 0, test_fraction: float = 0.1,
                          test_videos=(), encoding: str = "jpeg") -> TalkingHeadsConfig:
   """The config of `folder` (name = slug + size + content/options fingerprint)."""
+  if not str(os.fspath(folder)).strip():
+    raise UserError("empty folder path")
   folder = os.path.abspath(os.path.expanduser(os.fspath(folder)))
   paths = list_videos(folder)  # frame folders: the folder's own mtime (files added/removed).
   if size < 4 or frame_step < 1 or max_frames < 0:
