@@ -116,6 +116,7 @@ def test_paste_back_of_unchanged_crop_reproduces_frame():
   np.testing.assert_array_equal(align.paste_back(frame, c, m, np.zeros((96, 96))), frame)
 
 
+@pytest.mark.real_data
 def test_paste_back_real_frame(shared_data):
   from deepjax.data import video
   from deepjax.faces import detect

@@ -11,6 +11,9 @@ from deepjax.errors import UserError
 from deepjax.faces import extract
 from deepjax.ops import align
 
+# subprocess forks then execs at once; JAX's fork warning (from conftest's import) is moot.
+pytestmark = pytest.mark.filterwarnings("ignore:os.fork")
+
 
 def _cli(*args):
   env = dict(os.environ, JAX_PLATFORMS="cpu")
@@ -42,6 +45,7 @@ def clip_run(tmp_path_factory):
   return proc, out, src
 
 
+@pytest.mark.real_data
 def test_cli_on_real_clip(clip_run):
   from deepjax.data import video
   proc, out, src = clip_run
@@ -70,6 +74,7 @@ def test_cli_on_real_clip(clip_run):
   assert doc["settings"]["smooth"] == 3
 
 
+@pytest.mark.real_data
 def test_alignments_readable_by_face_folders_builder(clip_run):
   _, out, _ = clip_run
   ff = pytest.importorskip("deepjax.data.builders.face_folders")
@@ -77,6 +82,7 @@ def test_alignments_readable_by_face_folders_builder(clip_run):
   assert len(got) == 4 and all(v.shape == (68, 2) for v in got.values())
 
 
+@pytest.mark.real_data
 def test_cli_animation_photo_and_clip(shared_data, tmp_path):
   from deepjax.data import video
   photo = os.path.join(shared_data, "photos", "lp_s12.jpg")
@@ -154,6 +160,7 @@ def test_cli_bad_inputs_fail_cleanly(tmp_path):
   assert "Traceback" not in proc.stderr
 
 
+@pytest.mark.real_data
 def test_cli_odd_image_modes(shared_data, tmp_path):
   """Grayscale, RGBA and 16-bit PNGs of a real face are extracted; a no-face photo is skipped."""
   from PIL import Image
@@ -176,6 +183,7 @@ def test_cli_odd_image_modes(shared_data, tmp_path):
   assert "skip: no face found in" in proc.stderr and "alpaca.jpg" in proc.stderr
 
 
+@pytest.mark.real_data
 def test_track_two_faces(shared_data, tmp_path):
   """A synthetic clip with two real faces that swap sides: track ids follow identities."""
   from PIL import Image
@@ -202,3 +210,27 @@ def test_track_two_faces(shared_data, tmp_path):
   for i in range(6):
     left = min(by_frame[i], key=by_frame[i].get)
     assert (left == first_left) == (i < 3), (i, by_frame[i])
+
+
+@pytest.mark.real_data
+def test_failed_source_leaves_no_crops(shared_data, tmp_path, monkeypatch):
+  src = os.path.join(shared_data, "videos", "lp_d0.mp4")
+  opts = extract.ExtractOptions(max_frames=3)
+  calls = []
+  real = extract._crop_one  # pylint: disable=protected-access
+
+  def flaky(*args):
+    calls.append(1)
+    if len(calls) == 3:
+      raise UserError("disk full (simulated)")
+    return real(*args)
+  monkeypatch.setattr(extract, "_crop_one", flaky)
+  out = tmp_path / "out"
+  with pytest.raises(UserError, match="simulated"):
+    extract.extract_source(src, "video", str(out), opts, "dlib")
+  assert os.listdir(out) == []
+
+
+def test_same_stem_sources_get_distinct_names():
+  assert extract.source_stem("/a/clip.mp4") == "clip"
+  assert extract.source_stem("/a/clip.mp4", unique=False) == "clip_mp4"

@@ -42,6 +42,7 @@ def test_as_rgb_uint8_conversions():
     detect.as_rgb_uint8(np.zeros((4, 4, 7), np.uint8))
 
 
+@pytest.mark.real_data
 def test_photos_human_faces_found_and_animals_rejected(shared_data):
   for name in HUMAN + NO_HUMAN_FACE:
     image = _read(f"{shared_data}/photos/{name}")
@@ -74,11 +75,13 @@ def _detection_rate(path):
   return sum(found) / len(found)
 
 
+@pytest.mark.real_data
 @pytest.mark.parametrize("clip", ["lp_d0", "lp_d12", "lp_d18"])
 def test_detection_rate_talking_heads(shared_data, clip):
   assert _detection_rate(f"{shared_data}/videos/{clip}.mp4") >= 0.95
 
 
+@pytest.mark.real_data
 @pytest.mark.slow
 def test_detection_rate_all_talking_heads(shared_data):
   import glob
@@ -88,6 +91,7 @@ def test_detection_rate_all_talking_heads(shared_data):
     assert _detection_rate(clip) >= 0.95, clip
 
 
+@pytest.mark.real_data
 def test_huge_image_is_downscaled_for_detection(shared_data):
   # 8K noise with a real face pasted in: found at the right place (detected on a
   # downscaled copy, landmarks on the full-resolution image).
@@ -101,6 +105,7 @@ def test_huge_image_is_downscaled_for_detection(shared_data):
   np.testing.assert_allclose(faces[0].landmarks, ref.landmarks + [x0, y0], atol=12)
 
 
+@pytest.mark.real_data
 def test_embedding_same_person_close_different_far(shared_data):
   from deepjax.data import video
   frames, _, _ = video.read_video(f"{shared_data}/videos/lp_d0.mp4", max_frames=60)
