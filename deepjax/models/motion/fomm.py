@@ -209,7 +209,8 @@ def _torch_path(name: str) -> Tuple[Tuple[str, ...], str]:
   parts = name.split(".")
   path = []
   for p in parts[:-1]:
-    if p.isdigit() and path:
+    # List indices and ModuleDict scale keys ("0", "1", "0-5") join their parent's name.
+    if path and p[:1].isdigit() and p.replace("-", "").isdigit():
       path[-1] = f"{path[-1]}_{p}"
     else:
       path.append(p)
@@ -220,7 +221,9 @@ def variables_from_torch(state_dict: Mapping[str, np.ndarray], template: Variabl
                          what: str = "checkpoint") -> Variables:
   """Maps a reference PyTorch state dict onto a Flax variables template by name and shape.
 
-  Conv `weight` (O, I, kh, kw) -> `kernel` (kh, kw, I, O); BatchNorm `weight`/`bias` ->
+  Conv `weight` (or spectral-norm `weight_orig`) (O, I, kh, kw) -> `kernel` (kh, kw, I, O),
+  spectral-norm `weight_u`/`weight_v` -> batch_stats `u`/`v`; BatchNorm/InstanceNorm
+  `weight`/`bias` ->
   params `scale`/`bias`, `running_mean`/`running_var` -> batch_stats `mean`/`var`;
   `num_batches_tracked` and the fixed Gaussian kernels of AntiAliasInterpolation2d
   (`*.down.weight`, recomputed here) are ignored. `template` is one module's variables (e.g.
@@ -237,8 +240,10 @@ def variables_from_torch(state_dict: Mapping[str, np.ndarray], template: Variabl
     value = np.asarray(value)
     if leaf == "num_batches_tracked" or (path and path[-1] == "down" and leaf == "weight"):
       continue  # counters; the fixed Gaussian buffers of AntiAliasInterpolation2d
-    if leaf == "weight" and value.ndim == 4:
+    if leaf in ("weight", "weight_orig") and value.ndim == 4:
       key, value = ("params",) + path + ("kernel",), value.transpose(2, 3, 1, 0)
+    elif leaf in ("weight_u", "weight_v"):  # spectral norm power-iteration vectors
+      key = ("batch_stats",) + path + (leaf[-1],)
     elif leaf == "weight" and value.ndim == 1:
       key = ("params",) + path + ("scale",)
     elif leaf == "bias":
