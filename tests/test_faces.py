@@ -231,3 +231,35 @@ def test_paste_face_unchanged_crop_and_modes():
       assert (o[0, -1] == frame[0, -1]).all()  # far corner untouched
   with pytest.raises(UserError):
     paste.paste_face(frame, c, m, unit, blend="nope")
+
+
+def test_face_alignment_backend_plumbing(monkeypatch, tmp_path):
+  """With a stand-in face_alignment module and weight files present, auto picks it."""
+  import sys
+  import types
+  ckpt = tmp_path / "hub" / "checkpoints"
+  ckpt.mkdir(parents=True)
+  monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+  lm = (align.MEAN_FACE_68 * 50 + 20).astype(np.float32)
+
+  class FakeFA:
+    def __init__(self, kind, device, face_detector):
+      assert device == "cpu" and face_detector == "sfd" and kind == "2d"
+
+    def get_landmarks_from_image(self, image, return_bboxes=False):
+      assert return_bboxes and image.dtype == np.uint8
+      return [lm], None, [np.array([10, 10, 90, 90, 0.99])]
+  fake = types.SimpleNamespace(FaceAlignment=FakeFA,
+                               LandmarksType=types.SimpleNamespace(TWO_D="2d"))
+  monkeypatch.setitem(sys.modules, "face_alignment", fake)
+  assert not detect.face_alignment_status()[0]  # package there, weights not: never download
+  assert detect.resolve_backend("auto")[0] == "dlib"
+  (ckpt / "2DFAN4-cd938726ad.zip").write_bytes(b"x")
+  (ckpt / "s3fd-619a316812.pth").write_bytes(b"x")
+  assert detect.resolve_backend("auto")[0] == "face_alignment"
+  detect._fa_model.cache_clear()  # pylint: disable=protected-access
+  faces = detect.detect_faces(np.zeros((100, 100, 3), np.uint8), "face_alignment")
+  detect._fa_model.cache_clear()  # pylint: disable=protected-access
+  assert len(faces) == 1 and faces[0].score == pytest.approx(0.99)
+  np.testing.assert_allclose(faces[0].landmarks, lm)
+  np.testing.assert_allclose(faces[0].box, [10, 10, 90, 90])
