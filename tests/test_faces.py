@@ -6,6 +6,9 @@ from deepjax.errors import UserError
 from deepjax.faces import detect, mask, paste, track
 from deepjax.ops import align
 
+# deepjax.data.video runs ffmpeg (fork + exec at once); JAX's fork warning is moot here.
+pytestmark = pytest.mark.filterwarnings("ignore:os.fork")
+
 # Which shared photos hold a human face. Found by running the detector and looking:
 # lp_s22 is a capuchin monkey (dlib's HOG fires on it with a weak score, the CNN
 # re-check rejects it), lp_s23 a cartoon alpaca (nothing fires). lp_s7 is a cartoon
