@@ -9,13 +9,15 @@ one-line message and exit status.
 import os
 import sys
 
-from absl import app
+from absl import app, flags, logging
 
 from deepjax.errors import UserError
 
 
 def _guard(main):
   def wrapped(argv):
+    if not flags.FLAGS["verbosity"].present:
+      logging.set_verbosity(logging.WARNING)
     try:
       return main(argv)
     except UserError as e:
@@ -52,7 +54,38 @@ def enable_compilation_cache() -> None:
   jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
 
 
+def _parse_flags(argv):
+  """absl flag parsing with one-line errors (also for config files and overrides)."""
+  try:
+    return flags.FLAGS(argv)
+  except flags.Error as e:
+    print(f"error: {e}", file=sys.stderr)
+  except Exception as e:  # pylint: disable=broad-except  (config file / override errors)
+    msg = (str(e).strip().splitlines() or [type(e).__name__])[0]
+    print(f"error: bad flag or config override: {msg}", file=sys.stderr)
+  sys.exit(2)
+
+
+def config_value(config_flag):
+  """The parsed config of a `config_flags` holder; UserError if the file failed to load."""
+  try:
+    value = config_flag.value
+    if value is not None:
+      value.keys()  # the value is loaded lazily: touch it so load errors surface here
+    return value
+  except Exception as e:  # pylint: disable=broad-except
+    msg = (str(e).strip().splitlines() or [type(e).__name__])[0]
+    path = getattr(flags.FLAGS[config_flag.name], "config_filename", None)
+    path = path.split(":")[0] if path else path
+    if path and not os.path.exists(path):
+      raise UserError(f"config file not found: {path}") from e
+    raise UserError(f"could not load the config file {path or ''}: {msg}") from e
+
+
 def run(main):
-  """Runs an absl `main(argv)` with deepjax's error handling."""
+  """Runs an absl `main(argv)` with deepjax's error handling.
+
+  Library logs are shown from WARNING up (`--verbosity=0` shows INFO).
+  """
   enable_compilation_cache()
-  app.run(_guard(main))
+  app.run(_guard(main), flags_parser=_parse_flags)

@@ -20,14 +20,15 @@ def main(argv):
   from deepjax.errors import UserError  # pylint: disable=import-outside-toplevel
   if len(argv) > 1:
     raise UserError(f"unexpected arguments: {' '.join(argv[1:])}")
-  if _CONFIG.value is None:
+  config = cli.config_value(_CONFIG)
+  if config is None:
     raise UserError("--config is required, e.g. --config=configs/faceswap_ae.py:tiny")
   if not _WORKDIR.value:
     raise UserError("--workdir is required")
   from deepjax.train import parallel  # pylint: disable=import-outside-toplevel
   parallel.maybe_initialize_distributed(_COORD.value, _NPROC.value, _PID.value)
   from deepjax.train import loop  # pylint: disable=import-outside-toplevel
-  out = loop.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+  out = loop.train_and_evaluate(config, _WORKDIR.value)
   print(f"done: step {out['step']}; run folder {_WORKDIR.value}")
 
 

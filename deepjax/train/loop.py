@@ -92,12 +92,12 @@ def train_and_evaluate(config, workdir: str) -> dict:
   task = build_task(config)
   host_bs = parallel.host_batch_size(config.batch_size, mesh)
 
+  it = task.data_iterator(config, host_bs, config.seed, "train")
   manager = ckpt.make_manager(workdir, config.get("keep_checkpoints", 3))
   latest = manager.latest_step()
   if latest is not None:
     ckpt.check_compatible(ckpt.read_config(manager, latest), config, workdir)
 
-  it = task.data_iterator(config, host_bs, config.seed, "train")
   start_data_state = it.get_state()
   example = parallel.to_global(next(it), mesh)
   state, shapes, state_sharding = init_state(task, config, mesh, example)
