@@ -77,7 +77,7 @@ def sample_identity(seed: int) -> dict[str, np.ndarray]:
       face_w=face_w, face_hu=u(1.15, 1.35), face_hl=u(1.15, 1.45), jaw_taper=u(0.1, 0.45),
       eye_y=u(-0.34, -0.22), eye_sep=u(0.34, 0.43), eye_w=u(0.17, 0.22), eye_h=eye_h,
       eye_tilt=u(-0.06, 0.14), iris_r=np.float32(eye_h * rng.uniform(0.85, 1.05)),
-      brow_y=u(-0.55, -0.46), brow_arch=u(0.015, 0.08), brow_th=u(0.022, 0.05),
+      brow_y=u(-0.55, -0.46), brow_arch=u(0.015, 0.08), brow_th=u(0.03, 0.065),
       brow_tilt=u(-0.06, 0.06),
       nose_tip_y=u(0.18, 0.34), nose_w=u(0.11, 0.17), nose_depth=u(0.25, 0.45),
       mouth_y=u(0.6, 0.74), mouth_w=u(0.27, 0.38), lip_up=u(0.035, 0.075),
@@ -252,7 +252,7 @@ def render(identity: dict, motion: dict, size: int) -> tuple[np.ndarray, np.ndar
     return np.zeros((0, size, size, 3), np.float32), np.zeros((0, 68, 2), np.float32)
   windows = _window_sizes(identity, motion, size)
   cap = max(1, _PIXELS_PER_CHUNK // (size * size))
-  chunk = min(1 << (n - 1).bit_length(), 1 << (cap.bit_length() - 1))
+  chunk = min(max(8, 1 << (n - 1).bit_length()), 1 << (cap.bit_length() - 1))
   images, marks = [], []
   for lo in range(0, n, chunk):
     img, lm = _render_chunk(_pad(identity, n, chunk, lo), _pad(motion, n, chunk, lo), size,
@@ -274,7 +274,7 @@ def landmarks(identity: dict, motion: dict) -> np.ndarray:
 def _landmarks_padded(identity, motion):
   """Landmarks of checked inputs, computed in power-of-two chunks (few compiles)."""
   n = len(motion["tx"])
-  chunk = min(1 << (n - 1).bit_length(), 4096)
+  chunk = min(max(8, 1 << (n - 1).bit_length()), 4096)
   out = [np.asarray(_landmarks_batch(_pad(identity, n, chunk, lo), _pad(motion, n, chunk, lo)))
          for lo in range(0, n, chunk)]
   return np.concatenate(out)[:n]

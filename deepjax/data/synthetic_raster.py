@@ -235,7 +235,7 @@ def _background_and_head(ux, uy, pf, idn, mot, g):
   hair_col = _rgb(idn["hair"]) * hair_shade[..., None]
   img = _over(img, _cover(jnp.minimum(crown, box), pf), hair_col * 0.8)
   neck = jnp.maximum(jnp.abs(xh) - idn["neck_w"], -y)
-  neck_col = _rgb(idn["skin"]) * (0.62 + 0.2 * jnp.clip((y - 0.8) / 0.8, 0.0, 1.0))[..., None]
+  neck_col = _rgb(idn["skin"]) * (0.55 + 0.25 * jnp.clip((y - 0.8) / 0.8, 0.0, 1.0))[..., None]
   img = _over(img, _cover(neck, pf), neck_col)
   clothes = _ellipse(xh, y - idn["face_hl"] - 1.35, 1.55 + 0.5 * idn["clothes_w"], 0.95)
   img = _over(img, _cover(clothes, pf), idn["clothes"])
@@ -246,7 +246,7 @@ def _background_and_head(ux, uy, pf, idn, mot, g):
 
   # Face with edge darkening, side light and blush.
   d_face, rho = _face_outline(xf, y, jx, idn, g)
-  shade = (1.0 - 0.22 * jnp.clip((rho - 0.55) / 0.45, 0.0, 1.0) ** 2) * (
+  shade = (1.0 - 0.17 * jnp.clip((rho - 0.4) / 0.6, 0.0, 1.0) ** 2) * (
       1.0 + 0.1 * idn["light"] * xf / w0)
   face_col = _rgb(idn["skin"]) * shade[..., None]
   for side in (-1.0, 1.0):
