@@ -20,6 +20,9 @@ def atomic_path(path: str):
   base, ext = os.path.splitext(os.path.basename(path))
   fd, tmp = tempfile.mkstemp(prefix=f".{base}.", suffix=f".partial{ext}", dir=folder)
   os.close(fd)
+  umask = os.umask(0)
+  os.umask(umask)
+  os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file the usual mode
   try:
     yield tmp
     os.replace(tmp, path)

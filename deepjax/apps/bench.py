@@ -22,6 +22,10 @@ ROWS = {
     "ae_original": ("deepjax.benchmarks:train_row", {"config_name": "faceswap_ae",
                                                      "arg": "original", "batch_size": 64}),
     "synthetic": ("deepjax.data.synthetic_bench:bench", {}),
+    "augment": ("deepjax.ops.warp:bench_augment", {}),
+    "data_swap": ("deepjax.data.pipeline_bench:bench_swap_pipeline", {}),
+    "data_video": ("deepjax.data.pipeline_bench:bench_video_io", {}),
+    "extract": ("deepjax.faces.bench:bench_extract", {}),
 }
 DEFAULT_ROWS = ("matmul", "synthetic", "ae_seeds", "ae_tiny", "ae_original")
 
