@@ -17,7 +17,9 @@ from deepjax.errors import UserError
 def _guard(main):
   def wrapped(argv):
     if not flags.FLAGS["verbosity"].present:
-      logging.set_verbosity(logging.WARNING)
+      # absl-logged chatter of TFDS/orbax hidden; deepjax's own warnings (Python
+      # logging) still show. --verbosity=0 shows everything.
+      logging.set_verbosity(logging.ERROR)
     try:
       return main(argv)
     except UserError as e:
@@ -85,7 +87,7 @@ def config_value(config_flag):
 def run(main):
   """Runs an absl `main(argv)` with deepjax's error handling.
 
-  Library logs are shown from WARNING up (`--verbosity=0` shows INFO).
+  absl-logged library chatter is shown from ERROR up (`--verbosity=0` shows INFO).
   """
   enable_compilation_cache()
   app.run(_guard(main), flags_parser=_parse_flags)

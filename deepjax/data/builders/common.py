@@ -141,6 +141,9 @@ def name_fraction(name: str) -> float:
 def prepare(builder):
   """Runs `download_and_prepare` (ArrayRecord) unless the data is already there."""
   if not builder.is_prepared():
+    print(f"preparing dataset {builder.name}/{builder.builder_config.name} in {builder.data_dir} "
+          "(once; later runs reuse it)", flush=True)
+    tfds.disable_progress_bar()
     try:
       builder.download_and_prepare(
           download_config=tfds.download.DownloadConfig(try_download_gcs=False))
