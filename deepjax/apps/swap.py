@@ -18,7 +18,31 @@ _INPUT = flags.DEFINE_string("input", None, "Face image or folder of face images
 _VIDEO = flags.DEFINE_string("video", None, "Input video (video mode).")
 _OUTPUT = flags.DEFINE_string("output", None, "Output folder (images) or .mp4 (video).")
 _DIRECTION = flags.DEFINE_enum("direction", "a2b", ["a2b", "b2a"], "Swap direction.")
-_BATCH = flags.DEFINE_integer("batch", 32, "Faces per model call.")
+_BATCH = flags.DEFINE_integer("batch", None, "Faces per model call (default 32 for images; "
+                              "16 for --video, where it is also the frames per chunk).")
+# Video mode only (see deepjax/faces/video_swap.py).
+_COLOR = flags.DEFINE_enum("color", "mean_std", ["none", "mean_std", "histogram"],
+                           "Video: colour matching of the swapped face to the original "
+                           "(mean/std in Lab, or per-channel histogram).")
+_BLEND = flags.DEFINE_enum("blend", "alpha", ["alpha", "seamless"],
+                           "Video: feathered alpha blend, or Poisson (seamless) blend.")
+_ERODE = flags.DEFINE_float("erode", None, "Video: mask erosion in crop pixels "
+                            "(default crop size / 32).")
+_BLUR = flags.DEFINE_float("blur", None, "Video: mask feather (Gaussian sigma) in crop pixels "
+                           "(default crop size / 16).")
+_FOREHEAD = flags.DEFINE_float("forehead", 0.2, "Video: how far the landmark mask reaches "
+                               "over the forehead (0 = brows).")
+_DETECTOR = flags.DEFINE_enum("detector", "auto", ["auto", "dlib", "dlib_cnn", "face_alignment"],
+                              "Video: face detector / landmark backend.")
+_FACES = flags.DEFINE_enum("faces", "main", ["main", "all"], "Video: swap the main face or "
+                           "every face.")
+_SMOOTH = flags.DEFINE_integer("smooth", 0, "Video: landmark smoothing (1-euro filter, stronger "
+                               "for larger values); 0/1 = off.")
+_COVERAGE = flags.DEFINE_float("coverage", None, "Video: crop coverage (default: as the "
+                               "training crops' alignments.json, else 0.75).")
+_CENTERING = flags.DEFINE_enum("centering", None, ["face", "head", "legacy"], "Video: crop "
+                               "centring (default: as the training crops, else face).")
+_MAX_FRAMES = flags.DEFINE_integer("max_frames", None, "Video: only the first N frames.")
 
 
 def swap_images(swapper, paths, output_dir, direction, log=print):
@@ -65,7 +89,12 @@ def main(argv):
       from deepjax.faces import video_swap  # pylint: disable=import-outside-toplevel
     except ModuleNotFoundError as e:
       raise UserError("video mode is not available in this version of deepjax") from e
-    video_swap.main(_WORKDIR.value, _VIDEO.value, _OUTPUT.value, _DIRECTION.value)
+    opts = video_swap.SwapOptions(
+        color=_COLOR.value, blend=_BLEND.value, erode=_ERODE.value, blur=_BLUR.value,
+        forehead=_FOREHEAD.value, detector=_DETECTOR.value, faces=_FACES.value,
+        smooth=_SMOOTH.value, batch=_BATCH.value or 16, coverage=_COVERAGE.value,
+        centering=_CENTERING.value, max_frames=_MAX_FRAMES.value)
+    video_swap.main(_WORKDIR.value, _VIDEO.value, _OUTPUT.value, _DIRECTION.value, opts)
     return
   from deepjax.data import video  # pylint: disable=import-outside-toplevel
   src = _INPUT.value
@@ -77,7 +106,7 @@ def main(argv):
     paths = [src]
   else:
     raise UserError(f"input not found: {src}")
-  swapper = Swapper(_WORKDIR.value, _BATCH.value)
+  swapper = Swapper(_WORKDIR.value, _BATCH.value or 32)
   n = swap_images(swapper, paths, _OUTPUT.value, _DIRECTION.value)
   if n == 0:
     raise UserError(f"no readable face images in {src}")
