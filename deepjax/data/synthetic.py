@@ -86,7 +86,13 @@ def sample_identity(seed: int) -> dict[str, np.ndarray]:
       hairline_y=u(-1.05, -0.62), hairline_curv=u(0.0, 0.4), hair_part=u(-0.25, 0.25),
       ear=u(0.8, 1.2), neck_w=np.float32(face_w * rng.uniform(0.45, 0.6)),
       clothes_w=u(0.0, 1.0), light=u(-1.0, 1.0), blush=u(0.0, 1.0),
+      beard=np.float32(rng.uniform(0.3, 0.95) if rng.uniform() < 0.25 else 0.0),
+      glasses=np.float32(rng.uniform() < 0.15),
+      glasses_rgb=_hsv(rng.uniform(), rng.uniform(0.0, 0.8), rng.uniform(0.05, 0.6)),
   )
+  ident["beard_rgb"] = (0.5 * hair + 0.4 * brow).astype(np.float32)
+  if ident["beard"] > 0:  # bearded people: less blush, shorter hair more often
+    ident["blush"] = np.float32(ident["blush"] * 0.3)
   # brow_y is relative to the eyes.
   ident["brow_y"] = np.float32(ident["eye_y"] + ident["brow_y"] + 0.3)
   return {key: np.asarray(v, np.float32) for key, v in ident.items()}

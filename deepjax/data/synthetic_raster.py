@@ -149,12 +149,21 @@ def _mouth(img, xf, y, jx, pf, idn, g):
   mid = 0.5 * (iu + il)
   line = _stroke(_below(mid - y, 0.5 * (diu + dil), jx), 0.011, pf)
   line = line * _cover(jnp.abs(xf) - g["mouth_in"], pf)
-  return _over(img, 0.8 * line, idn["lips"] * 0.45)
+  img = _over(img, 0.8 * line, idn["lips"] * 0.45)
+  # Moustache: a band above the upper lip, as dense as the beard.
+  band, _ = _lens_cover(ou - 0.085, dou, ou - 0.008, dou, y, jx, pf)
+  band = band * _cover(jnp.abs(xf) - 1.08 * g["mouth_w"], pf)
+  return _over(img, idn["beard"] * band, idn["beard_rgb"])
 
 
-def _nose(img, xt, y, pf, idn, px, py):
-  """Nose shading in turned space from its turned points px, py (27..35 at 0..8)."""
+def _nose(img, xt, y, xf, pf, idn, px, py):
+  """Nose shading in turned space from its turned points px, py (27..35 at 0..8), and
+  the bridge of the glasses (face coordinates xf, y)."""
   skin = idn["skin"]
+  inner = idn["eye_sep"] - GLASSES_RX * idn["eye_w"]
+  bridge_y = idn["eye_y"] + 0.01 - 0.35 * GLASSES_RY * idn["eye_w"] + 0.1 * xf * xf
+  d_bridge = jnp.maximum(jnp.abs(y - bridge_y) - 0.022, jnp.abs(xf) - inner - 0.01)
+  img = _over(img, idn["glasses"] * _cover(d_bridge, pf), idn["glasses_rgb"])
   side = jnp.sign(idn["light"]) + (idn["light"] == 0)
   bridge, _ = _segment(xt, y, px[0] + 0.06 * side, py[0] + 0.05, px[3] + 0.06 * side,
                        py[3] - 0.04)
@@ -170,15 +179,17 @@ def _nose(img, xt, y, pf, idn, px, py):
   return img
 
 
+GLASSES_RX, GLASSES_RY = 1.45, 1.0  # glasses rims around the eyes, in units of eye_w
+
 # Landmark groups drawn in their own windows: (image-left eye + brow, right eye + brow,
 # nose, mouth). Window sizes come from the host (`window_sizes`), positions from here.
 WINDOW_GROUPS = (tuple(range(17, 22)) + tuple(range(36, 42)),
                  tuple(range(22, 27)) + tuple(range(42, 48)),
                  tuple(range(27, 36)), tuple(range(48, 68)))
 # Extra reach of each group's drawing beyond its landmarks' bounding box (face units).
-WINDOW_MARGINS = (0.12, 0.12, 0.16, 0.08)
+WINDOW_MARGINS = (0.25, 0.25, 0.16, 0.12)
 # Group extent plus margins, face units, that covers all sampled identities and motions.
-WINDOW_BOUNDS = (0.9, 0.9, 1.15, 0.85)
+WINDOW_BOUNDS = (1.16, 1.16, 1.15, 1.04)
 
 
 def _coords(ux, uy, mot, g):
@@ -232,6 +243,9 @@ def _background_and_head(ux, uy, pf, idn, mot, g):
   box = (jnp.sqrt(jnp.maximum(qx, 0.0) ** 2 + jnp.maximum(qy, 0.0) ** 2)
          + jnp.minimum(jnp.maximum(qx, qy), 0.0) - 0.3)
   hair_shade = 1.0 - 0.3 * jnp.clip((y + 0.5) / 2.0, 0.0, 1.0)
+  # Strands: a texture whose amplitude fades out before its wavelength nears 4 pixels.
+  amp = 0.07 * jnp.clip(2.0 * jnp.pi / 60.0 / (4.0 * pf) - 0.5, 0.0, 1.0)
+  hair_shade = hair_shade * (1.0 + amp * jnp.sin(60.0 * xh + 9.0 * jnp.sin(2.0 * y)))
   hair_col = _rgb(idn["hair"]) * hair_shade[..., None]
   img = _over(img, _cover(jnp.minimum(crown, box), pf), hair_col * 0.8)
   neck = jnp.maximum(jnp.abs(xh) - idn["neck_w"], -y)
@@ -253,6 +267,13 @@ def _background_and_head(ux, uy, pf, idn, mot, g):
     cheek = _ellipse(xf - side * (idn["eye_sep"] + 0.08), y - idn["mouth_y"] + 0.28, 0.2, 0.13)
     face_col = _over(face_col, idn["blush"] * 0.35 * _soft(cheek, pf, 0.15), idn["lips"])
   img = _over(img, _cover(d_face, pf), face_col)
+  # Beard: the face below a curve from the sideburns down to under the lower lip.
+  top0 = idn["mouth_y"] + 0.1
+  k = top0 - idn["nose_tip_y"] + 0.05
+  r = jnp.minimum((xf / w0) ** 2, 1.0)
+  beard_top = top0 - k * r * r
+  d_beard = _below(beard_top - y, jnp.where(r < 1.0, -4.0 * k * r * xf / (w0 * w0), 0.0), jx)
+  img = _over(img, idn["beard"] * _cover(jnp.maximum(d_face, d_beard), pf), idn["beard_rgb"])
 
   # Front hair: the crown above the hairline.
   hl_y = idn["hairline_y"] + idn["hairline_curv"] * xf * xf + idn["hair_part"] * xf
@@ -267,7 +288,10 @@ def _eye_and_brow(img, ux, uy, pf, idn, mot, g, side, bx, by, br):
   xt, y, xf, jx = _coords(ux, uy, mot, g)
   brow = _polyline(xt, y, bx, by, br)
   img = _over(img, 0.92 * _cover(brow, pf), idn["brow"])
-  return _eye(img, xf, y, jx, pf, idn, mot, g, side)
+  img = _eye(img, xf, y, jx, pf, idn, mot, g, side)
+  ring = _ellipse(xf - side * idn["eye_sep"], y - idn["eye_y"] - 0.01,
+                  GLASSES_RX * idn["eye_w"], GLASSES_RY * idn["eye_w"])
+  return _over(img, idn["glasses"] * _stroke(ring, 0.025, pf), idn["glasses_rgb"])
 
 
 def shade_frame(idn, mot, size, windows):
@@ -293,8 +317,10 @@ def shade_frame(idn, mot, size, windows):
         sub, ux, uy, pf, idn, mot, g, side, [xp[k] for k in ks], [yp[k] for k in ks],
         [radii[k - 17] for k in ks]))
     img = _in_window(img, windows[e], *pts(WINDOW_GROUPS[e]), draw)
-  nose = lambda sub, ux, uy: _nose(sub, *geo.pose_inverse(ux, uy, mot), pf, idn,
-                                   [xp[k] for k in range(27, 36)], [yp[k] for k in range(27, 36)])
+  def nose(sub, ux, uy):
+    xt, y, xf, _ = _coords(ux, uy, mot, g)
+    return _nose(sub, xt, y, xf, pf, idn, [xp[k] for k in range(27, 36)],
+                 [yp[k] for k in range(27, 36)])
   img = _in_window(img, windows[2], *pts(WINDOW_GROUPS[2]), nose)
   def mouth(sub, ux, uy):
     _, y, xf, jx = _coords(ux, uy, mot, g)
