@@ -296,5 +296,8 @@ def test_bad_inputs():
     syn.render(syn.stack_identities([ident] * 3), syn.neutral_motion(2), 32)
   with pytest.raises(UserError):
     syn.stack_identities([])
+  with pytest.raises(UserError):
+    syn.sample_identity(1.5)
+  assert syn.sample_identity(-3)["skin"].shape == (3,)
   img, lm = syn.render(ident, syn.neutral_motion(0), 32)
   assert img.shape == (0, 32, 32, 3) and lm.shape == (0, 68, 2)

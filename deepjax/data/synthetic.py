@@ -11,8 +11,21 @@ pixels.
     motion = motion_clip(7, n_frames=50)
     images, landmarks = render(ident, motion, size=64)   # (50,64,64,3), (50,68,2) float32
 
-Rendering is one jitted, vmapped JAX function per (chunk, size); the result depends only on
-the inputs (deterministic). Sampling uses `np.random.default_rng(seed)`.
+Identity fields (float32): colours (3,) `skin hair brow beard_rgb lips iris clothes bg_top
+bg_bottom glasses_rgb`; scalars for the face outline (`face_w face_hu face_hl jaw_taper`),
+eyes (`eye_y eye_sep eye_w eye_h eye_tilt iris_r`), brows (`brow_y brow_arch brow_th
+brow_tilt`), nose (`nose_tip_y nose_w nose_depth`), mouth (`mouth_y mouth_w lip_up lip_lo
+lip_bow`), hair (`hair_w hair_h hair_len hairline_y hairline_curv hair_part`), `ear neck_w
+clothes_w light blush beard glasses bg_angle`. Lengths are in face units (face half-width
+~0.9; at scale 1 one face unit is a quarter of the image width).
+Motion fields (float32 (n,)): `tx ty` (image units, [-1, 1] spans the image), `rot`
+(radians, clockwise on screen), `scale`, `yaw` (radians, + turns features towards +x),
+`blink mouth_open brow_raise` in [0, 1], and optional `gaze` (default 0).
+
+Rendering is one jitted, vmapped JAX function per (size, chunk of frames, window sizes);
+the eyes, brows, nose and mouth are drawn in small per-frame windows (much faster than full
+frames). Batch your frames: a call pads to at least 8 frames. The result depends only on the
+inputs (deterministic). Sampling uses `np.random.default_rng(seed)`.
 """
 import math
 
@@ -38,6 +51,13 @@ _IRIS = np.array([[0.33, 0.19, 0.09], [0.14, 0.09, 0.06], [0.3, 0.5, 0.75],
                   [0.35, 0.5, 0.3], [0.5, 0.55, 0.6], [0.5, 0.38, 0.18]], np.float32)
 
 
+def _seed(seed) -> int:
+  """Any Python/NumPy integer -> a non-negative int for np.random.default_rng."""
+  if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+    raise UserError(f"seed must be an integer, got {seed!r}")
+  return int(seed) % (1 << 63)
+
+
 def _hsv(h, s, v):
   """HSV in [0, 1] -> RGB float32 (3,)."""
   i = int(h * 6.0) % 6
@@ -49,7 +69,7 @@ def _hsv(h, s, v):
 
 def sample_identity(seed: int) -> dict[str, np.ndarray]:
   """One random person: dict of float32 scalars (shape ()) and RGB colours (shape (3,))."""
-  rng = np.random.default_rng([int(seed), 0x1D])
+  rng = np.random.default_rng([_seed(seed), 0x1D])
   u = lambda lo, hi: np.float32(rng.uniform(lo, hi))
   jitter = lambda c, a: np.clip(c + rng.uniform(-a, a, 3), 0.0, 1.0).astype(np.float32)
   ts = rng.uniform(0.0, len(_SKIN) - 1)
@@ -119,7 +139,7 @@ def sample_motion(seed: int, n: int) -> dict[str, np.ndarray]:
   Ranges: tx, ty +-0.16 (8 % of the size), rot +-15 degrees (radians), scale 0.9-1.1,
   yaw +-0.5, blink, mouth_open, brow_raise in [0, 1] (eyes mostly open), gaze +-0.7.
   """
-  rng = np.random.default_rng([int(seed), 0x30])
+  rng = np.random.default_rng([_seed(seed), 0x30])
   f = lambda lo, hi: rng.uniform(lo, hi, n).astype(np.float32)
   closing = rng.uniform(size=n) < 0.3
   blink = np.where(closing, rng.uniform(0.3, 1.0, n), rng.uniform(0.0, 0.25, n))
@@ -147,7 +167,7 @@ def motion_clip(seed: int, n_frames: int, fps: float = 25.0) -> dict[str, np.nda
   Slow head drift and turns, blinks every 2-5 s lasting ~0.25 s, a mouth that opens and
   closes at syllable rate while speaking, occasional brow raises.
   """
-  rng = np.random.default_rng([int(seed), 0xC1])
+  rng = np.random.default_rng([_seed(seed), 0xC1])
   n = int(n_frames)
   t = np.arange(n) / fps
   sn = lambda: np.clip(_smooth_noise(rng, n, fps, 0.05, 0.5), -1.0, 1.0)

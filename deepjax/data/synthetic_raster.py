@@ -243,9 +243,11 @@ def _background_and_head(ux, uy, pf, idn, mot, g):
   box = (jnp.sqrt(jnp.maximum(qx, 0.0) ** 2 + jnp.maximum(qy, 0.0) ** 2)
          + jnp.minimum(jnp.maximum(qx, qy), 0.0) - 0.3)
   hair_shade = 1.0 - 0.3 * jnp.clip((y + 0.5) / 2.0, 0.0, 1.0)
-  # Strands: a texture whose amplitude fades out before its wavelength nears 4 pixels.
-  amp = 0.07 * jnp.clip(2.0 * jnp.pi / 60.0 / (4.0 * pf) - 0.5, 0.0, 1.0)
-  hair_shade = hair_shade * (1.0 + amp * jnp.sin(60.0 * xh + 9.0 * jnp.sin(2.0 * y)))
+  if ux.shape[0] >= 96:
+    # Strands: a texture whose amplitude fades out before its wavelength nears 4 pixels
+    # (below 96 pixels it would be invisible at the sampled scales: skipped).
+    amp = 0.07 * jnp.clip(2.0 * jnp.pi / 60.0 / (4.0 * pf) - 0.5, 0.0, 1.0)
+    hair_shade = hair_shade * (1.0 + amp * jnp.sin(60.0 * xh + 9.0 * jnp.sin(2.0 * y)))
   hair_col = _rgb(idn["hair"]) * hair_shade[..., None]
   img = _over(img, _cover(jnp.minimum(crown, box), pf), hair_col * 0.8)
   neck = jnp.maximum(jnp.abs(xh) - idn["neck_w"], -y)
