@@ -298,6 +298,8 @@ def test_bad_inputs():
     syn.stack_identities([])
   with pytest.raises(UserError):
     syn.sample_identity(1.5)
+  with pytest.raises(UserError):
+    syn.render({k: v for k, v in ident.items() if k != "beard"}, syn.neutral_motion(2), 32)
   assert syn.sample_identity(-3)["skin"].shape == (3,)
   img, lm = syn.render(ident, syn.neutral_motion(0), 32)
   assert img.shape == (0, 32, 32, 3) and lm.shape == (0, 68, 2)

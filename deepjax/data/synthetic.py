@@ -118,6 +118,9 @@ def sample_identity(seed: int) -> dict[str, np.ndarray]:
   return {key: np.asarray(v, np.float32) for key, v in ident.items()}
 
 
+IDENTITY_FIELDS = tuple(sorted(sample_identity(0)))
+
+
 def stack_identities(identities: list[dict]) -> dict[str, np.ndarray]:
   """List of n identities -> one dict whose fields have a leading axis n."""
   if not identities:
@@ -213,10 +216,13 @@ def _check_motion(motion):
 def _check_identity(identity, n):
   if not isinstance(identity, dict) or "face_w" not in identity:
     raise UserError("identity must be a dict from sample_identity or stack_identities")
+  missing = sorted(set(IDENTITY_FIELDS) - set(identity))
+  if missing:
+    raise UserError(f"identity is missing fields {missing} (use sample_identity)")
   single = np.ndim(identity["face_w"]) == 0
   out = {}
-  for k, v in identity.items():
-    v = np.asarray(v, np.float32)
+  for k in IDENTITY_FIELDS:
+    v = np.asarray(identity[k], np.float32)
     if single:
       v = np.broadcast_to(v, (n,) + v.shape)
     elif v.shape[:1] != (n,):
