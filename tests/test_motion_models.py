@@ -363,3 +363,15 @@ def test_conv_im2col_equals_lax_conv_with_gradients(hw, cin, cout, k, p):
   variables = {"params": {"kernel": w, "bias": jnp.zeros((cout,), jnp.float32)}}
   np.testing.assert_allclose(np.asarray(jax.jit(conv.apply)(variables, x)), np.asarray(ref_out),
                              atol=1e-4, rtol=1e-5)
+
+
+def test_animate_encodes_source_once_with_same_result(ref, fixture_model):
+  fomm, variables = fixture_model
+  source = jnp.asarray(ref["source"][:1])
+  kp_s = jax.tree.map(lambda x: x[:1], _kp(ref, "eval", "source"))
+  kp_d = _kp(ref, "eval", "driving")
+  fast = jax.jit(fomm.animate)(variables, source, kp_s, kp_d)["prediction"]
+  plain = jax.jit(lambda v, s, ks, kd: fomm.apply_generator(v, s, ks, kd)[0]["prediction"])(
+      variables, jnp.broadcast_to(source, (2, 32, 32, 3)),
+      jax.tree.map(lambda x: jnp.broadcast_to(x, (2,) + x.shape[1:]), kp_s), kp_d)
+  np.testing.assert_allclose(np.asarray(fast), np.asarray(plain), atol=1e-6)

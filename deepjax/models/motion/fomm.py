@@ -82,11 +82,11 @@ class FOMM:
     return kp, dict(v, **updates)
 
   def apply_generator(self, variables: Variables, source, kp_source, kp_driving,
-                      train: bool = False):
+                      train: bool = False, source_features=None):
     """Returns (generated dict, updated generator variables)."""
     v = variables["generator"]
     if not train:
-      return self.generator.apply(v, source, kp_driving, kp_source, False), v
+      return self.generator.apply(v, source, kp_driving, kp_source, False, source_features), v
     out, updates = self.generator.apply(v, source, kp_driving, kp_source, True,
                                         mutable=["batch_stats"])
     return out, dict(v, **updates)
@@ -107,9 +107,15 @@ class FOMM:
       the generator's dict; "prediction" is (T, H, W, C).
     """
     t = kp_driving["value"].shape[0]
+    features = None
+    if source_BxHxWxC.shape[0] == 1 and t > 1:
+      # One source for all frames: encode it once (eval-mode BatchNorm is per sample).
+      features = self.generator.apply(variables["generator"], source_BxHxWxC,
+                                      method=OcclusionAwareGenerator.encode)
+      features = jnp.broadcast_to(features, (t,) + features.shape[1:])
     source = jnp.broadcast_to(source_BxHxWxC, (t,) + source_BxHxWxC.shape[1:])
     return self.apply_generator(variables, source, kpo.broadcast_kp(kp_source, t),
-                                kp_driving)[0]
+                                kp_driving, source_features=features)[0]
 
   def full_forward(self, variables: Variables, source, driving, train: bool = True):
     """Reconstruction of `driving` from `source` (the training forward pass).

@@ -1,7 +1,8 @@
 """Occlusion-aware generator of the first-order motion model (modules/generator.py), NHWC.
 
 Names match the reference (`first`, `down_blocks_i`, `bottleneck/r{i}`, `up_blocks_i`,
-`final`, `dense_motion_network`) for checkpoint import.
+`final`, `dense_motion_network`) for checkpoint import (flax names the list attributes
+`down_blocks_0`, ...).
 """
 from typing import Any, Dict, Mapping, Optional
 
@@ -9,7 +10,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from deepjax.models.hourglass import (DownBlock2d, ResBlock2d, SameBlock2d, UpBlock2d, conv2d,
+from deepjax.models.hourglass import (Conv2d, DownBlock2d, ResBlock2d, SameBlock2d, UpBlock2d,
                                       hourglass_features)
 from deepjax.models.motion.dense_motion import DenseMotionNetwork
 from deepjax.ops.sampling import grid_sample, interpolate_bilinear
@@ -42,10 +43,12 @@ class OcclusionAwareGenerator(nn.Module):
   to the feature size when they differ) -> `num_bottleneck_blocks` ResBlocks -> UpBlocks ->
   7x7 conv -> sigmoid.
 
-  Call: (source_BxHxWxC float32 [0, 1], kp_driving, kp_source, train) -> dict with
-  "prediction" (B, H, W, C) in (0, 1) and, with dense motion, "mask", "sparse_deformed",
-  "deformation", "occlusion_map" (as DenseMotionNetwork) and "deformed" (B, H, W, C): the
-  source warped by the deformation.
+  Call: (source_BxHxWxC float32 [0, 1], kp_driving, kp_source, train, source_features=None)
+  -> dict with "prediction" (B, H, W, C) in (0, 1) and, with dense motion, "mask",
+  "sparse_deformed", "deformation", "occlusion_map" (as DenseMotionNetwork) and "deformed"
+  (B, H, W, C): the source warped by the deformation. `source_features` (from the
+  `encode` method) skips the encoder: animation encodes its one source image once for
+  all frames (in eval mode the result is the same).
 
   `dense_motion_params`: dict of DenseMotionNetwork fields (block_expansion, num_blocks,
   max_features, scale_factor, optional kp_variance); None disables motion (autoencoder).
@@ -61,21 +64,32 @@ class OcclusionAwareGenerator(nn.Module):
   estimate_jacobian: bool = False
   align_corners: bool = False
 
-  @nn.compact
-  def __call__(self, source_BxHxWxC, kp_driving, kp_source, train: bool = False
-               ) -> Dict[str, jax.Array]:
-    be, mf = self.block_expansion, self.max_features
-    out = SameBlock2d(be, 7, 3, name="first")(source_BxHxWxC, train)
-    for i in range(self.num_down_blocks):
-      out = DownBlock2d(hourglass_features(be, i + 1, mf), name=f"down_blocks_{i}")(out, train)
+  def setup(self):
+    be, mf, n = self.block_expansion, self.max_features, self.num_down_blocks
+    self.first = SameBlock2d(be, 7, 3)
+    self.down_blocks = [DownBlock2d(hourglass_features(be, i + 1, mf)) for i in range(n)]
+    if self.dense_motion_params is not None:
+      self.dense_motion_network = DenseMotionNetwork(
+          num_kp=self.num_kp, num_channels=self.num_channels,
+          estimate_occlusion_map=self.estimate_occlusion_map, align_corners=self.align_corners,
+          **dict(self.dense_motion_params))
+    self.bottleneck = Bottleneck(self.num_bottleneck_blocks)
+    self.up_blocks = [UpBlock2d(hourglass_features(be, n - i - 1, mf)) for i in range(n)]
+    self.final = Conv2d(self.num_channels, (7, 7), (3, 3))
 
+  def encode(self, source_BxHxWxC, train: bool = False):
+    """Encoder features of the source: (B, H / 2**n, W / 2**n, channels)."""
+    out = self.first(source_BxHxWxC, train)
+    for block in self.down_blocks:
+      out = block(out, train)
+    return out
+
+  def __call__(self, source_BxHxWxC, kp_driving, kp_source, train: bool = False,
+               source_features=None) -> Dict[str, jax.Array]:
+    out = self.encode(source_BxHxWxC, train) if source_features is None else source_features
     result = {}
     if self.dense_motion_params is not None:
-      motion = DenseMotionNetwork(num_kp=self.num_kp, num_channels=self.num_channels,
-                                  estimate_occlusion_map=self.estimate_occlusion_map,
-                                  align_corners=self.align_corners,
-                                  name="dense_motion_network", **dict(self.dense_motion_params))(
-                                      source_BxHxWxC, kp_driving, kp_source, train)
+      motion = self.dense_motion_network(source_BxHxWxC, kp_driving, kp_source, train)
       result["mask"] = motion["mask"]
       result["sparse_deformed"] = motion["sparse_deformed"]
       result["deformation"] = motion["deformation"]
@@ -88,10 +102,8 @@ class OcclusionAwareGenerator(nn.Module):
         out = out * occlusion
       result["deformed"] = deform_input(source_BxHxWxC, motion["deformation"], self.align_corners)
 
-    out = Bottleneck(self.num_bottleneck_blocks, name="bottleneck")(out, train)
-    for i in range(self.num_down_blocks):
-      feats = hourglass_features(be, self.num_down_blocks - i - 1, mf)
-      out = UpBlock2d(feats, name=f"up_blocks_{i}")(out, train)
-    out = conv2d(self.num_channels, 7, 3, "final")(out)
-    result["prediction"] = jax.nn.sigmoid(out)
+    out = self.bottleneck(out, train)
+    for block in self.up_blocks:
+      out = block(out, train)
+    result["prediction"] = jax.nn.sigmoid(self.final(out))
     return result
