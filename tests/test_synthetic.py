@@ -232,6 +232,18 @@ def test_mouth_open_shows_inside(people):
     assert lm[6, 19, 1] < lm[0, 19, 1] - 0.02  # brow raise lifts the brows
 
 
+def test_smile_lifts_and_widens_mouth(people):
+  m = syn.neutral_motion(2)
+  m["smile"][1] = 1.0
+  lm = syn.landmarks(people["a"], m)
+  corners_above = lambda f: 0.5 * (lm[f, 51, 1] + lm[f, 57, 1]) - 0.5 * (lm[f, 48, 1] +
+                                                                        lm[f, 54, 1])
+  assert corners_above(1) > corners_above(0) + 0.01
+  assert lm[1, 54, 0] - lm[1, 48, 0] > lm[0, 54, 0] - lm[0, 48, 0]
+  no_smile = {k: v for k, v in m.items() if k != "smile"}  # optional field, default 0
+  np.testing.assert_array_equal(syn.landmarks(people["a"], no_smile)[0], lm[0])
+
+
 def test_yaw_shifts_and_compresses(people):
   lm0, lm5 = people["a_lm"][0], people["a_lm"][5]  # yaw +0.4
   assert lm5[30, 0] - lm0[30, 0] > 0.05  # the nose tip moves towards the turn
@@ -250,6 +262,10 @@ def test_other_resolutions(people):
     np.testing.assert_allclose(lm, people["a_lm"], atol=1e-6)
     # The picture is the same picture: box-downsampled to 64 it matches the 64 render
     # except near edges (a 256 -> 64 box filter is what the 64 render approximates).
+    if size == 100:  # the feature windows hold everything drawn at this size too
+      full, _ = syn._render_chunk(syn._check_identity(people["a"], N),
+                                  syn._check_motion(CRAFTED)[0], size, (size,) * 4)
+      np.testing.assert_allclose(img, np.asarray(full), atol=1e-6)
     if size == 256:
       box = img.reshape(N, 64, 4, 64, 4, 3).mean(axis=(2, 4))
       assert np.abs(box - people["a_img"]).mean() < 0.01
@@ -278,6 +294,10 @@ def test_windows_equal_full_frame_render():
   ident = syn._check_identity(ident, N)
   m = syn.sample_motion(2, N)
   m["tx"][:2], m["ty"][:2] = [0.95, -0.9], [0.9, -0.95]  # features cut by the image border
+  extremes = dict(yaw=[0.5, -0.5], smile=[1.0, 0.0], mouth_open=[1.0, 1.0], blink=[0.0, 1.0],
+                  rot=[0.26, -0.26], brow_raise=[1.0, 1.0], scale=[1.1, 0.9], gaze=[1.0, -1.0])
+  for k, v in extremes.items():
+    m[k][2:4] = v
   motion, _ = syn._check_motion(m)
   full, lm_full = syn._render_chunk(ident, motion, 16, (16, 16, 16, 16))
   img, lm = syn.render(ident, motion, 16)

@@ -20,7 +20,9 @@ clothes_w light blush beard glasses bg_angle`. Lengths are in face units (face h
 ~0.9; at scale 1 one face unit is a quarter of the image width).
 Motion fields (float32 (n,)): `tx ty` (image units, [-1, 1] spans the image), `rot`
 (radians, clockwise on screen), `scale`, `yaw` (radians, + turns features towards +x),
-`blink mouth_open brow_raise` in [0, 1], and optional `gaze` (default 0).
+`blink mouth_open brow_raise` in [0, 1], and optional `gaze` (+-1, default 0) and `smile`
+([0, 1], default 0). Yaw is clipped to
++-0.9, blink to [0, 1], mouth_open to >= 0; the other fields are used as given.
 
 Rendering is one jitted, vmapped JAX function per (size, chunk of frames, window sizes);
 the eyes, brows, nose and mouth are drawn in small per-frame windows (much faster than full
@@ -37,8 +39,8 @@ from deepjax.data import synthetic_raster as raster
 from deepjax.errors import UserError
 
 MOTION_FIELDS = ("tx", "ty", "rot", "scale", "yaw", "blink", "mouth_open", "brow_raise",
-                 "gaze")
-_OPTIONAL_MOTION = {"gaze": 0.0}
+                 "gaze", "smile")
+_OPTIONAL_MOTION = {"gaze": 0.0, "smile": 0.0}
 _PIXELS_PER_CHUNK = 1 << 20
 
 _SKIN = np.array([[0.98, 0.85, 0.75], [0.94, 0.76, 0.63], [0.84, 0.63, 0.48],
@@ -140,7 +142,7 @@ def sample_motion(seed: int, n: int) -> dict[str, np.ndarray]:
   """n independent random frames: dict of float32 (n,) fields.
 
   Ranges: tx, ty +-0.16 (8 % of the size), rot +-15 degrees (radians), scale 0.9-1.1,
-  yaw +-0.5, blink, mouth_open, brow_raise in [0, 1] (eyes mostly open), gaze +-0.7.
+  yaw +-0.5, blink, mouth_open, brow_raise, smile in [0, 1] (eyes mostly open), gaze +-0.7.
   """
   rng = np.random.default_rng([_seed(seed), 0x30])
   f = lambda lo, hi: rng.uniform(lo, hi, n).astype(np.float32)
@@ -151,7 +153,7 @@ def sample_motion(seed: int, n: int) -> dict[str, np.ndarray]:
   return dict(tx=f(-0.16, 0.16), ty=f(-0.16, 0.16), rot=f(-np.pi / 12, np.pi / 12),
               scale=f(0.9, 1.1), yaw=f(-0.5, 0.5), blink=blink.astype(np.float32),
               mouth_open=mouth.astype(np.float32), brow_raise=f(0.0, 1.0) ** 2,
-              gaze=f(-0.7, 0.7))
+              gaze=f(-0.7, 0.7), smile=f(0.0, 1.0) ** 2)
 
 
 def _smooth_noise(rng, n, fps, lo_hz, hi_hz, k=4):
@@ -190,6 +192,8 @@ def motion_clip(seed: int, n_frames: int, fps: float = 25.0) -> dict[str, np.nda
                        + 1.5 * _smooth_noise(rng, n, fps, 0.5, 1.5)))
   m["mouth_open"] = np.clip(speaking * syll ** 1.5 * rng.uniform(0.6, 1.0), 0.0, 1.0)
   m["brow_raise"] = np.clip(0.5 * _smooth_noise(rng, n, fps, 0.1, 0.4) + 0.1, 0.0, 1.0) ** 1.5
+  m["smile"] = np.clip(0.6 * _smooth_noise(rng, n, fps, 0.05, 0.3) + rng.uniform(-0.2, 0.3),
+                       0.0, 1.0)
   m["blink"] = blink
   return {k: np.asarray(m[k], np.float32) for k in MOTION_FIELDS}
 

@@ -23,6 +23,8 @@ Y_C = 0.2  # face-space Y placed at the image centre (and the centre of rotation
 RC_RATIO = 1.22  # cylinder radius / face half-width
 OPEN_H = 0.3  # mouth opening (face units) at mouth_open = 1
 BROW_RAISE = 0.11  # brow lift (face units) at brow_raise = 1
+SMILE_LIFT = 0.07  # mouth-corner lift (face units) at smile = 1
+MAX_YAW = 0.9  # yaw is clipped to +-MAX_YAW radians
 
 # Brow shape along its length, q = 0 (outer end) .. 1 (inner end), 5 landmark points.
 _BROW_Q = np.linspace(0.0, 1.0, 5)
@@ -66,8 +68,10 @@ def pose_inverse(ux, uy, motion):
 
 def derived(identity, motion):
   """Per-frame scalars of the posed face (dict of float32 scalars)."""
-  open_h = OPEN_H * motion["mouth_open"]
-  yaw = motion["yaw"]
+  mouth_open = jnp.maximum(motion["mouth_open"], 0.0)
+  smile = motion["smile"]
+  open_h = OPEN_H * mouth_open
+  yaw = jnp.clip(motion["yaw"], -MAX_YAW, MAX_YAW)  # beyond this the cylinder folds over
   blink = jnp.clip(motion["blink"], 0.0, 1.0)
   eye_lo = identity["eye_h"] * 0.62
   # Lower lid rises a little when closing; the upper lid meets it at blink = 1.
@@ -78,8 +82,9 @@ def derived(identity, motion):
       rc=RC_RATIO * identity["face_w"],
       face_hl=identity["face_hl"] + 0.85 * open_h,  # the jaw drops with the mouth
       eye_top=top, eye_bot=bot,
-      mouth_w=identity["mouth_w"] * (1.0 - 0.12 * motion["mouth_open"]),
-      mouth_in=0.88 * identity["mouth_w"] * (1.0 - 0.12 * motion["mouth_open"]),
+      mouth_w=identity["mouth_w"] * (1.0 - 0.12 * mouth_open + 0.1 * smile),
+      mouth_in=0.88 * identity["mouth_w"] * (1.0 - 0.12 * mouth_open + 0.1 * smile),
+      smile_lift=SMILE_LIFT * smile,
       open_up=0.22 * open_h, open_lo=0.78 * open_h,
       brow_lift=BROW_RAISE * motion["brow_raise"],
   )
@@ -147,6 +152,7 @@ def mouth_curves(identity, g, x):
   q_in = jnp.maximum(1.0 - t_in * t_in, 0.0)
   q_out = 1.0 - t_out * t_out
   bow = identity["lip_bow"] * jnp.maximum(1.0 - (t_out / 0.3) ** 2, 0.0) ** 2
+  my = my - g["smile_lift"] * t_out * t_out  # smiling lifts the corners
   iu = my - g["open_up"] * q_in
   il = my + g["open_lo"] * q_in
   ou = iu - identity["lip_up"] * q_out * (1.0 - bow)

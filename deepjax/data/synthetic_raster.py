@@ -84,10 +84,14 @@ def _below(f, dfdx, jx):
 
 
 def _lens_cover(top, dtop, bot, dbot, y, jx, pf):
-  """Coverage of {top(X) < Y < bot(X)}: c_top + c_bot - 1 (exact for parallel edges)."""
-  c1 = _cover(_below(top - y, dtop, jx), pf)
-  c2 = _cover(_below(y - bot, -dbot, jx), pf)
-  return jnp.maximum(c1 + c2 - 1.0, 0.0), top - y
+  """Coverage of {top(X) < Y < bot(X)}: c_top + c_bot - 1 (exact for parallel edges),
+  at most the band's thickness in pixels (0 where the curves cross, top > bot)."""
+  n1 = jnp.sqrt((dtop * jx) ** 2 + 1.0)
+  n2 = jnp.sqrt((dbot * jx) ** 2 + 1.0)
+  c1 = _cover((top - y) / n1, pf)
+  c2 = _cover((y - bot) / n2, pf)
+  thick = (bot - top) / (jnp.maximum(n1, n2) * pf)
+  return jnp.clip(jnp.minimum(c1 + c2 - 1.0, thick), 0.0, 1.0), top - y
 
 
 def _face_outline(xf, y, jx, idn, g):
@@ -189,7 +193,7 @@ WINDOW_GROUPS = (tuple(range(17, 22)) + tuple(range(36, 42)),
 # Extra reach of each group's drawing beyond its landmarks' bounding box (face units).
 WINDOW_MARGINS = (0.25, 0.25, 0.16, 0.12)
 # Group extent plus margins, face units, that covers all sampled identities and motions.
-WINDOW_BOUNDS = (1.16, 1.16, 1.15, 1.04)
+WINDOW_BOUNDS = (1.16, 1.16, 1.15, 1.12)
 
 
 def _coords(ux, uy, mot, g):
