@@ -6,6 +6,7 @@ frame space; the program is run on a real clip with a randomly initialised model
 (frame count, fps, size and audio kept); bad inputs give one line, exit 2 and no
 output file.
 """
+import dataclasses
 import os
 import subprocess
 import sys
@@ -147,6 +148,34 @@ def test_learned_mask_replaces_the_landmark_mask(frames512):
   n_learned = (np.abs(learned[0].astype(int) - frame[0]).max(-1) > 30).sum()
   n_hull = (np.abs(hull[0].astype(int) - frame[0]).max(-1) > 30).sum()
   assert n_learned > 1.3 * n_hull > 0
+
+
+def test_all_faces_swaps_every_face(frames512):
+  two = np.concatenate([frames512[0], frames512[1]], 1)[None]  # (1, 512, 1024, 3): two people
+  inv = lambda x: 1.0 - x  # noqa: E731
+  opts = video_swap.SwapOptions(color="none", faces="all")
+  out, _ = video_swap.swap_chunk(two, video_swap.FaceLocator("dlib", faces="all"),
+                                 FakeSwapper(64, inv), opts, 0.75, "face")
+  main, _ = video_swap.swap_chunk(two, video_swap.FaceLocator("dlib"), FakeSwapper(64, inv),
+                                  dataclasses.replace(opts, faces="main"), 0.75, "face")
+  changed = lambda o: (np.abs(o.astype(int) - two[0]).max(-1) > 30)  # noqa: E731
+  halves = lambda c: (c[:, :512].sum(), c[:, 512:].sum())  # noqa: E731
+  left, right = halves(changed(out[0]))
+  assert left > 5000 and right > 5000
+  ml, mr = halves(changed(main[0]))
+  assert min(ml, mr) == 0 and max(ml, mr) > 5000  # main face only
+
+
+def test_smoothing_damps_landmark_jitter(frames512):
+  # The same frame shifted +-3 px in turn: raw landmarks jump 6 px every frame; the
+  # 1-euro filter must shrink that jump.
+  frames = [np.roll(frames512[0], 3 if i % 2 else -3, axis=1) for i in range(10)]
+  raw = video_swap.FaceLocator("dlib", smooth=0, fps=25.0)
+  smooth = video_swap.FaceLocator("dlib", smooth=8, fps=25.0)
+  xr = np.array([raw(f)[0][:, 0].mean() for f in frames])
+  xs = np.array([smooth(f)[0][:, 0].mean() for f in frames])
+  assert np.abs(np.diff(xr[4:])).mean() > 4.0
+  assert np.abs(np.diff(xs[4:])).mean() < 0.5 * np.abs(np.diff(xr[4:])).mean()
 
 
 def test_training_crop_settings(tmp_path):

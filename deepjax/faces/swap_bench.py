@@ -61,7 +61,8 @@ def bench_swap_video(video_path: str | None = None, max_frames: int = 100, batch
   with the audio copied; not timed: writing the checkpoint, loading the model and
   the detector, and one warm-up chunk (model compilation).
   Returns {"row", "clip", "frames", "with_face", "seconds", "frames_per_s",
-  "width", "height", "batch", "color", "blend"}.
+  "cpu_seconds" (this process's CPU time, all its threads; the ffmpeg encoder and
+  decoder processes not included), "width", "height", "batch", "color", "blend"}.
   """
   from deepjax.data import video  # pylint: disable=import-outside-toplevel
   from deepjax.faces import detect, video_swap  # pylint: disable=import-outside-toplevel
@@ -77,12 +78,15 @@ def bench_swap_video(video_path: str | None = None, max_frames: int = 100, batch
     detect.detect_faces(first[0], "dlib")
     locate = video_swap.FaceLocator("dlib")
     video_swap.swap_chunk(first, locate, swapper, opts, 0.75, "face")
+    cpu = time.process_time()
     out = video_swap.swap_video(swapper, video_path, os.path.join(tmp, "out.mp4"), opts,
                                 progress=False, log=lambda m: None)
+    cpu = time.process_time() - cpu
   return {"row": "swap video 512px", "clip": os.path.basename(video_path),
           "frames": out["frames"], "with_face": out["with_face"], "seconds": out["seconds"],
-          "frames_per_s": out["frames_per_s"], "width": out["width"], "height": out["height"],
-          "batch": batch, "color": color, "blend": blend}
+          "frames_per_s": out["frames_per_s"], "cpu_seconds": round(cpu, 2),
+          "width": out["width"], "height": out["height"], "batch": batch, "color": color,
+          "blend": blend}
 
 
 if __name__ == "__main__":
