@@ -5,7 +5,12 @@ Image mode: --input is a face image or a folder of face crops (as written by
 `deepjax.extract`); each is resized to the model's size, swapped, resized back
 to its own size and written as PNG under --output (a folder) with the same name.
 Video mode: every frame's faces are found, aligned, swapped and pasted back
-(see deepjax/faces/video_swap.py); the audio is kept.
+(see deepjax/faces/video_swap.py); frames without a face pass through; the frame
+count, size, fps and audio of the input are kept. Options: --color=none|mean_std|
+histogram, --blend=alpha|seamless, --erode/--blur (mask, crop pixels), --forehead,
+--detector, --faces=main|all, --smooth=N (landmark 1-euro filter), --batch (frames
+per model call), --coverage/--centering (default: as the training crops),
+--max_frames.
 """
 import os
 
