@@ -5,8 +5,13 @@ TrainState fields), `data` (JSON: the grain iterator state of every process),
 `config` (JSON: the full config). Another JAX project restores the parameters
 with `orbax.checkpoint` alone (see `deepjax.load`).
 
-Saving is atomic in orbax (a temporary folder renamed when complete), so a run
-killed mid-save keeps its previous checkpoint.
+Saving is atomic in orbax (it writes `<step>.orbax-checkpoint-tmp-*` and renames
+it to `<step>` when complete), so a run killed mid-save (kill -9, power loss)
+keeps its previous checkpoint; the half-written temporary folder is ignored by
+`latest_step()` and removed when the next run opens the manager.
+
+Multi-host: every process calls `save`/`restore` (orbax coordinates them; the
+workdir must be one folder all hosts see: a shared filesystem or a bucket).
 """
 import json
 import os
@@ -26,8 +31,10 @@ def checkpoint_dir(workdir: str) -> str:
 
 
 def make_manager(workdir: str, max_to_keep: int = 3) -> ocp.CheckpointManager:
+  """Orbax manager of `<workdir>/checkpoints` (synchronous saves; stale temporaries removed)."""
   options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True,
-                                         enable_async_checkpointing=False)
+                                         enable_async_checkpointing=False,
+                                         cleanup_tmp_directories=True)
   return ocp.CheckpointManager(checkpoint_dir(workdir), options=options,
                                item_names=("state", "data", "config"))
 

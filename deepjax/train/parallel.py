@@ -16,36 +16,99 @@ from deepjax.errors import UserError
 DATA_AXIS = "data"
 
 
-def maybe_initialize_distributed(coordinator: str | None = None, num_processes: int | None = None,
-                                 process_id: int | None = None) -> None:
-  """Calls `jax.distributed.initialize` when several processes are asked for.
+def _auto_cluster() -> str | None:
+  """The cluster JAX can detect by itself, if this process runs in one with several tasks."""
+  env = os.environ
+  if env.get("SLURM_JOB_ID") and env.get("SLURM_STEP_ID") and int(env.get("SLURM_NTASKS", "1")) > 1:
+    return "SLURM"
+  if len([h for h in env.get("TPU_WORKER_HOSTNAMES", "").split(",") if h.strip()]) > 1:
+    return "TPU pod"
+  return None
 
-  Explicit arguments win; otherwise DEEPJAX_COORDINATOR / DEEPJAX_NUM_PROCESSES /
-  DEEPJAX_PROCESS_ID are read; on TPU VMs and under SLURM JAX detects the cluster
-  itself when DEEPJAX_DISTRIBUTED=auto.
+
+def maybe_initialize_distributed(coordinator: str | None = None, num_processes: int | None = None,
+                                 process_id: int | None = None) -> bool:
+  """Calls `jax.distributed.initialize` when several processes are asked for or detected.
+
+  In order: explicit arguments (the `--coordinator/--num_processes/--process_id`
+  flags); else DEEPJAX_COORDINATOR / DEEPJAX_NUM_PROCESSES / DEEPJAX_PROCESS_ID;
+  else, with DEEPJAX_DISTRIBUTED=auto, or under `srun` with several SLURM tasks, or
+  on a TPU VM that is one worker of a pod, `jax.distributed.initialize()` without
+  arguments (JAX reads the cluster from the environment). DEEPJAX_DISTRIBUTED=0
+  turns the detection off. On CPU the cross-process collectives use gloo.
+
+  Returns:
+    True when jax.distributed was initialized here.
   """
   coordinator = coordinator or os.environ.get("DEEPJAX_COORDINATOR")
   if num_processes is None and os.environ.get("DEEPJAX_NUM_PROCESSES"):
     num_processes = int(os.environ["DEEPJAX_NUM_PROCESSES"])
   if process_id is None and os.environ.get("DEEPJAX_PROCESS_ID"):
     process_id = int(os.environ["DEEPJAX_PROCESS_ID"])
-  if coordinator or (num_processes and num_processes > 1):
+  mode = os.environ.get("DEEPJAX_DISTRIBUTED", "")
+  explicit = bool(coordinator) or bool(num_processes and num_processes > 1)
+  if explicit and (not coordinator or num_processes is None or process_id is None):
+    raise UserError("multi-process training needs all of --coordinator=host:port, "
+                    "--num_processes and --process_id (or DEEPJAX_DISTRIBUTED=auto)")
+  if explicit and not 0 <= process_id < num_processes:
+    raise UserError(f"--process_id={process_id} is not in [0, {num_processes})")
+  cluster = None if explicit or mode == "0" else ("auto" if mode == "auto" else _auto_cluster())
+  if not explicit and cluster is None:
+    return False
+  jax.config.update("jax_cpu_collectives_implementation", "gloo")
+  if explicit:
     jax.distributed.initialize(coordinator_address=coordinator, num_processes=num_processes,
                                process_id=process_id)
-  elif os.environ.get("DEEPJAX_DISTRIBUTED") == "auto":
-    jax.distributed.initialize()
   else:
+    jax.distributed.initialize()
+  logging.info("jax.distributed (%s): process %d of %d, %d local / %d global devices",
+               cluster or coordinator, jax.process_index(), jax.process_count(),
+               jax.local_device_count(), jax.device_count())
+  return True
+
+
+def sync_processes(name: str) -> None:
+  """Barrier over all processes (no-op with one); also opens the cross-process channel.
+
+  CPU (gloo) collectives give up when a peer takes more than 30 s to join the
+  *first* collective of a device group; after that they wait. Calling this early,
+  when all processes are in step, makes later long waits (data preparation on
+  process 0) safe.
+  """
+  if jax.process_count() > 1:
+    from jax.experimental import multihost_utils  # pylint: disable=import-outside-toplevel
+    multihost_utils.sync_global_devices(name)
+
+
+def warm_up(mesh) -> None:
+  """One tiny all-reduce over `mesh` and one barrier, while all processes are in step.
+
+  See `sync_processes`: this opens the channels the train step and the
+  checkpoint/data barriers use, so a slow process later does not time them out.
+  """
+  if jax.process_count() == 1:
     return
-  logging.info("jax.distributed: process %d of %d, %d local / %d global devices",
-               jax.process_index(), jax.process_count(), jax.local_device_count(),
-               jax.device_count())
+  sync_processes("deepjax.warm_up")
+  sharding = batch_sharding(mesh)
+  ones = jax.make_array_from_process_local_data(
+      sharding, np.ones((len(mesh.local_devices),), np.float32))
+  total = jax.jit(jax.numpy.sum, out_shardings=replicated(mesh))(ones)
+  if int(total) != mesh.size:
+    raise RuntimeError(f"collective check failed: {float(total)} != {mesh.size}")
 
 
 def make_mesh(num_devices: int = 0) -> jax.sharding.Mesh:
-  """A 1-D mesh, axis `data`, over every device of every host (or the first `num_devices`)."""
+  """A 1-D mesh, axis `data`, over every device of every host (or the first `num_devices`).
+
+  With several processes the mesh must hold every device (each process feeds its
+  own devices), so `num_devices` must be 0 or `jax.device_count()`.
+  """
   n = num_devices or jax.device_count()
   if n > jax.device_count():
     raise UserError(f"asked for {n} devices, only {jax.device_count()} present")
+  if jax.process_count() > 1 and n != jax.device_count():
+    raise UserError(f"mesh_devices={n}: with {jax.process_count()} processes the mesh uses "
+                    f"all {jax.device_count()} devices (set mesh_devices=0)")
   return jax.make_mesh((n,), (DATA_AXIS,), axis_types=(jax.sharding.AxisType.Auto,),
                        devices=jax.devices()[:n])
 
@@ -60,9 +123,13 @@ def batch_sharding(mesh) -> NamedSharding:
 
 
 def host_batch_size(global_batch: int, mesh=None) -> int:
-  """Per-process batch; the global batch must split evenly over the mesh's devices."""
+  """Per-process batch: `global_batch` (config.batch_size) split over the processes.
+
+  The global batch is what one optimizer step averages over; it must split
+  evenly over the mesh's devices (per-device batch = global / device count).
+  """
   n = mesh.size if mesh is not None else jax.device_count()
-  if global_batch % n:
+  if global_batch <= 0 or global_batch % n:
     raise UserError(f"batch size {global_batch} does not divide over {n} "
                     "devices; choose a multiple of the device count")
   return global_batch // jax.process_count()
