@@ -15,6 +15,7 @@ Three coordinate systems (all float32, Y pointing down):
 Every function here works on one frame: identity and motion fields are scalars (colours
 (3,)), so the rasteriser can `jax.vmap` over frames.
 """
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -41,9 +42,10 @@ def cyl_forward(x, rc, sin_yaw, cos_yaw):
 
 def cyl_inverse(xp, rc, sin_yaw, cos_yaw):
   """Turned X' -> (face-space X, dX/dX') for the visible (front) side of the cylinder."""
-  root = jnp.sqrt(jnp.maximum(rc * rc - xp * xp, (0.08 * rc) ** 2))
-  x = xp * cos_yaw - root * sin_yaw
-  jx = cos_yaw + xp * sin_yaw / root
+  r2 = jnp.maximum(rc * rc - xp * xp, (0.08 * rc) ** 2)
+  inv_root = jax.lax.rsqrt(r2)
+  x = xp * cos_yaw - r2 * inv_root * sin_yaw
+  jx = cos_yaw + xp * sin_yaw * inv_root
   # Where jx <= 0 the ray meets the back of the cylinder first: push X far outside the face
   # so that nothing drawn in face coordinates appears there a second time.
   x = jnp.where(jx > 0.0, x, jnp.sign(xp) * 3.0 * rc)
@@ -63,7 +65,8 @@ def pose_inverse(ux, uy, motion):
   s = S0 * motion["scale"]
   c, sn = jnp.cos(motion["rot"]), jnp.sin(motion["rot"])
   dx, dy = ux - motion["tx"], uy - motion["ty"]
-  return (c * dx + sn * dy) / s, (-sn * dx + c * dy) / s + Y_C
+  inv = 1.0 / s
+  return (c * dx + sn * dy) * inv, (-sn * dx + c * dy) * inv + Y_C
 
 
 def derived(identity, motion):

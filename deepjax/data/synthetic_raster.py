@@ -32,25 +32,26 @@ def _over(img, alpha, color):
 
 def _cover(d, pf):
   """Coverage of the inside (d < 0) of an edge, box filter one pixel (pf face units) wide."""
-  return jnp.clip(0.5 - d / pf, 0.0, 1.0)
+  return jnp.clip(0.5 - d * (1.0 / pf), 0.0, 1.0)
 
 
 def _stroke(dist, half_w, pf):
   """Coverage of a band |dist| < half_w: exact overlap of a one-pixel box with the band."""
-  c = jnp.abs(dist) / pf
+  c = jnp.abs(dist) * (1.0 / pf)
   w = half_w / pf
   return jnp.clip(jnp.minimum(c + 0.5, w) - jnp.maximum(c - 0.5, -w), 0.0, 1.0)
 
 
 def _soft(d, pf, width):
   """Like `_cover` but with a ramp of max(width, pf) face units (soft shading edges)."""
-  return jnp.clip(0.5 - d / jnp.maximum(width, pf), 0.0, 1.0)
+  return jnp.clip(0.5 - d * (1.0 / jnp.maximum(width, pf)), 0.0, 1.0)
 
 
 def _ellipse(x, y, rx, ry):
   """Approximate signed distance to an axis-aligned ellipse centred at 0."""
-  k0 = jnp.sqrt((x / rx) ** 2 + (y / ry) ** 2)
-  k1 = jnp.sqrt((x / (rx * rx)) ** 2 + (y / (ry * ry)) ** 2)
+  ix, iy = 1.0 / rx, 1.0 / ry
+  k0 = jnp.sqrt((x * ix) ** 2 + (y * iy) ** 2)
+  k1 = jnp.sqrt((x * (ix * ix)) ** 2 + (y * (iy * iy)) ** 2)
   return k0 * (k0 - 1.0) / jnp.maximum(k1, 1e-6)
 
 
@@ -80,17 +81,17 @@ def _polyline(px, py, xs, ys, rs):
 
 def _below(f, dfdx, jx):
   """Signed distance (in turned units) for the implicit f(X, Y) = curve(X) - Y."""
-  return f / jnp.sqrt((dfdx * jx) ** 2 + 1.0)
+  return f * jax.lax.rsqrt((dfdx * jx) ** 2 + 1.0)
 
 
 def _lens_cover(top, dtop, bot, dbot, y, jx, pf):
   """Coverage of {top(X) < Y < bot(X)}: c_top + c_bot - 1 (exact for parallel edges),
   at most the band's thickness in pixels (0 where the curves cross, top > bot)."""
-  n1 = jnp.sqrt((dtop * jx) ** 2 + 1.0)
-  n2 = jnp.sqrt((dbot * jx) ** 2 + 1.0)
-  c1 = _cover((top - y) / n1, pf)
-  c2 = _cover((y - bot) / n2, pf)
-  thick = (bot - top) / (jnp.maximum(n1, n2) * pf)
+  r1 = jax.lax.rsqrt((dtop * jx) ** 2 + 1.0)  # 1 / |gradient|
+  r2 = jax.lax.rsqrt((dbot * jx) ** 2 + 1.0)
+  c1 = _cover((top - y) * r1, pf)
+  c2 = _cover((y - bot) * r2, pf)
+  thick = (bot - top) * jnp.minimum(r1, r2) * (1.0 / pf)
   return jnp.clip(jnp.minimum(c1 + c2 - 1.0, thick), 0.0, 1.0), top - y
 
 
@@ -98,15 +99,18 @@ def _face_outline(xf, y, jx, idn, g):
   """Signed distance to the face outline (turned units) and the normalised radius rho."""
   w0, hu, hl, taper = idn["face_w"], idn["face_hu"], g["face_hl"], idn["jaw_taper"]
   pos = y > 0
-  h = jnp.where(pos, hl, hu)
-  yy = jnp.where(pos, jnp.minimum(y / hl, 1.0), 0.0)
+  ihl = 1.0 / hl
+  yy = jnp.where(pos, jnp.minimum(y * ihl, 1.0), 0.0)
   w = w0 * (1.0 - taper * yy * yy)
-  dw = jnp.where(pos & (y < hl), -2.0 * w0 * taper * y / (hl * hl), 0.0)
-  a, b = xf / w, y / h
-  rho = jnp.maximum(jnp.sqrt(a * a + b * b), 1e-3)
-  gx = a / (w * rho)
-  gy = (-a * xf * dw / (w * w) + b / h) / rho
-  return (rho - 1.0) / jnp.maximum(jnp.sqrt((gx * jx) ** 2 + gy * gy), 1e-6), rho
+  dw = jnp.where(pos & (y < hl), (-2.0 * w0 * taper * ihl * ihl) * y, 0.0)
+  iw, ih = 1.0 / w, jnp.where(pos, ihl, 1.0 / hu)
+  a, b = xf * iw, y * ih
+  r2 = jnp.maximum(a * a + b * b, 1e-6)
+  irho = jax.lax.rsqrt(r2)
+  rho = r2 * irho
+  gx = a * iw * irho
+  gy = (-a * xf * dw * iw * iw + b * ih) * irho
+  return (rho - 1.0) * jax.lax.rsqrt(jnp.maximum((gx * jx) ** 2 + gy * gy, 1e-12)), rho
 
 
 def _eye(img, xf, y, jx, pf, idn, mot, g, side):
@@ -259,19 +263,17 @@ def _background_and_head(ux, uy, pf, idn, mot, g):
   img = _over(img, _cover(neck, pf), neck_col)
   clothes = _ellipse(xh, y - idn["face_hl"] - 1.35, 1.55 + 0.5 * idn["clothes_w"], 0.95)
   img = _over(img, _cover(clothes, pf), idn["clothes"])
-  for side in (-1.0, 1.0):
-    ex = xf - side * (w0 * 1.0 + 0.03)
-    ear = _ellipse(ex, y - idn["eye_y"] - 0.2, 0.11 * idn["ear"], 0.22 * idn["ear"])
-    img = _over(img, _cover(ear * jx ** -0.5, pf), idn["skin"] * 0.85)
+  ear = _ellipse(jnp.abs(xf) - (w0 + 0.03), y - idn["eye_y"] - 0.2, 0.11 * idn["ear"],
+                 0.22 * idn["ear"])  # both ears (mirror images) at once
+  img = _over(img, _cover(ear * jax.lax.rsqrt(jx), pf), idn["skin"] * 0.85)
 
   # Face with edge darkening, side light and blush.
   d_face, rho = _face_outline(xf, y, jx, idn, g)
   shade = (1.0 - 0.17 * jnp.clip((rho - 0.4) / 0.6, 0.0, 1.0) ** 2) * (
       1.0 + 0.1 * idn["light"] * xf / w0)
   face_col = _rgb(idn["skin"]) * shade[..., None]
-  for side in (-1.0, 1.0):
-    cheek = _ellipse(xf - side * (idn["eye_sep"] + 0.08), y - idn["mouth_y"] + 0.28, 0.2, 0.13)
-    face_col = _over(face_col, idn["blush"] * 0.35 * _soft(cheek, pf, 0.15), idn["lips"])
+  cheek = _ellipse(jnp.abs(xf) - (idn["eye_sep"] + 0.08), y - idn["mouth_y"] + 0.28, 0.2, 0.13)
+  face_col = _over(face_col, idn["blush"] * 0.35 * _soft(cheek, pf, 0.15), idn["lips"])
   img = _over(img, _cover(d_face, pf), face_col)
   # Beard: the face below a curve from the sideburns down to under the lower lip.
   top0 = idn["mouth_y"] + 0.1
