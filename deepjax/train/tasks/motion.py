@@ -1,0 +1,238 @@
+"""The first-order motion model task (Siarohin et al., 2019) on the shared training loop.
+
+Each example is a pair of frames of one video (`motion_pipeline.pair_iterator`): the
+keypoint detector and generator learn to re-pose the *source* frame as the *driving*
+frame. Losses, as the reference's GeneratorFullModel / DiscriminatorFullModel:
+- perceptual pyramid: VGG19 features (relu1_1..relu5_1) of the prediction and the
+  driving frame at every pyramid scale (`config.train.scales`); VGG weights come from
+  the user file `config.loss.vgg_weights` (deepjax.models.vgg). Without one the loss is
+  an honest multi-scale L1 on the image pyramids, and the task logs that it uses it.
+- equivariance on keypoint values and Jacobians under a random TPS transform (the
+  Jacobian of the transform from `jax.jacfwd`, in deepjax.ops.tps);
+- optional GAN (`config.loss.generator_gan > 0`): LSGAN on a multi-scale patch
+  discriminator plus feature matching; the discriminator is then updated in the same
+  step (after the generator, on the detached prediction).
+
+Optimisers: Adam (b1, b2 from `config.train`) per network (kp_detector, generator,
+discriminator) with its own learning rate, multiplied by `train.lr_decay` at each of
+`train.epoch_milestones`. The loop counts steps, not epochs: a milestone `m` falls at
+step `round(m / train.num_epochs * config.num_steps)`.
+
+State: `params` = {"kp_detector", "generator"[, "discriminator"]}; `model_state` the
+same keys with {"batch_stats": ...} (BatchNorm statistics; spectral-norm vectors of the
+discriminator); `opt_state` the same keys.
+
+Batches: {"source", "driving": uint8 (B, H, W, 3), "video": int64 (B,)}.
+"""
+import logging
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from deepjax.models.motion import fomm as fomm_lib
+from deepjax.models.motion.discriminator import MultiScaleDiscriminator
+from deepjax.ops import keypoints as kpo
+from deepjax.train.state import TrainState
+from deepjax.train.tasks.ae import image_grid, to_float
+
+log = logging.getLogger("deepjax")
+
+GEN_NETS = ("kp_detector", "generator")
+
+
+def lr_schedule(base_lr: float, train_cfg, num_steps: int):
+  """Piecewise-constant learning rate: base_lr x lr_decay^(milestones passed).
+
+  Milestones are epochs of `train_cfg.num_epochs`, mapped to steps of `num_steps`.
+  """
+  epochs = max(1, int(train_cfg.get("num_epochs", 1)))
+  decay = float(train_cfg.get("lr_decay", 0.1))
+  bounds = {}
+  for m in train_cfg.get("epoch_milestones", ()):
+    step = int(round(float(m) / epochs * num_steps))
+    if 0 < step:
+      bounds[step] = bounds.get(step, 1.0) * decay
+  return optax.piecewise_constant_schedule(base_lr, bounds)
+
+
+def make_discriminator(model_cfg) -> MultiScaleDiscriminator:
+  d = dict(model_cfg["discriminator"])
+  return MultiScaleDiscriminator(
+      scales=tuple(float(s) for s in d.get("scales", (1.0,))),
+      block_expansion=d["block_expansion"], num_blocks=d["num_blocks"],
+      max_features=d["max_features"], sn=bool(d.get("sn", False)),
+      use_kp=bool(d.get("use_kp", False)), num_kp=model_cfg["num_kp"],
+      num_channels=model_cfg["num_channels"], kp_variance=d.get("kp_variance", 0.01))
+
+
+class MotionTask:
+  """Keypoint detector + occlusion-aware generator (+ optional discriminator)."""
+  images_per_example = 1  # one generated frame per (source, driving) pair
+
+  def __init__(self, config):
+    self.config = config
+    self.fomm = fomm_lib.FOMM.from_config(config.model)
+    tc = config.train
+    self.weights = dict(config.loss)
+    self.use_gan = float(self.weights.get("generator_gan", 0.0) or 0.0) > 0
+    self.disc = make_discriminator(config.model) if self.use_gan else None
+    steps = int(config.num_steps)
+    b1, b2 = tc.get("adam_b1", 0.5), tc.get("adam_b2", 0.999)
+    lrs = {"kp_detector": tc.lr_kp_detector, "generator": tc.lr_generator,
+           "discriminator": tc.lr_discriminator}
+    self.tx = {k: optax.adam(lr_schedule(lr, tc, steps), b1=b1, b2=b2) for k, lr in lrs.items()}
+    self.scales = tuple(float(s) for s in tc.scales)
+    self.transform = dict(tc.transform)
+    self.vgg = self._load_vgg(self.weights.get("vgg_weights", ""))
+
+  def _load_vgg(self, path):
+    if not sum(self.weights.get("perceptual", ())):
+      return None
+    if not path:
+      log.warning("perceptual loss: no VGG19 weights (config.loss.vgg_weights is empty); "
+                  "using the multi-scale L1 fallback on the image pyramid instead")
+      return None
+    from deepjax.models.vgg import load_vgg19_params  # pylint: disable=import-outside-toplevel
+    log.info("perceptual loss: VGG19 weights from %s", path)
+    return load_vgg19_params(path)
+
+  # --- data -----------------------------------------------------------------
+  def data_iterator(self, config, batch_size, seed, split):
+    from deepjax.data import motion_pipeline  # pylint: disable=import-outside-toplevel
+    return motion_pipeline.pair_iterator(config.data, batch_size, seed, split)
+
+  # --- state ----------------------------------------------------------------
+  def init(self, rng, batch) -> TrainState:
+    k_model, k_disc, run_rng = jax.random.split(rng, 3)
+    shape = batch["source"].shape
+    variables = self.fomm.init(k_model, tuple(shape))
+    params = {k: variables[k]["params"] for k in GEN_NETS}
+    model_state = {k: {"batch_stats": variables[k].get("batch_stats", {})} for k in GEN_NETS}
+    if self.use_gan:
+      pyr = fomm_lib.image_pyramid(jnp.zeros(shape, jnp.float32), self.disc.scales)
+      kp = jnp.zeros((shape[0], self.config.model.num_kp, 2), jnp.float32)
+      dv = self.disc.init(k_disc, pyr, kp, False)
+      params["discriminator"] = dv["params"]
+      model_state["discriminator"] = {"batch_stats": dv.get("batch_stats", {})}
+    opt_state = {k: self.tx[k].init(v) for k, v in params.items()}
+    return TrainState.create(params, opt_state, run_rng, model_state)
+
+  @staticmethod
+  def variables(params, model_state, nets=GEN_NETS):
+    """{net: {"params", "batch_stats"}} as deepjax.models.motion.fomm expects."""
+    return {k: {"params": params[k], "batch_stats": model_state[k]["batch_stats"]} for k in nets}
+
+  # --- losses ---------------------------------------------------------------
+  def _disc_apply(self, disc_vars, image, kp_value, train):
+    pyr = fomm_lib.image_pyramid(image, self.disc.scales)
+    if train:
+      out, upd = self.disc.apply(disc_vars, pyr, kp_value, True, mutable=["batch_stats"])
+      return out, upd.get("batch_stats", {})
+    return self.disc.apply(disc_vars, pyr, kp_value, False), disc_vars.get("batch_stats", {})
+
+  def gan_generator_losses(self, disc_vars, prediction, driving, kp_driving):
+    """LSGAN generator term and feature matching (weighted scalars)."""
+    kp = kpo.detach_kp(kp_driving)["value"]
+    fake, _ = self._disc_apply(disc_vars, prediction, kp, False)
+    real, _ = self._disc_apply(disc_vars, driving, kp, False)
+    gan, fm = 0.0, 0.0
+    fm_w = tuple(self.weights.get("feature_matching", ()))
+    for s in self.disc.scales:
+      gan = gan + self.weights["generator_gan"] * jnp.mean((1.0 - fake[s][1]) ** 2)
+      for i, (a, b) in enumerate(zip(real[s][0], fake[s][0])):
+        if i < len(fm_w) and fm_w[i]:
+          fm = fm + fm_w[i] * jnp.mean(jnp.abs(jax.lax.stop_gradient(a) - b))
+    out = {"generator_gan": gan}
+    if fm_w and sum(fm_w):
+      out["feature_matching"] = fm
+    return out
+
+  def generator_loss(self, params, model_state, batch, key, train=True):
+    source, driving = to_float(batch["source"]), to_float(batch["driving"])
+    weights = dict(self.weights, generator_gan=0.0)
+    total, (losses, generated, new_vars) = fomm_lib.generator_losses(
+        self.fomm, self.variables(params, model_state), source, driving, key, weights,
+        self.transform, self.scales, self.vgg, train)
+    losses = dict(losses)
+    if self.use_gan:
+      disc_vars = {"params": jax.lax.stop_gradient(params["discriminator"]),
+                   "batch_stats": model_state["discriminator"]["batch_stats"]}
+      gan = self.gan_generator_losses(disc_vars, generated["prediction"], driving,
+                                      generated["kp_driving"])
+      losses.update(gan)
+      total = total + sum(gan.values())
+    new_state = {k: {"batch_stats": new_vars[k].get("batch_stats", {})} for k in GEN_NETS}
+    return total, (losses, generated, new_state)
+
+  def discriminator_loss(self, disc_params, disc_stats, prediction, driving, kp_driving):
+    """LSGAN: weight * mean((1 - D(real))^2 + D(fake)^2) over scales; fake detached."""
+    kp = kpo.detach_kp(kp_driving)["value"]
+    dv = {"params": disc_params, "batch_stats": disc_stats}
+    real, stats = self._disc_apply(dv, driving, kp, True)
+    dv = {"params": disc_params, "batch_stats": stats}
+    fake, stats = self._disc_apply(dv, jax.lax.stop_gradient(prediction), kp, True)
+    w = float(self.weights.get("discriminator_gan", 1.0))
+    loss = 0.0
+    for s in self.disc.scales:
+      loss = loss + w * jnp.mean((1.0 - real[s][1]) ** 2 + fake[s][1] ** 2)
+    return loss, stats
+
+  # --- steps ----------------------------------------------------------------
+  def train_step(self, state: TrainState, batch):
+    key = state.step_key()
+    gen_params = {k: state.params[k] for k in GEN_NETS}
+    other = {k: v for k, v in state.params.items() if k not in GEN_NETS}
+
+    def loss_fn(gp):
+      return self.generator_loss(dict(other, **gp), state.model_state, batch, key)
+
+    (total, (losses, generated, new_ms)), grads = jax.value_and_grad(
+        loss_fn, has_aux=True)(gen_params)
+    params, opt_state = dict(state.params), dict(state.opt_state)
+    for k in GEN_NETS:
+      upd, opt_state[k] = self.tx[k].update(grads[k], state.opt_state[k], state.params[k])
+      params[k] = optax.apply_updates(state.params[k], upd)
+    model_state = dict(state.model_state, **new_ms)
+    metrics = {f"loss_{k}": v for k, v in losses.items()}
+    metrics["loss"] = total
+    driving = to_float(batch["driving"])
+    metrics["l1"] = jnp.mean(jnp.abs(generated["prediction"] - driving))
+    if self.use_gan:
+      (d_loss, d_stats), d_grads = jax.value_and_grad(self.discriminator_loss, has_aux=True)(
+          state.params["discriminator"], state.model_state["discriminator"]["batch_stats"],
+          generated["prediction"], driving, generated["kp_driving"])
+      upd, opt_state["discriminator"] = self.tx["discriminator"].update(
+          d_grads, state.opt_state["discriminator"], state.params["discriminator"])
+      params["discriminator"] = optax.apply_updates(state.params["discriminator"], upd)
+      model_state["discriminator"] = {"batch_stats": d_stats}
+      metrics["loss_discriminator"] = d_loss
+    new_state = state.replace(step=state.step + 1, params=params, opt_state=opt_state,
+                              model_state=model_state)
+    return new_state, metrics
+
+  def eval_step(self, state: TrainState, batch):
+    """Reconstruction of the driving frame (eval-mode BatchNorm): L1 and the loss terms."""
+    total, (losses, generated, _) = self.generator_loss(
+        state.params, state.model_state, batch, state.step_key(), train=False)
+    driving = to_float(batch["driving"])
+    out = {f"loss_{k}": v for k, v in losses.items()}
+    out["loss"] = total
+    out["l1"] = jnp.mean(jnp.abs(generated["prediction"] - driving))
+    return out
+
+  def reconstruct(self, state: TrainState, source, driving):
+    """float (B,H,W,3) source and driving -> the generator's dict (eval mode)."""
+    variables = self.variables(state.params, state.model_state)
+    generated, _ = self.fomm.full_forward(variables, source, driving, train=False)
+    return generated
+
+  def preview(self, state: TrainState, batch, max_rows: int = 6):
+    """uint8 grid; columns source | driving | prediction | deformed source."""
+    source = to_float(batch["source"][:max_rows])
+    driving = to_float(batch["driving"][:max_rows])
+    gen = self.reconstruct(state, source, driving)
+    deformed = gen.get("deformed", jnp.zeros_like(source))
+    if deformed.shape != source.shape:
+      deformed = jax.image.resize(deformed, source.shape, "bilinear")
+    return image_grid([source, driving, gen["prediction"], deformed])
