@@ -49,30 +49,49 @@ def build_model(config):
     from deepjax.models import swap  # pylint: disable=import-outside-toplevel
     return swap.from_config(config.model)
   if config.task == "motion":
-    from deepjax.models.motion import fomm  # pylint: disable=import-outside-toplevel
-    return fomm.from_config(config)
+    from deepjax.models.motion.fomm import FOMM  # pylint: disable=import-outside-toplevel
+    return FOMM.from_config(config.model)
   raise UserError(f"unknown task {config.task!r} in checkpoint")
+
+
+def load_state(path: str) -> dict:
+  """The saved TrainState fields (step, params, opt_state, model_state, rng) as a dict."""
+  step_dir = _checkpoint_step_dir(path)
+  with ocp.StandardCheckpointer() as ckptr:
+    return ckptr.restore(os.path.join(step_dir, "state"))
 
 
 def load_params(path: str):
   """The parameter pytree (numpy arrays) of the newest checkpoint under `path`."""
-  step_dir = _checkpoint_step_dir(path)
-  with ocp.StandardCheckpointer() as ckptr:
-    state = ckptr.restore(os.path.join(step_dir, "state"))
-  params = state["params"]
-  return params
+  return load_state(path)["params"]
+
+
+def motion_variables(state: dict) -> dict:
+  """{"kp_detector": {"params", "batch_stats"}, "generator": {...}} of a motion TrainState.
+
+  Layout of motion runs (deepjax.train.tasks.motion, deepjax.convert): params = {net:
+  params}, model_state = {net: {"batch_stats": ...}}; the discriminator is left out.
+  """
+  params, model_state = state["params"], state.get("model_state") or {}
+  return {k: dict(model_state.get(k) or {}, params=params[k])
+          for k in ("kp_detector", "generator")}
 
 
 def load(path: str):
   """-> (model, params, config) of the newest checkpoint under `path`.
 
   For swap families `params` is the model's parameter dict; for GAN runs it is
-  the generator's (`{"gen": ..., "disc": ...}` -> gen). For motion models it is
-  the FOMM parameter dict (with BatchNorm statistics under "batch_stats" where
-  the model has them).
+  the generator's (`{"gen": ..., "disc": ...}` -> gen). For motion models `model`
+  is a `deepjax.models.motion.fomm.FOMM` and `params` its variables
+  `{"kp_detector": {"params", "batch_stats"}, "generator": {...}}`:
+
+    fomm, variables, config = deepjax.load("runs/vox")   # e.g. from deepjax.convert
+    kp = fomm.detect(variables, frames_Tx256x256x3)
   """
   config = read_config(path)
   model = build_model(config)
+  if config.task == "motion":
+    return model, motion_variables(load_state(path)), config
   params = load_params(path)
   if isinstance(params, dict) and "gen" in params and config.task == "gan":
     params = params["gen"]
