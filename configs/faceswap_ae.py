@@ -75,6 +75,11 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
 
   c.augment = ml_collections.ConfigDict(dict(
       warp=True, warp_jitter=5 / 256, rotation_deg=10.0, zoom=0.05, shift=0.05, flip_prob=0.5))
+  # Colour jitter of the encoder's input only (targets keep their colours): takes colour
+  # away as an identity cue so swaps generalise sooner. Off by default (faceswap-like);
+  # the `tiny` demo config turns it on.
+  c.color_augment = ml_collections.ConfigDict(dict(
+      hue=0.0, saturation=0.0, brightness=0.0, contrast=0.0, grayscale_prob=0.0))
   c.loss = ml_collections.ConfigDict(dict(mse=1.0, l1=0.0, ssim=0.0, eye_weight=3.0,
                                           mouth_weight=2.0))
   c.optimizer = ml_collections.ConfigDict(dict(learning_rate=5e-5, b1=0.5, b2=0.999,
@@ -95,6 +100,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.checkpoint_every = 200
     c.preview_every = 200
     c.optimizer.learning_rate = 5e-4 if "tiny" in args else 1e-3
+    if "tiny" in args:
+      c.color_augment.update(dict(hue=1.0, saturation=0.5, brightness=0.2, contrast=0.3,
+                                  grayscale_prob=0.3))
     c.data.num_train = 512
     c.data.num_test = 64
   if "batch" in args:

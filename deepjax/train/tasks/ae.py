@@ -17,7 +17,7 @@ import optax
 
 from deepjax import losses
 from deepjax.models import swap as swap_models
-from deepjax.ops import warp
+from deepjax.ops import color_augment, warp
 from deepjax.train.state import TrainState
 
 IDENTITIES = ("a", "b")
@@ -71,11 +71,13 @@ class AETask:
     return jnp.where(has, wmap, jnp.ones_like(wmap))
 
   def augmented_pair(self, key, batch, ident):
-    """(warped input, target, target weight) for one identity's faces."""
+    """(warped, colour-jittered input, target, target weight) for one identity's faces."""
     x = to_float(batch[ident])
     w = self.loss_weights(batch, ident)
-    inputs, targets = warp.augment_pair(key, jnp.concatenate([x, w], -1), self.config.augment)
-    return inputs[..., :3], targets[..., :3], targets[..., 3:]
+    k_geo, k_col = jax.random.split(key)
+    inputs, targets = warp.augment_pair(k_geo, jnp.concatenate([x, w], -1), self.config.augment)
+    inputs = color_augment.color_augment(k_col, inputs[..., :3], self.config.get("color_augment"))
+    return inputs, targets[..., :3], targets[..., 3:]
 
   def reconstruction_loss(self, pred, target, weight):
     lcfg = self.config.loss
