@@ -2,8 +2,8 @@
 
 `--config=configs/fomm_tiny.py` (arguments as configs/fomm_vox256.py). Differences from
 vox-256: 64 px frames; keypoint detector and dense motion at scale 0.5 (32 px) with
-3 hourglass blocks; narrower channels; fewer bottleneck blocks; small batch and a short
-schedule. Everything else (losses, transform, normalisation) is vox-256's.
+3 hourglass blocks; narrower channels; fewer bottleneck blocks; pyramid scales
+(1, 0.5, 0.25) (VGG19 needs 16 px); small batch and a short schedule. Everything else (losses, transform, normalisation) is vox-256's.
 """
 import importlib.util
 import os
@@ -35,7 +35,9 @@ def get_config(arg=None) -> ml_collections.ConfigDict:
                               scale_factor=0.5)
   c.model.discriminator.update(block_expansion=16, max_features=128, num_blocks=3)
   c.data.update(size=64, frame_shape=(64, 64, 3))
-  c.train.update(batch_size=8, num_epochs=10, num_repeats=5, epoch_milestones=(6, 9))
+  # VGG19's relu5_1 needs 16 px: the 8 px (0.125) pyramid level of vox-256 is dropped.
+  c.train.update(batch_size=8, num_epochs=10, num_repeats=5, epoch_milestones=(6, 9),
+                 scales=(1.0, 0.5, 0.25))
   c.batch_size = 8
   c.num_steps = 600
   c.log_every = 50

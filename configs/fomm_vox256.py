@@ -107,6 +107,8 @@ def get_config(arg=None) -> ml_collections.ConfigDict:
     res = int(args["res"])
     c.data.size, c.data.frame_shape = res, (res, res, 3)
     scale = float(args.get("kp_scale", 0.25 if res >= 256 else 0.5))
+    # VGG19 (perceptual loss) needs pyramid levels of at least 16 px.
+    c.train.scales = tuple(s for s in c.train.scales if res * s >= 16)
     c.model.kp_detector.scale_factor = scale
     c.model.dense_motion.scale_factor = scale
   c.lock()

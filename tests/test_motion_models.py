@@ -375,3 +375,9 @@ def test_animate_encodes_source_once_with_same_result(ref, fixture_model):
       variables, jnp.broadcast_to(source, (2, 32, 32, 3)),
       jax.tree.map(lambda x: jnp.broadcast_to(x, (2,) + x.shape[1:]), kp_s), kp_d)
   np.testing.assert_allclose(np.asarray(fast), np.asarray(plain), atol=1e-6)
+
+
+def test_vgg_max_pool_matches_reduce_window():
+  x = jax.random.normal(jax.random.key(0), (2, 7, 6, 3))
+  expected = jax.lax.reduce_window(x, -jnp.inf, jax.lax.max, (1, 2, 2, 1), (1, 2, 2, 1), "VALID")
+  np.testing.assert_array_equal(np.asarray(vgg._max_pool2(x)), np.asarray(expected))  # pylint: disable=protected-access

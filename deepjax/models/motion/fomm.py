@@ -150,6 +150,11 @@ def perceptual_pyramid_loss(vgg_params, prediction, target, scales: Sequence[flo
 
   Args: images (B, H, W, 3) float32 in [0, 1]. Returns a float32 scalar.
   """
+  if vgg_params is not None:
+    smallest = min(int(min(prediction.shape[1:3]) * s) for s in scales)
+    if smallest < 16:
+      raise ValueError(f"VGG19 needs pyramid images of at least 16 px; scales {tuple(scales)} "
+                       f"of {prediction.shape[1:3]} give {smallest} px")
   pyr_p = image_pyramid(prediction, scales)
   pyr_t = image_pyramid(jax.lax.stop_gradient(target), scales)
   total = jnp.zeros((), jnp.float32)
