@@ -381,3 +381,22 @@ def test_vgg_max_pool_matches_reduce_window():
   x = jax.random.normal(jax.random.key(0), (2, 7, 6, 3))
   expected = jax.lax.reduce_window(x, -jnp.inf, jax.lax.max, (1, 2, 2, 1), (1, 2, 2, 1), "VALID")
   np.testing.assert_array_equal(np.asarray(vgg._max_pool2(x)), np.asarray(expected))  # pylint: disable=protected-access
+
+
+def test_discriminator_from_config_shapes_and_small_pyramid_error():
+  from deepjax.models.motion.fomm import build_discriminator, perceptual_pyramid_loss  # pylint: disable=import-outside-toplevel
+  config = _load_config("fomm_vox256")
+  disc = build_discriminator(config.model)
+  pyramid = {1.0: jax.ShapeDtypeStruct((2, 256, 256, 3), jnp.float32)}
+  variables = jax.eval_shape(lambda p: disc.init(jax.random.key(0), p), pyramid)
+  out = jax.eval_shape(lambda v, p: disc.apply(v, p), variables, pyramid)
+  feats, pred = out[1.0]
+  # 4x4 VALID convs, pooling after all but the last block: 253 -> 126 -> 61 -> 29 -> 26.
+  assert [f.shape for f in feats] == [(2, 126, 126, 64), (2, 61, 61, 128), (2, 29, 29, 256),
+                                      (2, 26, 26, 512)]
+  assert pred.shape == (2, 26, 26, 1)
+  assert "u" in variables["batch_stats"]["discs_1"]["down_blocks_0"]["conv"]
+  x = jnp.zeros((1, 64, 64, 3))
+  with pytest.raises(ValueError, match="16 px"):
+    perceptual_pyramid_loss(vgg.random_vgg19_params(jax.random.key(0)), x, x,
+                            (1.0, 0.5, 0.25, 0.125))

@@ -133,6 +133,15 @@ class FOMM:
     return generated, dict(variables, generator=gen_vars)
 
 
+def build_discriminator(model_cfg: Mapping[str, Any]):
+  """MultiScaleDiscriminator from `config.model` (its `discriminator` section)."""
+  from deepjax.models.motion.discriminator import MultiScaleDiscriminator  # pylint: disable=import-outside-toplevel
+  m = dict(model_cfg)
+  d = dict(m["discriminator"])
+  d["scales"] = tuple(float(s) for s in d["scales"])
+  return MultiScaleDiscriminator(num_kp=m["num_kp"], num_channels=m["num_channels"], **d)
+
+
 def image_pyramid(image_BxHxWxC, scales: Sequence[float]) -> Dict[float, jax.Array]:
   """{scale: anti-aliased downscale} (the reference's ImagePyramide)."""
   return {s: anti_alias_interpolate(image_BxHxWxC, s) for s in scales}
