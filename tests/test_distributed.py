@@ -136,13 +136,25 @@ class ConcatShards:
       it.set_state(s)
 
 
+def prepared_data_dir(config) -> str:
+  """A data_dir holding `config.data` prepared (shared by the scaling tests).
+
+  Synthetic datasets are named by their parameters and generator version, so one
+  folder serves every test and run: $DEEPJAX_TEST_DATA_DIR, else
+  ~/.cache/deepjax/test-datasets (next to the tests' compilation cache).
+  """
+  from deepjax.data import pipeline  # pylint: disable=import-outside-toplevel
+  path = os.environ.get("DEEPJAX_TEST_DATA_DIR") or os.path.join(
+      os.path.expanduser("~"), ".cache", "deepjax", "test-datasets")
+  data = config.data.to_dict() | {"data_dir": path}
+  pipeline.identity_builders(data, multihost=False)
+  return path
+
+
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory):
   """The small config's synthetic data, prepared once in this process."""
-  from deepjax.data import pipeline  # pylint: disable=import-outside-toplevel
-  path = str(tmp_path_factory.mktemp("datasets"))
-  pipeline.identity_builders(worker_config(path).data, multihost=False)
-  return path
+  return prepared_data_dir(worker_config(str(tmp_path_factory.getbasetemp())))
 
 
 @pytest.mark.slow

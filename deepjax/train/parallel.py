@@ -37,6 +37,10 @@ def maybe_initialize_distributed(coordinator: str | None = None, num_processes: 
   arguments (JAX reads the cluster from the environment). DEEPJAX_DISTRIBUTED=0
   turns the detection off. On CPU the cross-process collectives use gloo.
 
+  DEEPJAX_LOCAL_DEVICE_IDS=0,1,... names the accelerators this process drives.
+  Under SLURM JAX assumes one process per GPU (device = SLURM_LOCALID); with one
+  process per node set it to all the node's GPUs (e.g. 0,1,2,3,4,5,6,7).
+
   Returns:
     True when jax.distributed was initialized here.
   """
@@ -56,11 +60,19 @@ def maybe_initialize_distributed(coordinator: str | None = None, num_processes: 
   if not explicit and cluster is None:
     return False
   jax.config.update("jax_cpu_collectives_implementation", "gloo")
+  kwargs = {}
+  if os.environ.get("DEEPJAX_LOCAL_DEVICE_IDS"):
+    try:
+      kwargs["local_device_ids"] = [int(i) for i in
+                                    os.environ["DEEPJAX_LOCAL_DEVICE_IDS"].split(",")]
+    except ValueError as e:
+      raise UserError("DEEPJAX_LOCAL_DEVICE_IDS must be comma-separated device numbers, "
+                      f"got {os.environ['DEEPJAX_LOCAL_DEVICE_IDS']!r}") from e
   if explicit:
     jax.distributed.initialize(coordinator_address=coordinator, num_processes=num_processes,
-                               process_id=process_id)
+                               process_id=process_id, **kwargs)
   else:
-    jax.distributed.initialize()
+    jax.distributed.initialize(**kwargs)
   logging.info("jax.distributed (%s): process %d of %d, %d local / %d global devices",
                cluster or coordinator, jax.process_index(), jax.process_count(),
                jax.local_device_count(), jax.device_count())
