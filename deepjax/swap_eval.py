@@ -14,10 +14,19 @@ from deepjax.data import synthetic
 
 HELDOUT_MOTION_SEED = 90_001
 
+# "clip": a smooth talking-head clip (small motion: the mean face is a strong baseline);
+# "poses": independent frames with poses and expressions drawn like the training data's
+# (never the same frames), which tests pose/expression transfer across the whole range.
+MOTIONS = ("clip", "poses")
 
-def heldout_clip(data_cfg, n_frames: int = 64, motion_seed: int = HELDOUT_MOTION_SEED):
+
+def heldout_clip(data_cfg, n_frames: int = 64, motion_seed: int = HELDOUT_MOTION_SEED,
+                 motion: str = "clip"):
   """-> dict with 'a', 'b' float32 (T,S,S,3) (same motion) and their landmarks (T,68,2)."""
-  motion = synthetic.motion_clip(motion_seed, n_frames)
+  if motion not in MOTIONS:
+    raise ValueError(f"motion must be one of {MOTIONS}")
+  motion = (synthetic.motion_clip(motion_seed, n_frames) if motion == "clip"
+            else synthetic.sample_motion(motion_seed, n_frames))
   out = {}
   for ident, seed in (("a", data_cfg.identity_a), ("b", data_cfg.identity_b)):
     img, lm = synthetic.render(synthetic.sample_identity(int(seed)), motion, int(data_cfg.size))
@@ -48,13 +57,13 @@ def batched(fn, x, chunk: int = 32):
   return np.concatenate([np.asarray(fn(x[i:i + chunk])) for i in range(0, len(x), chunk)])
 
 
-def evaluate_swap(swap_fn, data_cfg, n_frames: int = 64):
+def evaluate_swap(swap_fn, data_cfg, n_frames: int = 64, motion: str = "clip"):
   """swap_fn(images float (n,S,S,3), to_identity) -> float (n,S,S,3).
 
   Returns {"a2b": {"model": m, "input": m, "mean_face": m}, "b2a": {...}} where m
   holds psnr/ssim/l1 against the exact ground truth; and the clip (for videos).
   """
-  clip = heldout_clip(data_cfg, n_frames)
+  clip = heldout_clip(data_cfg, n_frames, motion=motion)
   means = mean_face(data_cfg)
   results = {}
   outputs = {}
