@@ -43,25 +43,14 @@ MAX_PIXELS = 50_000_000  # larger stills are refused (memory of detection and re
 def load_motion_model(workdir: str):
   """-> (FOMM, variables {"kp_detector"|"generator": {"params", "batch_stats"}}, config).
 
-  Reads the newest checkpoint of a `task="motion"` run (params and BatchNorm statistics).
+  The newest checkpoint of a `task="motion"` run or a converted one (`deepjax.load`).
   """
-  import orbax.checkpoint as ocp  # pylint: disable=import-outside-toplevel
-
   from deepjax import loading  # pylint: disable=import-outside-toplevel
-  from deepjax.models.motion.fomm import FOMM  # pylint: disable=import-outside-toplevel
-  config = loading.read_config(workdir)
-  if config.task != "motion":
-    raise UserError(f"{workdir} holds a {config.task!r} model, not a motion model "
-                    "(train one with --config=configs/fomm_tiny.py)")
-  step_dir = loading._checkpoint_step_dir(workdir)  # pylint: disable=protected-access
-  with ocp.StandardCheckpointer() as ckptr:
-    state = ckptr.restore(os.path.join(step_dir, "state"))
-  variables = {}
-  for net in ("kp_detector", "generator"):
-    stats = state.get("model_state", {}).get(net, {}).get("batch_stats", {})
-    variables[net] = {"params": state["params"][net], "batch_stats": stats}
-  variables = jax.tree.map(jnp.asarray, variables)
-  return FOMM.from_config(config.model), variables, config
+  if loading.read_config(workdir).task != "motion":
+    raise UserError(f"{workdir} does not hold a motion model (train one with "
+                    "--config=configs/fomm_tiny.py, or convert one with deepjax.convert)")
+  fomm, variables, config = loading.load(workdir)
+  return fomm, jax.tree.map(jnp.asarray, variables), config
 
 
 # ----------------------------------------------------------------------------- inputs
@@ -247,11 +236,12 @@ def animate_file(workdir: str, source_path: str, driving_path: str, output: str,
   from deepjax.data import video  # pylint: disable=import-outside-toplevel
   if not output.lower().endswith((".mp4", ".m4v", ".mov", ".mkv")):
     raise UserError(f"--output must be a video file name (.mp4), got {output}")
-  fomm, variables, config = load_motion_model(workdir)
-  size = int(config.data.size)
+  from deepjax import loading  # pylint: disable=import-outside-toplevel
+  size = int(loading.read_config(workdir).data.size)  # inputs are checked before loading
   source, s_info = prepare_source(source_path, size, crop, scale)
   driving, fps, d_info = prepare_driving(driving_path, size, crop, scale, detect_every,
                                          max_frames)
+  fomm, variables, _ = load_motion_model(workdir)
   initial = find_best_frame(s_info["landmarks"], d_info["landmarks"]) if find_best else 0
   from tqdm import tqdm  # pylint: disable=import-outside-toplevel
   with tqdm(total=len(driving), unit="frame", desc="animating", file=sys.stderr,
