@@ -26,6 +26,7 @@ ROWS = {
     "data_swap": ("deepjax.data.pipeline_bench:bench_swap_pipeline", {}),
     "data_video": ("deepjax.data.pipeline_bench:bench_video_io", {}),
     "extract": ("deepjax.faces.bench:bench_extract", {}),
+    "swap_video": ("deepjax.faces.swap_bench:bench_swap_video", {}),
 }
 DEFAULT_ROWS = ("matmul", "synthetic", "ae_seeds", "ae_tiny", "ae_original")
 

@@ -328,11 +328,15 @@ def read_video(path: str, max_frames: Optional[int] = None
   return np.stack(frames), float(meta["fps"]), _has_stream(listing, "Audio")
 
 
-def _mux_audio(video_path: str, audio_from: str, out_path: str) -> None:
-  """Copies the video of `video_path` and the first audio stream of `audio_from`."""
+def _mux_audio(video_path: str, audio_from: str, out_path: str, duration: float) -> None:
+  """Copies the video of `video_path` and the first audio stream of `audio_from`.
+
+  The audio is cut at the video's `duration` (seconds); a shorter audio track leaves
+  the video whole (`-shortest` would drop frames).
+  """
   base = [_ffmpeg(), "-y", "-nostdin", "-v", "error", "-i", video_path, "-i", audio_from,
           "-map", "0:v:0", "-map", "1:a:0", "-c:v", "copy"]
-  tail = ["-shortest", "-f", "mp4", out_path]
+  tail = ["-t", f"{duration:.6f}", "-f", "mp4", out_path]
   proc = subprocess.run(base + ["-c:a", "copy"] + tail, capture_output=True, text=True,
                         errors="replace")
   if proc.returncode != 0:  # mp4 cannot hold this codec as is: re-encode it to AAC.
@@ -407,7 +411,7 @@ def write_video(path: str, frames: Iterable[np.ndarray], fps: float,
     os.close(fd)
     try:
       n = encode(silent)
-      _mux_audio(silent, audio_from, tmp)
+      _mux_audio(silent, audio_from, tmp, n / fps)
     finally:
       os.remove(silent)
     return n
