@@ -35,11 +35,16 @@ if has train; then
     --workdir="$RUN/model" --config.num_steps="$STEPS" --config.data.video_dir="$RUN/crops" \
     --config.data.held_out="$held_tuple" --config.log_every=20 --config.checkpoint_every=200 \
     --config.preview_every=200 || [ $? -eq 124 ]
-  echo "training wall time: $(( $(date +%s) - start )) s" | tee "$RUN/train_time.txt"
+  echo "training wall time: $(( $(date +%s) - start )) s" | tee -a "$RUN/train_time.txt"
 fi
 if has evaluate; then
-  python -m deepjax.evaluate --task=reconstruction --workdir="$RUN/model" \
-    --output="$RUN/reconstruction.json"
+  if grep -q '"reconstruction"' deepjax/apps/evaluate.py; then
+    python -m deepjax.evaluate --task=reconstruction --workdir="$RUN/model" \
+      --output="$RUN/reconstruction.json"
+  else  # until deepjax.evaluate dispatches --task=reconstruction: the same function
+    python -c "from deepjax.eval.reconstruction import run_and_report as r; \
+r('$RUN/model', '$RUN/reconstruction.json')"
+  fi
 fi
 if has animate; then
   python -m deepjax.animate --workdir="$RUN/model" --source="$PHOTO" \
