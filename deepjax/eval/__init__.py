@@ -1,0 +1,1 @@
+"""Evaluation helpers: a landmark regressor for pose/expression error, swap evaluation."""

@@ -1,0 +1,151 @@
+"""Swap-quality table of the face-swap families, trained alike on CPU.
+
+    python scripts/quality_table.py [--steps=200] [--batch=16] [--root=/tmp/deepjax_quality]
+                                    [--output=docs/quality_table.md] [--models=seeds,ae,vae,gan]
+
+Trains the seed article's tiny model, the Original-class AE, VAE and GAN at 64
+px on the same two synthetic identities (same data, resolution, batch and
+number of steps, so the same number of images seen), evaluates each with
+`python -m deepjax.evaluate`'s swap evaluation (held-out clip, exact ground
+truth, landmark regressor) and writes a markdown table (--output) and JSON
+(same name, .json). Reruns resume finished runs from their checkpoints.
+"""
+import argparse
+import json
+import os
+import sys
+import time
+
+MODELS = {  # name -> (config file, argument, learning rate, label)
+    "seeds": ("faceswap_ae", "seeds", 1e-3, "seeds' tiny model (AE)"),
+    "ae": ("faceswap_ae", "original", 3e-4, "Original-class AE"),
+    "vae": ("faceswap_vae", "original", 3e-4, "Original-class VAE"),
+    "gan": ("faceswap_gan", "original", 3e-4, "Original-class GAN (mask)"),
+}
+
+
+def build_config(name, steps, batch):
+  from deepjax.configs_lib import load_config  # pylint: disable=import-outside-toplevel
+  file, arg, lr, _ = MODELS[name]
+  c = load_config(file, f"{arg},steps={steps},batch={batch}")
+  with c.unlocked():
+    c.data.size = 64
+    c.data.num_train = 1024
+    c.data.num_test = 64
+    c.optimizer.learning_rate = lr
+    if "gan" in c:
+      c.gan.disc_optimizer.learning_rate = lr
+    if "vae" in c:
+      c.vae.warmup_steps = max(1, steps // 4)
+    c.log_every = max(1, steps // 10)
+    c.checkpoint_every = steps
+    c.preview_every = steps
+  return c
+
+
+def param_count(workdir):
+  import jax  # pylint: disable=import-outside-toplevel
+  from deepjax.loading import load  # pylint: disable=import-outside-toplevel
+  _, params, _ = load(workdir)
+  return sum(int(x.size) for x in jax.tree.leaves(params))
+
+
+def summarise(report):
+  r = report["results"]
+  mean = lambda row, k: (r["a2b"][row][k] + r["b2a"][row][k]) / 2
+  out = {row: {k: mean(row, k) for k in ("psnr", "ssim", "l1", "nme")}
+         for row in r["a2b"] if row != "ground_truth"}
+  out["ground_truth"] = {"nme": mean("ground_truth", "nme")}
+  return out
+
+
+def markdown(rows, args, total_s):
+  lines = [f"Swap quality on a held-out synthetic clip ({rows[0]['frames']} frames, A->B and "
+           "B->A averaged; exact ground truth). All models: 64 px, same two synthetic "
+           f"identities and data, batch {args.batch}, {args.steps} steps "
+           f"({args.batch * args.steps} examples of each identity seen), CPU.", "",
+           "| model | params | train s | PSNR dB | SSIM | L1 | landmark NME | vs seeds: PSNR | "
+           "vs seeds: NME |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+  seeds = next((r for r in rows if r["name"] == "seeds"), None)
+  for r in rows:
+    m = r["summary"]["model"]
+    if seeds and r is not seeds:
+      s = seeds["summary"]["model"]
+      d_psnr = f"{m['psnr'] - s['psnr']:+.2f} dB"
+      d_nme = f"{m['nme'] - s['nme']:+.4f} ({100 * (m['nme'] - s['nme']) / s['nme']:+.0f} %)"
+    else:
+      d_psnr = d_nme = "-"
+    lines.append(f"| {r['label']} | {r['params'] / 1e6:.2f} M | {r['train_seconds']:.0f} | "
+                 f"{m['psnr']:.2f} | {m['ssim']:.3f} | {m['l1']:.4f} | {m['nme']:.4f} | "
+                 f"{d_psnr} | {d_nme} |")
+    if "model_raw" in r["summary"]:
+      m = r["summary"]["model_raw"]
+      lines.append(f"| ... same GAN, raw decoder RGB (no mask blend) | | | {m['psnr']:.2f} | "
+                   f"{m['ssim']:.3f} | {m['l1']:.4f} | {m['nme']:.4f} | | |")
+  base = rows[0]["summary"]
+  for key, label in (("input", "baseline: input face unchanged"),
+                     ("mean_face", "baseline: target's mean face")):
+    m = base[key]
+    lines.append(f"| {label} | | | {m['psnr']:.2f} | {m['ssim']:.3f} | {m['l1']:.4f} | "
+                 f"{m['nme']:.4f} | | |")
+  lines.append(f"| landmark regressor on the ground truth (floor of NME) | | | | | | "
+               f"{base['ground_truth']['nme']:.4f} | | |")
+  lm = rows[0]["landmark_regressor"]["test"]["sharp"]
+  lines += ["", "Landmark NME: mean landmark distance / outer inter-ocular distance between the "
+            "landmarks a small CNN regressor (deepjax/eval/landmark_regressor.py, trained on "
+            "other synthetic identities) finds in the output and the renderer's landmarks of the "
+            f"ground truth. The regressor's own error on unseen synthetic faces: NME "
+            f"{lm['nme_mean']:.4f} ({lm['pixels_mean']:.2f} px at 64 px).",
+            "",
+            f"Whole run (training + evaluation of all models): {total_s / 60:.1f} min. Command:",
+            "", "```", f"python scripts/quality_table.py --steps={args.steps} "
+            f"--batch={args.batch} --models={','.join(args.models)}", "```"]
+  return "\n".join(lines) + "\n"
+
+
+def main():
+  p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  p.add_argument("--steps", type=int, default=200)
+  p.add_argument("--batch", type=int, default=16)
+  p.add_argument("--root", default="/tmp/deepjax_quality")
+  p.add_argument("--output", default="docs/quality_table.md")
+  p.add_argument("--models", default="seeds,ae,vae,gan")
+  p.add_argument("--frames", type=int, default=64)
+  args = p.parse_args()
+  args.models = [m.strip() for m in args.models.split(",") if m.strip()]
+  bad = [m for m in args.models if m not in MODELS]
+  if bad:
+    sys.exit(f"error: unknown models {bad}; known: {', '.join(MODELS)}")
+  from deepjax.apps import cli  # pylint: disable=import-outside-toplevel
+  cli.enable_compilation_cache()
+  from deepjax.eval import swap_quality  # pylint: disable=import-outside-toplevel
+  from deepjax.io_utils import write_text_atomic  # pylint: disable=import-outside-toplevel
+  from deepjax.train import loop  # pylint: disable=import-outside-toplevel
+  t_all = time.perf_counter()
+  rows = []
+  for name in args.models:
+    workdir = os.path.join(args.root, f"{name}_s{args.steps}_b{args.batch}")
+    config = build_config(name, args.steps, args.batch)
+    print(f"== {name}: training {MODELS[name][3]} in {workdir}", flush=True)
+    t = time.perf_counter()
+    loop.train_and_evaluate(config, workdir)
+    train_s = time.perf_counter() - t
+    report = swap_quality.evaluate(workdir, args.frames)
+    print(swap_quality.format_table(report), flush=True)
+    rows.append({"name": name, "label": MODELS[name][3], "config": f"{MODELS[name][0]}:"
+                 f"{MODELS[name][1]}", "learning_rate": MODELS[name][2],
+                 "params": param_count(workdir), "train_seconds": train_s,
+                 "frames": args.frames, "summary": summarise(report),
+                 "results": report["results"],
+                 "landmark_regressor": report["landmark_regressor"]})
+  total_s = time.perf_counter() - t_all
+  md = markdown(rows, args, total_s)
+  write_text_atomic(args.output, md)
+  write_text_atomic(os.path.splitext(args.output)[0] + ".json",
+                    json.dumps({"steps": args.steps, "batch": args.batch,
+                                "total_seconds": total_s, "rows": rows}, indent=2))
+  print(md)
+
+
+if __name__ == "__main__":
+  main()
