@@ -1,7 +1,9 @@
 """python -m deepjax.train --config=configs/faceswap_ae.py[:ARGS] --workdir=DIR [--config.x=y]
 
 Trains (or resumes) the task of the config in DIR: checkpoints, TensorBoard
-events, preview PNGs. Multi-host: see README "Scaling".
+events, preview PNGs. SIGTERM saves and exits 0 (rerun to resume). Several
+processes: --coordinator/--num_processes/--process_id, or DEEPJAX_DISTRIBUTED=auto
+under SLURM / on TPU pods; see docs/scaling.md and launch/.
 """
 from absl import flags
 from ml_collections import config_flags
@@ -28,8 +30,10 @@ def main(argv):
   from deepjax.train import parallel  # pylint: disable=import-outside-toplevel
   parallel.maybe_initialize_distributed(_COORD.value, _NPROC.value, _PID.value)
   from deepjax.train import loop  # pylint: disable=import-outside-toplevel
+  from deepjax.train import metrics  # pylint: disable=import-outside-toplevel
   out = loop.train_and_evaluate(config, _WORKDIR.value)
-  print(f"done: step {out['step']}; run folder {_WORKDIR.value}")
+  if not out.get("stopped"):
+    metrics.log(f"done: step {out['step']}; run folder {_WORKDIR.value}")
 
 
 def run():
