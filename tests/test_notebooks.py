@@ -53,6 +53,10 @@ def test_notebook_runs_in_smoke_mode(tmp_path, monkeypatch, name, expected):
   monkeypatch.setenv("DEEPJAX_NOTEBOOK_SMOKE", "1")
   monkeypatch.setenv("DEEPJAX_NOTEBOOK_WORKDIR", str(tmp_path / "work"))
   monkeypatch.setenv("JAX_PLATFORMS", "cpu")
+  # A user's session: the kernel sees the real device count, not conftest's 8 forced ones.
+  flags = os.environ.get("XLA_FLAGS", "").split()
+  monkeypatch.setenv("XLA_FLAGS", " ".join(
+      f for f in flags if "xla_force_host_platform_device_count" not in f))
   nb = _read(os.path.join(REPO, "colab", f"{name}.ipynb"))
   client = nbclient.NotebookClient(nb, timeout=300, kernel_name="python3",
                                    resources={"metadata": {"path": REPO}})
