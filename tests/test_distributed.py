@@ -212,12 +212,6 @@ def test_two_processes_equal_one_process_and_share_checkpoints(tmp_path, data_di
   assert all(np.array_equal(restored[k], two[0][k]) for k in restored)
 
 
-def test_motion_two_processes():
-  pytest.importorskip("deepjax.train.tasks.motion",
-                      reason="the motion task (deepjax/train/tasks/motion.py) is not built yet")
-  pytest.skip("motion task present: add its two-process run here")
-
-
 if __name__ == "__main__" and len(sys.argv) == 3 and sys.argv[1] == "worker":
   sys.path.insert(0, HERE)
   _worker(sys.argv[2])

@@ -26,7 +26,7 @@ from test_train_loop import small_config, tree_equal
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
-STEPS = 40
+STEPS = 30
 
 
 def preemption_config(data_dir: str, steps: int = STEPS, checkpoint_every: int = 10):
@@ -91,6 +91,7 @@ def finished_steps(workdir) -> list[int]:
   return sorted(int(p.name) for p in folder.iterdir() if p.name.isdigit())
 
 
+@pytest.mark.slow
 def test_sigterm_saves_exits_zero_and_resumes_bit_identically(tmp_path, data_dir, reference,
                                                               capsys):
   proc = start_training(tmp_path, data_dir, checkpoint_every=10)
@@ -111,6 +112,7 @@ def test_sigterm_saves_exits_zero_and_resumes_bit_identically(tmp_path, data_dir
   assert_same_bits(resumed["state"].opt_state, reference.opt_state, f"stopped at {step}")
 
 
+@pytest.mark.slow
 def test_kill9_keeps_last_checkpoint_and_resumes_bit_identically(tmp_path, data_dir, reference,
                                                                  capsys):
   kill_after = int(np.random.default_rng().integers(3, 9))
