@@ -23,6 +23,6 @@ setup(
         "torch": ["torch==2.13.0"],
         "face_alignment": ["torch==2.13.0", "face-alignment>=1.4"],
         "notebooks": ["nbclient>=0.10", "nbformat>=5.10", "ipykernel>=6.29"],
-        "dev": ["pytest>=8", "pytest-xdist>=3.5"],
+        "dev": ["pytest>=8", "pytest-xdist>=3.5", "nbclient>=0.10", "nbformat>=5.10", "ipykernel>=6.29"],
     },
 )
