@@ -9,7 +9,9 @@ never the training code (tasks, loop, data).
 import json
 import os
 
+import jax
 import ml_collections
+import numpy as np
 import orbax.checkpoint as ocp
 
 from deepjax.errors import UserError
@@ -57,8 +59,14 @@ def build_model(config):
 def load_state(path: str) -> dict:
   """The saved TrainState fields (step, params, opt_state, model_state, rng) as a dict."""
   step_dir = _checkpoint_step_dir(path)
+  path = os.path.join(step_dir, "state")
   with ocp.StandardCheckpointer() as ckptr:
-    return ckptr.restore(os.path.join(step_dir, "state"))
+    # Restore into host numpy arrays: works whatever devices (or how many processes)
+    # wrote the checkpoint.
+    meta = ckptr.metadata(path)
+    tree = meta.item_metadata.tree if hasattr(meta, "item_metadata") else meta
+    target = jax.tree.map(lambda m: np.empty(m.shape, m.dtype), tree)
+    return ckptr.restore(path, target)
 
 
 def load_params(path: str):
