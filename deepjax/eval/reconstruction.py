@@ -11,7 +11,8 @@ relative motion). Metrics (means over frames, frames pooled over videos):
 - aed: average Euclidean distance of dlib's 128-d identity embeddings
   (deepjax.faces.detect.face_embedding) of the frame and the prediction (same frames);
 - mkr: missing keypoint rate, the fraction of frames with a face in the frame but none
-  in the prediction.
+  in the prediction;
+- l1_source_unchanged: the L1 of the first frame against every frame (a baseline).
 Landmark metrics use every `landmark_every`-th frame (dlib is slow on CPU).
 
 `cross_identity_error(fomm, variables, size)`: animation of synthetic faces with exact
@@ -176,11 +177,13 @@ def evaluate_reconstruction(workdir: str, videos: Optional[str] = None,
   clips = (_videos_from_folder(videos, size, max_frames) if videos
            else _videos_from_config(config, max_frames))
   total = {"akd_sum": 0.0, "aed_sum": 0.0, "both": 0, "gt_faces": 0, "missing": 0, "frames": 0}
-  l1_sum, n_frames, per_video = 0.0, 0, {}
+  l1_sum, base_sum, n_frames, per_video = 0.0, 0.0, 0, {}
   for name, frames in clips.items():
     preds = reconstruct_video(fomm, variables, frames, batch_size)
     err = np.abs(preds.astype(np.float32) - frames.astype(np.float32)) / 255.0
     l1_sum += float(err.mean(axis=(1, 2, 3)).sum())
+    base = np.abs(frames[:1].astype(np.float32) - frames.astype(np.float32)) / 255.0
+    base_sum += float(base.mean(axis=(1, 2, 3)).sum())
     n_frames += len(frames)
     acc = landmark_metrics(frames, preds, landmark_every)
     for k in total:
@@ -191,6 +194,7 @@ def evaluate_reconstruction(workdir: str, videos: Optional[str] = None,
   report = {
       "workdir": os.path.abspath(workdir), "size": size, "videos": len(clips),
       "frames": n_frames, "l1": l1_sum / max(n_frames, 1),
+      "l1_source_unchanged": base_sum / max(n_frames, 1),
       "akd": total["akd_sum"] / total["both"] if total["both"] else nan,
       "aed": total["aed_sum"] / total["both"] if total["both"] else nan,
       "mkr": total["missing"] / total["gt_faces"] if total["gt_faces"] else nan,
@@ -205,7 +209,7 @@ def format_report(r: dict) -> str:
   """A few lines of text."""
   lines = [f"reconstruction on {r['videos']} held-out videos, {r['frames']} frames at "
            f"{r['size']} px (source = frame 0, absolute keypoints):",
-           f"  L1 {r['l1']:.4f}   AKD {r['akd']:.3f} px   AED {r['aed']:.4f}   MKR {r['mkr']:.3f}"
+           f"  L1 {r['l1']:.4f} (first frame unchanged: {r['l1_source_unchanged']:.4f})   AKD {r['akd']:.3f} px   AED {r['aed']:.4f}   MKR {r['mkr']:.3f}"
            f"   (landmarks on {r['landmark_frames_with_face']}/{r['landmark_frames']} frames "
            "with a face in the original)"]
   c = r.get("cross_identity")
