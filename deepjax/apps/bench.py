@@ -27,6 +27,18 @@ ROWS = {
     "data_video": ("deepjax.data.pipeline_bench:bench_video_io", {}),
     "extract": ("deepjax.faces.bench:bench_extract", {}),
     "swap_video": ("deepjax.faces.swap_bench:bench_swap_video", {}),
+    "fomm_train_64": ("deepjax.train.tasks.motion_bench:bench_train",
+                      {"config_arg": "fomm_vox256:res=64", "batch": 8, "steps": 2}),
+    "fomm_train_256": ("deepjax.train.tasks.motion_bench:bench_train",
+                       {"config_arg": "fomm_vox256", "batch": 2, "steps": 1}),
+    "fomm_animate_64": ("deepjax.models.motion.fomm_bench:bench",
+                        {"config_name": "fomm_vox256:res=64", "batch": 16,
+                         "steps": 3}),
+    "fomm_animate_256": ("deepjax.models.motion.fomm_bench:bench",
+                         {"config_name": "fomm_vox256", "batch": 8, "steps": 2}),
+    "fomm_tiny_train": ("deepjax.train.tasks.motion_bench:bench_train",
+                        {"config_arg": "fomm_tiny", "batch": 8, "steps": 3}),
+    "startup": ("deepjax.train.bench_startup:bench", {"config_arg": "tiny"}),
 }
 DEFAULT_ROWS = ("matmul", "synthetic", "ae_seeds", "ae_tiny", "ae_original")
 
