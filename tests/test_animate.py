@@ -152,3 +152,18 @@ def test_cli_end_to_end_real_clip(tmp_path, workdir, shared_data):
   lines = [l for l in r.stderr.strip().splitlines() if l.strip()]
   assert len(lines) == 1 and lines[0].startswith("error: no face"), r.stderr
   assert not bad.exists()
+
+
+def test_landmark_metrics_identical_and_blank(shared_data):
+  from deepjax.eval import reconstruction
+  face, _ = animation.prepare_source(os.path.join(shared_data, "photos", "tpsmm_source.png"), 64)
+  frames = np.stack([face, face[:, ::-1]])
+  same = reconstruction.landmark_metrics(frames, frames, every=1)
+  assert same["gt_faces"] == 2 and same["both"] == 2 and same["missing"] == 0
+  assert same["akd_sum"] == 0.0 and same["aed_sum"] < 1e-6
+  blank = reconstruction.landmark_metrics(frames, np.zeros_like(frames), every=1)
+  assert blank["missing"] == 2 and blank["both"] == 0
+  shifted = np.roll(frames, 2, axis=2)  # 2 px to the right: AKD about 2 px / 2 (x and y)
+  moved = reconstruction.landmark_metrics(frames, shifted, every=1)
+  assert moved["both"] == 2
+  assert 0.5 < moved["akd_sum"] / moved["both"] < 1.6
