@@ -20,7 +20,8 @@ from absl import flags
 from deepjax.apps import cli
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Run folder of a trained model.")
-_TASK = flags.DEFINE_string("task", "swap", "Evaluation to run: swap | train_landmarks.")
+_TASK = flags.DEFINE_string("task", "swap",
+                            "Evaluation to run: swap | reconstruction | train_landmarks.")
 _OUTPUT = flags.DEFINE_string("output", None, "JSON file (swap) or folder (train_landmarks).")
 _FRAMES = flags.DEFINE_integer("frames", 64, "Frames of the held-out clip (swap).")
 _LANDMARKS = flags.DEFINE_string("landmarks", None,
@@ -60,7 +61,21 @@ def train_landmarks():
 
 
 # name -> function; other evaluations (e.g. reconstruction of motion models) register here.
-TASKS = {"swap": swap, "train_landmarks": train_landmarks}
+_VIDEOS = flags.DEFINE_string("videos", None, "reconstruction: folder of clips (default: the "
+                              "run's held-out split).")
+
+
+def reconstruction():
+  """First-order motion: the reference protocol on held-out videos (L1, AKD, AED, MKR)."""
+  from deepjax.errors import UserError  # pylint: disable=import-outside-toplevel
+  if not _WORKDIR.value:
+    raise UserError("--workdir (a trained motion model's run folder) is required")
+  from deepjax.eval import reconstruction as rec  # pylint: disable=import-outside-toplevel
+  rec.run_and_report(_WORKDIR.value, _OUTPUT.value, _VIDEOS.value,
+                     _FRAMES.value if _FRAMES.present else None)
+
+
+TASKS = {"swap": swap, "reconstruction": reconstruction, "train_landmarks": train_landmarks}
 
 
 def main(argv):
