@@ -127,6 +127,9 @@ def train_and_evaluate(config, workdir: str) -> dict:
   guard = config.get("nonfinite", "stop")
   if guard not in ("stop", "skip"):
     raise UserError(f"config.nonfinite must be 'stop' or 'skip', not {guard!r}")
+  if int(config.num_steps) <= 0:
+    raise UserError(f"config.num_steps is {int(config.num_steps)}; set --config.num_steps=N "
+                    "(the number of training steps to reach; a rerun resumes up to it)")
   with _StopFlag() as stop:
     mesh = parallel.make_mesh(config.get("mesh_devices", 0))
     parallel.warm_up(mesh)
@@ -160,9 +163,6 @@ def train_and_evaluate(config, workdir: str) -> dict:
     params_finite = jax.jit(lambda p: _all_finite(p), out_shardings=repl)
     writer = mlib.MetricWriter(workdir)
     total = int(config.num_steps)
-  if total <= 0:
-    raise UserError(f"config.num_steps is {total}; set --config.num_steps=N (the number of "
-                    "training steps to reach; a rerun resumes up to it)")
     step = int(state.step)
     first = step
     progress = mlib.Progress(total, config.batch_size * task.images_per_example, step)
