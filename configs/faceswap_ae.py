@@ -67,7 +67,11 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.data = ml_collections.ConfigDict(dict(
       source="synthetic",     # "synthetic" | "folders"
       size=res,
-      identity_a=1, identity_b=2,  # synthetic identities (seeds)
+      # Synthetic identities (renderer seeds). 30 and 33 have the same kind of short hair
+      # and framing but different skin, hair, eyes and background colours: deepfake guides
+      # pick pairs with similar face shapes, and a pair with different silhouettes needs
+      # far longer training before A->B swaps generalise (README, demo).
+      identity_a=30, identity_b=33,
       num_train=2000, num_test=200,
       a="", b="",             # face folders (source="folders"), e.g. from deepjax.extract
       data_dir="",            # where prepared datasets go; "" = ~/.cache/deepjax/datasets
