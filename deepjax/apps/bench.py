@@ -21,6 +21,12 @@ ROWS = {
     "ae_tiny": ("deepjax.benchmarks:train_row", {"config_name": "faceswap_ae", "arg": "tiny"}),
     "ae_original": ("deepjax.benchmarks:train_row", {"config_name": "faceswap_ae",
                                                      "arg": "original", "batch_size": 64}),
+    "vae_tiny": ("deepjax.benchmarks:train_row", {"config_name": "faceswap_vae", "arg": "tiny"}),
+    "gan_tiny": ("deepjax.benchmarks:train_row", {"config_name": "faceswap_gan", "arg": "tiny"}),
+    "vae_original": ("deepjax.benchmarks:train_row", {"config_name": "faceswap_vae",
+                                                      "arg": "original", "batch_size": 64}),
+    "gan_original": ("deepjax.benchmarks:train_row", {"config_name": "faceswap_gan",
+                                                      "arg": "original", "batch_size": 64}),
     "synthetic": ("deepjax.data.synthetic_bench:bench", {}),
     "augment": ("deepjax.ops.warp:bench_augment", {}),
     "data_swap": ("deepjax.data.pipeline_bench:bench_swap_pipeline", {}),
@@ -40,7 +46,9 @@ ROWS = {
                         {"config_arg": "fomm_tiny", "batch": 8, "steps": 3}),
     "startup": ("deepjax.train.bench_startup:bench", {"config_arg": "tiny"}),
 }
-DEFAULT_ROWS = ("matmul", "synthetic", "ae_seeds", "ae_tiny", "ae_original")
+DEFAULT_ROWS = ("matmul", "synthetic", "ae_seeds", "ae_tiny", "vae_tiny", "gan_tiny",
+                "ae_original", "gan_original", "extract", "swap_video", "fomm_animate_64",
+                "fomm_train_64")
 
 _ROWS = flags.DEFINE_list("rows", list(DEFAULT_ROWS), f"Rows to run; known: {', '.join(ROWS)}.")
 _JSON = flags.DEFINE_string("json", "bench.json", "Where to write the JSON results.")
