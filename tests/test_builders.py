@@ -225,10 +225,7 @@ def test_synthetic_round_trip_stub(tmp_path, stub_synthetic):
 
 @pytest.mark.slow  # the renderer's jit compile takes 7-25 s on a shared 2-core CPU.
 def test_synthetic_round_trip_real(tmp_path):
-  try:
-    import deepjax.data.synthetic as syn  # pylint: disable=g-import-not-at-top
-  except ImportError:
-    pytest.skip("deepjax.data.synthetic not written yet")
+  import deepjax.data.synthetic as syn  # pylint: disable=import-outside-toplevel
   # 4 frames per split: one render chunk shape, so the renderer compiles once.
   builder = synthetic_faces.prepare_synthetic(3, 4, size=16, data_dir=tmp_path, num_test=4,
                                               split_seeds=(1, 2))

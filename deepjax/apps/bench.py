@@ -28,7 +28,7 @@ ROWS = {
     "gan_original": ("deepjax.benchmarks:train_row", {"config_name": "faceswap_gan",
                                                       "arg": "original", "batch_size": 64}),
     "synthetic": ("deepjax.data.synthetic_bench:bench", {}),
-    "augment": ("deepjax.ops.warp:bench_augment", {}),
+    "augment": ("deepjax.ops.warp_bench:bench_augment", {}),
     "data_swap": ("deepjax.data.pipeline_bench:bench_swap_pipeline", {}),
     "data_video": ("deepjax.data.pipeline_bench:bench_video_io", {}),
     "extract": ("deepjax.faces.bench:bench_extract", {}),

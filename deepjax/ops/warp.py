@@ -422,23 +422,3 @@ def augment(key, images_BxHxWxC, cfg):
   if _is_identity(dict(c)):
     return images_BxHxWxC
   return _augment_impl(key, images_BxHxWxC, None, cfg=c, want_targets=False)[0]
-
-
-def bench_augment(size: int = 128, batch: int = 32, steps: int = 20) -> dict:
-  """Benchmark row for `python -m deepjax.bench`: jitted `augment_pair` (default config).
-
-  Returns a row dict: "row", "batch", "compile_s", "step_s", "images_per_s".
-  """
-  import time  # pylint: disable=import-outside-toplevel
-  images = jax.random.uniform(jax.random.key(0), (batch, size, size, 3), jnp.float32)
-  fn = jax.jit(lambda k, x: augment_pair(k, x, AUGMENT_DEFAULTS))
-  t0 = time.perf_counter()
-  jax.block_until_ready(fn(jax.random.key(1), images))
-  compile_s = time.perf_counter() - t0
-  t0 = time.perf_counter()
-  for i in range(steps):
-    out = fn(jax.random.key(i), images)
-  jax.block_until_ready(out)
-  step_s = (time.perf_counter() - t0) / steps
-  return {"row": f"augment_pair {size}px", "batch": batch, "compile_s": compile_s,
-          "step_s": step_s, "images_per_s": batch / step_s}
