@@ -12,20 +12,7 @@ Any field can also be overridden on the command line: `--config.optimizer.learni
 """
 import ml_collections
 
-
-def parse_arg(arg: str | None) -> dict:
-  """'tiny,steps=10' -> {'tiny': True, 'steps': '10'}."""
-  out = {}
-  for part in (arg or "").split(","):
-    part = part.strip()
-    if not part:
-      continue
-    if "=" in part:
-      k, v = part.split("=", 1)
-      out[k.strip()] = v.strip()
-    else:
-      out[part] = True
-  return out
+from deepjax.configs_lib import parse_arg
 
 
 def model_original(res: int = 64) -> ml_collections.ConfigDict:

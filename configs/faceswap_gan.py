@@ -8,22 +8,13 @@ Fields: `--config.gan.adv_weight=0.05`, `--config.gan.vgg_weights=/path/vgg19.np
 """
 import ml_collections
 
-from deepjax.configs_lib import load_config
-
-
-def _args(arg):
-  out = {}
-  for part in (arg or "").split(","):
-    if "=" in part:
-      k, v = part.split("=", 1)
-      out[k.strip()] = v.strip()
-  return out
+from deepjax.configs_lib import load_config, parse_arg
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c = load_config("faceswap_ae", arg)
-  args = _args(arg)
-  small = any(p.strip() in ("tiny", "seeds") for p in (arg or "").split(","))
+  args = parse_arg(arg)
+  small = "tiny" in args or "seeds" in args
   with c.unlocked():
     c.task = "gan"
     c.model.mask = True

@@ -6,12 +6,12 @@ steps). Example: `--config=configs/faceswap_vae.py:tiny,beta=0.5`.
 """
 import ml_collections
 
-from deepjax.configs_lib import load_config
+from deepjax.configs_lib import load_config, parse_arg
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   base = load_config("faceswap_ae", arg)
-  args = base_args(arg)
+  args = parse_arg(arg)
   with base.unlocked():
     base.task = "vae"
     base.model.variational = True
@@ -20,12 +20,3 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         beta=float(args.get("beta", 1.0)),
         warmup_steps=int(args.get("warmup", max(1, base.num_steps // 5)))))
   return base
-
-
-def base_args(arg):
-  out = {}
-  for part in (arg or "").split(","):
-    if "=" in part:
-      k, v = part.split("=", 1)
-      out[k.strip()] = v.strip()
-  return out

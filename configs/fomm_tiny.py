@@ -5,27 +5,14 @@ vox-256: 64 px frames; keypoint detector and dense motion at scale 0.5 (32 px) w
 3 hourglass blocks; narrower channels; fewer bottleneck blocks; pyramid scales
 (1, 0.5, 0.25) (VGG19 needs 16 px); small batch and a short schedule. Everything else (losses, transform, normalisation) is vox-256's.
 """
-import importlib.util
-import os
-
 import ml_collections
 
-
-def _load_base():
-  # Loaded by path: config files are read by path (ml_collections), not as a package.
-  path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fomm_vox256.py")
-  spec = importlib.util.spec_from_file_location("deepjax_config_fomm_vox256", path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
-
-
-base = _load_base()
+from deepjax.configs_lib import load_config, parse_arg
 
 
 def get_config(arg=None) -> ml_collections.ConfigDict:
-  args = base.parse_arg(arg)
-  c = base.get_config()
+  args = parse_arg(arg)
+  c = load_config("fomm_vox256")
   c.unlock()
   c.model.kp_detector.update(block_expansion=16, max_features=256, scale_factor=0.5,
                              num_blocks=3)

@@ -16,16 +16,7 @@ batch size 40). Sections:
 """
 import ml_collections
 
-
-def parse_arg(arg):
-  """'batch=8,steps=10' -> {'batch': '8', 'steps': '10'}; bare words map to True."""
-  out = {}
-  for part in (arg or "").split(","):
-    part = part.strip()
-    if part:
-      k, _, v = part.partition("=")
-      out[k.strip()] = v.strip() if _ else True
-  return out
+from deepjax.configs_lib import parse_arg
 
 
 def model_vox256() -> ml_collections.ConfigDict:

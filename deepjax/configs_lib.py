@@ -12,6 +12,17 @@ from deepjax.errors import UserError
 CONFIG_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs")
 
 
+def parse_arg(arg: str | None) -> dict:
+  """A config file's argument: 'tiny,steps=10' -> {'tiny': True, 'steps': '10'}."""
+  out = {}
+  for part in (arg or "").split(","):
+    part = part.strip()
+    if part:
+      key, eq, value = part.partition("=")
+      out[key.strip()] = value.strip() if eq else True
+  return out
+
+
 def load_config(name: str, arg: str | None = None):
   """`configs/<name>.py`'s `get_config(arg)`."""
   path = os.path.join(CONFIG_DIR, f"{name}.py")
