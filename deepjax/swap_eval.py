@@ -57,14 +57,15 @@ def batched(fn, x, chunk: int = 32):
   return np.concatenate([np.asarray(fn(x[i:i + chunk])) for i in range(0, len(x), chunk)])
 
 
-def evaluate_swap(swap_fn, data_cfg, n_frames: int = 64, motion: str = "clip"):
+def evaluate_swap(swap_fn, data_cfg, n_frames: int = 64, motion: str = "clip", means=None):
   """swap_fn(images float (n,S,S,3), to_identity) -> float (n,S,S,3).
 
+  `means` (from `mean_face`) can be passed to reuse it across calls.
   Returns {"a2b": {"model": m, "input": m, "mean_face": m}, "b2a": {...}} where m
   holds psnr/ssim/l1 against the exact ground truth; and the clip (for videos).
   """
   clip = heldout_clip(data_cfg, n_frames, motion=motion)
-  means = mean_face(data_cfg)
+  means = mean_face(data_cfg) if means is None else means
   results = {}
   outputs = {}
   for src, dst in (("a", "b"), ("b", "a")):

@@ -64,9 +64,10 @@ def main(argv):
   params = load_params(workdir)
   swap_fn = swap_eval.jit_swap(task, params)
   results = {}
+  means = swap_eval.mean_face(config.data)
   for motion in swap_eval.MOTIONS:
     results[motion], clip, outputs = swap_eval.evaluate_swap(swap_fn, config.data, _FRAMES.value,
-                                                             motion=motion)
+                                                             motion=motion, means=means)
     if motion == "clip":
       frames = side_by_side(clip["a"], outputs["a2b"], clip["b"])
       video.write_video(os.path.join(workdir, "swap_a2b.mp4"), list(frames), fps=25)
