@@ -23,7 +23,6 @@ normalised dlib landmarks (centred, divided by sqrt of their hull area) are clos
 source's - as the reference, where animating forwards and backwards from that frame is
 the same as using it as the initial frame for every frame.
 """
-import os
 import sys
 from typing import Callable, Dict, Optional, Tuple
 
@@ -31,6 +30,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from deepjax import compile_options
 from deepjax.errors import UserError
 
 CROPS = ("face", "center", "none")
@@ -206,10 +206,10 @@ def animate_frames(fomm, variables, source: np.ndarray, driving: np.ndarray,
     raise UserError(f"initial frame {initial_frame} outside the {t} driving frames")
   to_f = lambda x: jnp.asarray(x, jnp.float32) / 255.0  # noqa: E731
   src = to_f(source[None])
-  detect = jax.jit(fomm.detect)
+  detect = compile_options.jit(fomm.detect)
   kp_source = detect(variables, src)
   kp_initial = detect(variables, to_f(driving[initial_frame][None]))
-  step = jax.jit(make_animate_fn(fomm, relative, adapt_scale))
+  step = compile_options.jit(make_animate_fn(fomm, relative, adapt_scale))
   b = max(1, min(int(batch_size), t))
   out = np.empty_like(driving)
   for start in range(0, t, b):

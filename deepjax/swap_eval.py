@@ -5,10 +5,10 @@ A->B; the ground truth is B rendered with the same motion. Baselines: the input
 unchanged, and B's mean face (the average of B's training faces). The same
 for B->A.
 """
-import jax
 import jax.numpy as jnp
 import numpy as np
 
+from deepjax import compile_options
 from deepjax import losses
 from deepjax.data import synthetic
 
@@ -91,5 +91,5 @@ def format_table(results) -> str:
 
 def jit_swap(task, params):
   """A jitted swap_fn for `evaluate_swap` from a swap task and its params."""
-  fns = {d: jax.jit(lambda x, d=d: task.swap(params, x, d)[0]) for d in ("a", "b")}
+  fns = {d: compile_options.jit(lambda x, d=d: task.swap(params, x, d)[0]) for d in ("a", "b")}
   return lambda x, d: fns[d](jnp.asarray(x))

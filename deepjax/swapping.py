@@ -5,10 +5,10 @@
 families with a learned mask (GAN), the output is mask*rgb + (1-mask)*input and
 the mask is returned too.
 """
-import jax
 import jax.numpy as jnp
 import numpy as np
 
+from deepjax import compile_options
 from deepjax.errors import UserError
 from deepjax.loading import load
 
@@ -33,7 +33,7 @@ class Swapper:
         if mask is None:
           return rgb, jnp.ones(x.shape[:-1] + (1,), x.dtype)
         return mask * rgb + (1 - mask) * x, mask
-      self._fns[identity] = jax.jit(f)
+      self._fns[identity] = compile_options.jit(f)
     return self._fns[identity]
 
   def __call__(self, faces_NxSxSx3: np.ndarray, direction: str = "a2b"):

@@ -3,9 +3,11 @@
 Each worker is this file run as a script (`python tests/test_distributed.py worker
 SPEC.json`): it joins `jax.distributed` through `parallel.maybe_initialize_distributed`,
 trains with `loop.train_and_evaluate`, and writes the metrics it saw at every step
-and its final parameters. The test checks that both processes saw the same
-losses, that the parameters equal a one-process run fed the same global batches,
-and that the two-process checkpoint restores in one process.
+and its final parameters. For the swap and the motion tiny configs, the test checks
+that both processes saw the same losses, that the parameters equal a one-process run
+fed the same global batches, and that the two-process checkpoint restores in one
+process. (The motion model's BatchNorm statistics are over the global batch in both
+runs, so equality also shows the statistics are synchronised across processes.)
 """
 import json
 import os
@@ -31,11 +33,25 @@ def free_port() -> int:
       return s.getsockname()[1]
 
 
-def worker_config(data_dir: str, steps: int = STEPS):
-  """The small swap config (tests/test_train_loop.py) over all devices, logging every step."""
+def worker_config(data_dir: str, kind: str = "swap", steps: int = STEPS):
+  """The small swap config (tests/test_train_loop.py) or the tiny motion config
+  (tests/test_motion_task.py, synthetic talking heads) over all devices, logging every step."""
   import pathlib  # pylint: disable=import-outside-toplevel
-  from test_train_loop import small_config  # pylint: disable=import-outside-toplevel
-  c = small_config(pathlib.Path(data_dir), steps=steps, mesh_devices=0)
+  if kind == "swap":
+    from test_train_loop import small_config  # pylint: disable=import-outside-toplevel
+    c = small_config(pathlib.Path(data_dir), steps=steps, mesh_devices=0)
+  else:
+    from test_motion_task import tiny_config  # pylint: disable=import-outside-toplevel
+    c = tiny_config(size=32, steps=steps)
+    with c.unlocked():
+      c.data.source = "synthetic"
+      c.data.num_identities = 4
+      c.data.num_test_identities = 1
+      c.data.num_frames = 6
+      c.data.repeats = 8
+      c.data.augmentation = {}
+      c.batch_size = 4
+      c.mesh_devices = 0
   with c.unlocked():
     c.data.data_dir = data_dir
     c.log_every = 1
@@ -76,7 +92,7 @@ def _worker(spec_path: str) -> None:
   from deepjax.train import loop, metrics as mlib  # pylint: disable=import-outside-toplevel
   assert jax.process_count() == spec["nproc"]
   mlib.MetricWriter = RecordingWriter
-  out = loop.train_and_evaluate(worker_config(spec["data_dir"]), spec["workdir"])
+  out = loop.train_and_evaluate(worker_config(spec["data_dir"], spec["kind"]), spec["workdir"])
   params = jax.tree.map(lambda x: np.asarray(x.addressable_data(0)), out["state"].params)
   pid = jax.process_index()
   np.savez(os.path.join(spec["out"], f"params_{pid}.npz"), **flat_params(params))
@@ -85,7 +101,8 @@ def _worker(spec_path: str) -> None:
                "devices": [jax.local_device_count(), jax.device_count()]}, f)
 
 
-def run_workers(tmp_path, data_dir: str, nproc: int = 2, devices_per_process: int = 2):
+def run_workers(tmp_path, data_dir: str, kind: str = "swap", nproc: int = 2,
+                devices_per_process: int = 2):
   """Starts `nproc` workers on localhost; returns their outputs folder."""
   out = tmp_path / "out"
   out.mkdir()
@@ -96,7 +113,7 @@ def run_workers(tmp_path, data_dir: str, nproc: int = 2, devices_per_process: in
   for pid in range(nproc):
     spec = tmp_path / f"spec_{pid}.json"
     spec.write_text(json.dumps({"port": port, "pid": pid, "nproc": nproc, "data_dir": data_dir,
-                                "workdir": str(tmp_path / "run"), "out": str(out)}))
+                                "kind": kind, "workdir": str(tmp_path / "run"), "out": str(out)}))
     log = open(tmp_path / f"worker_{pid}.log", "w")  # pylint: disable=consider-using-with
     procs.append((subprocess.Popen([sys.executable, __file__, "worker", str(spec)], cwd=REPO,
                                    env=env, stdout=log, stderr=subprocess.STDOUT), log))
@@ -136,36 +153,35 @@ class ConcatShards:
       it.set_state(s)
 
 
-def prepared_data_dir(config) -> str:
+def prepared_data_dir(config, kind: str = "swap") -> str:
   """A data_dir holding `config.data` prepared (shared by the scaling tests).
 
   Synthetic datasets are named by their parameters and generator version, so one
   folder serves every test and run: $DEEPJAX_TEST_DATA_DIR, else
   ~/.cache/deepjax/test-datasets (next to the tests' compilation cache).
   """
-  from deepjax.data import pipeline  # pylint: disable=import-outside-toplevel
+  from deepjax.data import motion_pipeline, pipeline  # pylint: disable=import-outside-toplevel
   path = os.environ.get("DEEPJAX_TEST_DATA_DIR") or os.path.join(
       os.path.expanduser("~"), ".cache", "deepjax", "test-datasets")
   data = config.data.to_dict() | {"data_dir": path}
-  pipeline.identity_builders(data, multihost=False)
+  if kind == "swap":
+    pipeline.identity_builders(data, multihost=False)
+  else:
+    motion_pipeline.video_builder(data, multihost=False)
   return path
 
 
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-  """The small config's synthetic data, prepared once in this process."""
-  return prepared_data_dir(worker_config(str(tmp_path_factory.getbasetemp())))
-
-
 @pytest.mark.slow
-def test_two_processes_equal_one_process_and_share_checkpoints(tmp_path, data_dir, monkeypatch,
-                                                                capsys):
+@pytest.mark.parametrize("kind", ["swap", "motion"])
+def test_two_processes_equal_one_process_and_share_checkpoints(tmp_path, tmp_path_factory, kind,
+                                                                monkeypatch, capsys):
   import jax  # pylint: disable=import-outside-toplevel
-  from deepjax.data import pipeline  # pylint: disable=import-outside-toplevel
+  from deepjax.data import motion_pipeline, pipeline  # pylint: disable=import-outside-toplevel
   from deepjax.train import loop, metrics as mlib  # pylint: disable=import-outside-toplevel
-  from deepjax.train.tasks import ae  # pylint: disable=import-outside-toplevel
+  from deepjax.train.tasks import ae, motion  # pylint: disable=import-outside-toplevel
 
-  out = run_workers(tmp_path, data_dir)
+  data_dir = prepared_data_dir(worker_config(str(tmp_path_factory.getbasetemp()), kind), kind)
+  out = run_workers(tmp_path, data_dir, kind)
   runs = [json.loads((out / f"metrics_{p}.json").read_text()) for p in range(2)]
   assert [r["devices"] for r in runs] == [[2, 4], [2, 4]]
   assert runs[0]["step"] == runs[1]["step"] == STEPS
@@ -179,13 +195,16 @@ def test_two_processes_equal_one_process_and_share_checkpoints(tmp_path, data_di
 
   # One process, four devices, fed the two shards' batches side by side (the
   # global batch of the two-process run): same losses and parameters.
+  make_iter = pipeline.swap_iterator if kind == "swap" else motion_pipeline.pair_iterator
+
   def concat_iterator(self, config, batch_size, seed, split):  # pylint: disable=unused-argument
-    return ConcatShards([pipeline.swap_iterator(config.data, batch_size // 2, seed, split,
-                                                shard_index=i, shard_count=2)
+    return ConcatShards([make_iter(config.data, batch_size // 2, seed, split,
+                                   shard_index=i, shard_count=2)
                          for i in range(2)])
-  monkeypatch.setattr(ae.AETask, "data_iterator", concat_iterator)
+  task_cls = ae.AETask if kind == "swap" else motion.MotionTask
+  monkeypatch.setattr(task_cls, "data_iterator", concat_iterator)
   monkeypatch.setattr(mlib, "MetricWriter", RecordingWriter)
-  ref_cfg = worker_config(data_dir)
+  ref_cfg = worker_config(data_dir, kind)
   with ref_cfg.unlocked():
     ref_cfg.mesh_devices = 4
     ref_cfg.preview_every = 0
@@ -202,7 +221,7 @@ def test_two_processes_equal_one_process_and_share_checkpoints(tmp_path, data_di
   monkeypatch.undo()
 
   # The two-process checkpoint restores in one process (one device).
-  one_cfg = worker_config(data_dir)
+  one_cfg = worker_config(data_dir, kind)
   with one_cfg.unlocked():
     one_cfg.mesh_devices = 1
   resumed = loop.train_and_evaluate(one_cfg, str(tmp_path / "run"))

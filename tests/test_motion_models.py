@@ -188,8 +188,10 @@ def test_jacobian_head_initialised_to_identity():
   assert np.all(np.abs(np.asarray(kp["value"])) <= 1.0)
 
 
-def test_batchnorm_statistics_over_global_sharded_batch():
-  """A BatchNorm'd block on a batch sharded over 8 devices gives the 1-device statistics."""
+@pytest.mark.parametrize("axis_type", ["Auto", "Explicit"])
+def test_batchnorm_statistics_over_global_sharded_batch(axis_type):
+  """A BatchNorm'd block on a batch sharded over 8 devices gives the 1-device statistics
+  (Auto: the training loop's mesh; Explicit: jax.make_mesh's default)."""
   assert jax.device_count() == 8, "tests/conftest.py forces 8 CPU devices"
   block = hg.DownBlock2d(6)
   x = jax.random.normal(jax.random.key(3), (8, 8, 8, 3)) * 2.0 + 0.5
@@ -199,7 +201,8 @@ def test_batchnorm_statistics_over_global_sharded_batch():
     return block.apply(v, x, True, mutable=["batch_stats"])
 
   y1, s1 = jax.jit(step)(variables, jax.device_put(x, jax.devices()[0]))
-  mesh = jax.make_mesh((8,), ("data",))
+  mesh = jax.make_mesh((8,), ("data",),
+                       axis_types=(getattr(jax.sharding.AxisType, axis_type),))
   sharded = jax.device_put(x, jax.sharding.NamedSharding(mesh, jax.P("data")))
   assert len(sharded.addressable_shards) == 8
   y8, s8 = jax.jit(step)(variables, sharded)

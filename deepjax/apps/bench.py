@@ -34,9 +34,11 @@ ROWS = {
     "extract": ("deepjax.faces.bench:bench_extract", {}),
     "swap_video": ("deepjax.faces.swap_bench:bench_swap_video", {}),
     "fomm_train_64": ("deepjax.train.tasks.motion_bench:bench_train",
-                      {"config_arg": "fomm_vox256:res=64", "batch": 8, "steps": 2}),
+                      {"config_arg": "fomm_vox256:res=64", "batch": 8, "steps": 2,
+                       "random_vgg": True}),
     "fomm_train_256": ("deepjax.train.tasks.motion_bench:bench_train",
-                       {"config_arg": "fomm_vox256", "batch": 2, "steps": 1}),
+                       {"config_arg": "fomm_vox256", "batch": 2, "steps": 1,
+                        "random_vgg": True}),
     "fomm_animate_64": ("deepjax.models.motion.fomm_bench:bench",
                         {"config_name": "fomm_vox256:res=64", "batch": 16,
                          "steps": 3}),
@@ -63,7 +65,26 @@ def run_one(name: str, steps: int) -> dict:
   kwargs = dict(kwargs)
   if fn == "train_row":
     kwargs["steps"] = steps
-  return getattr(importlib.import_module(module), fn)(**kwargs)
+  r = dict(getattr(importlib.import_module(module), fn)(**kwargs))
+  return normalise_row(name, r)
+
+
+def normalise_row(name: str, r: dict) -> dict:
+  """Gives every row the table's keys (row, step_s, images_per_s, gflops, peak_rss_mb)."""
+  from deepjax.benchmarks import peak_rss_mb  # pylint: disable=import-outside-toplevel
+  r.setdefault("row", name)
+  if "step_s" not in r and "s_per_step" in r:
+    r["step_s"] = r["s_per_step"]
+  if "batch" not in r and "frames_per_call" in r:
+    r["batch"] = r["frames_per_call"]
+  if "step_s" not in r and "frames_per_s" in r and r.get("batch"):
+    r["step_s"] = r["batch"] / r["frames_per_s"]
+  if "images_per_s" not in r and "frames_per_s" in r:
+    r["images_per_s"] = r["frames_per_s"]
+  if "gflops" not in r and r.get("gflop_per_s"):
+    r["gflops"] = r["gflop_per_s"]
+  r.setdefault("peak_rss_mb", peak_rss_mb())
+  return r
 
 
 def fmt_row(r: dict, peak: float | None) -> str:

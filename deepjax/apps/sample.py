@@ -31,6 +31,7 @@ def real_faces(config):
 def main(argv):
   import jax  # pylint: disable=import-outside-toplevel
   import jax.numpy as jnp  # pylint: disable=import-outside-toplevel
+  from deepjax import compile_options  # pylint: disable=import-outside-toplevel
   import numpy as np  # pylint: disable=import-outside-toplevel
   from deepjax.errors import UserError  # pylint: disable=import-outside-toplevel
   from deepjax.loading import load_params, read_config  # pylint: disable=import-outside-toplevel
@@ -57,14 +58,14 @@ def main(argv):
   size = int(config.data.size)
   out_dir = os.path.abspath(_OUTPUT.value or workdir)
 
-  samples = jax.jit(lambda p, k: task.sample(p, k, _N.value, size))(params,
+  samples = compile_options.jit(lambda p, k: task.sample(p, k, _N.value, size))(params,
                                                                     jax.random.key(_SEED.value))
   grid = numpy_grid([np.stack([samples["a"][i], samples["b"][i]]) for i in range(_N.value)])
   paths = [os.path.join(out_dir, "samples.png"), os.path.join(out_dir, "interpolation.png")]
   mlib.write_png(paths[0], _upscale(grid, _SCALE.value))
 
   face_a, face_b = real_faces(config)
-  line = jax.jit(lambda p, x0, x1: task.interpolate(p, x0, x1, _STEPS.value))(
+  line = compile_options.jit(lambda p, x0, x1: task.interpolate(p, x0, x1, _STEPS.value))(
       params, jnp.asarray(face_a), jnp.asarray(face_b))
   ends = np.stack([face_a, face_a]), np.stack([face_b, face_b])
   cols = [ends[0]] + [np.stack([line["a"][i], line["b"][i]]) for i in range(_STEPS.value)]

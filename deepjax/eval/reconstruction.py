@@ -23,11 +23,11 @@ against `render(X, motion_Y[t])`, with relative motion; L1 and PSNR next to the
 import os
 from typing import Optional
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 from PIL import Image
 
+from deepjax import compile_options
 from deepjax.errors import UserError
 
 
@@ -36,7 +36,7 @@ def _reconstruct_fn(fomm):
     kp_s = fomm.detect(variables, source)
     kp_d = fomm.detect(variables, driving)
     return fomm.apply_generator(variables, source, kp_s, kp_d)[0]["prediction"]
-  return jax.jit(fn)
+  return compile_options.jit(fn)
 
 
 def reconstruct_video(fomm, variables, frames: np.ndarray, batch_size: int = 16) -> np.ndarray:

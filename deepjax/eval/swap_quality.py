@@ -14,10 +14,10 @@ models the blend mask*rgb + (1-mask)*input), "model_raw" (mask models only: the
 decoder's RGB), "input" (the face unchanged), "mean_face" (the target's average
 face) and "ground_truth" (regressor floor; image metrics are exact).
 """
-import jax
 import jax.numpy as jnp
 import numpy as np
 
+from deepjax import compile_options
 from deepjax import swap_eval
 from deepjax.errors import UserError
 from deepjax.eval import landmark_regressor as lmr
@@ -46,7 +46,7 @@ def swap_functions(workdir: str):
   fns = {"model": lambda x, d: swapper(np.asarray(x), "a2b" if d == "b" else "b2a")[0]}
   if config.model.get("mask", False):
     model, params = swapper.model, swapper.params
-    raw = {d: jax.jit(lambda x, d=d: model.apply({"params": params}, x, d)[0]) for d in "ab"}
+    raw = {d: compile_options.jit(lambda x, d=d: model.apply({"params": params}, x, d)[0]) for d in "ab"}
     fns["model_raw"] = lambda x, d: raw[d](jnp.asarray(x))
   return config, fns
 

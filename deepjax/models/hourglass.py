@@ -25,6 +25,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from deepjax.ops import reductions
+
 torch_kernel_init = nn.initializers.variance_scaling(1.0 / 3.0, "fan_in", "uniform")
 
 IntPair = Union[int, Tuple[int, int]]
@@ -77,7 +79,7 @@ class Conv2d(nn.Module):
     else:
       y = jax.lax.conv_general_dilated(x_BxHxWxC, kernel, (1, 1), ((ph, ph), (pw, pw)),
                                        dimension_numbers=("NHWC", "HWIO", "NHWC"))
-    return y + bias.reshape(1, 1, 1, -1)
+    return reductions.add_channel_bias(y, bias)
 
 
 def conv2d(features: int, kernel_size: IntPair, padding: IntPair, name: str,
@@ -86,8 +88,34 @@ def conv2d(features: int, kernel_size: IntPair, padding: IntPair, name: str,
   return Conv2d(features, _pair(kernel_size), _pair(padding), name=name, **kw)
 
 
-def batch_norm(train: bool, name: str = "norm") -> nn.BatchNorm:
-  return nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5, name=name)
+class BatchNorm(nn.Module):
+  """flax.linen.BatchNorm's variables and maths (feature axis -1, biased batch variance,
+  running averages with `momentum`), with its reductions as fast channel sums
+  (deepjax.ops.reductions). params `scale`, `bias`; batch_stats `mean`, `var`."""
+  use_running_average: bool
+  momentum: float = 0.9
+  epsilon: float = 1e-5
+
+  @nn.compact
+  def __call__(self, x_BxHxWxC):
+    c = x_BxHxWxC.shape[-1]
+    scale = self.param("scale", nn.initializers.ones, (c,))
+    bias = self.param("bias", nn.initializers.zeros, (c,))
+    ra_mean = self.variable("batch_stats", "mean", lambda: jnp.zeros((c,), jnp.float32))
+    ra_var = self.variable("batch_stats", "var", lambda: jnp.ones((c,), jnp.float32))
+    if self.use_running_average:
+      mul = (jax.lax.rsqrt(ra_var.value + self.epsilon) * scale).reshape(1, 1, 1, -1)
+      return (x_BxHxWxC - ra_mean.value.reshape(1, 1, 1, -1)) * mul + bias.reshape(1, 1, 1, -1)
+    y, mean, var = reductions.batch_norm_train(x_BxHxWxC, scale, bias, self.epsilon)
+    if not self.is_initializing():
+      m = self.momentum
+      ra_mean.value = m * ra_mean.value + (1.0 - m) * jax.lax.stop_gradient(mean)
+      ra_var.value = m * ra_var.value + (1.0 - m) * jax.lax.stop_gradient(var)
+    return y
+
+
+def batch_norm(train: bool, name: str = "norm") -> BatchNorm:
+  return BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5, name=name)
 
 
 def avg_pool2(x_BxHxWxC):

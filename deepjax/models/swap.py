@@ -19,7 +19,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from deepjax.models.blocks import ConvStack, DownBlock, UpscaleBlock, leaky, upsample_nearest
+from deepjax.models.blocks import ConvStack, DownBlock, UpscaleBlock, upsample_nearest
 
 
 class Encoder(nn.Module):

@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from deepjax import compile_options
 from deepjax.errors import UserError
 from deepjax.train import checkpoint as ckpt
 from deepjax.train import metrics as mlib
@@ -91,7 +92,7 @@ def guarded_step(train_step):
 def compile_train_step(task, state_sharding, batch_sharding, repl, nonfinite: str = "stop"):
   """jit(train_step) with donated state and explicit in/out shardings."""
   fn = guarded_step(task.train_step) if nonfinite == "skip" else task.train_step
-  return jax.jit(fn, donate_argnums=(0,),
+  return compile_options.jit(fn, donate_argnums=(0,),
                  in_shardings=(state_sharding, batch_sharding),
                  out_shardings=(state_sharding, repl))
 
@@ -102,7 +103,7 @@ def init_state(task, config, mesh, example_batch):
   rng = jax.random.key(config.seed)
   shapes = jax.eval_shape(task.init, rng, example_batch)
   state_sharding = jax.tree.map(lambda _: repl, shapes)
-  state = jax.jit(task.init, out_shardings=state_sharding)(rng, example_batch)
+  state = compile_options.jit(task.init, out_shardings=state_sharding)(rng, example_batch)
   return state, shapes, state_sharding
 
 
@@ -158,7 +159,7 @@ def train_and_evaluate(config, workdir: str) -> dict:
       it.set_state(start_data_state)
 
     step_fn = compile_train_step(task, state_sharding, bsharding, repl, guard)
-    preview_fn = jax.jit(task.preview, in_shardings=(state_sharding, bsharding),
+    preview_fn = compile_options.jit(task.preview, in_shardings=(state_sharding, bsharding),
                          out_shardings=repl)
     params_finite = jax.jit(lambda p: _all_finite(p), out_shardings=repl)
     writer = mlib.MetricWriter(workdir)

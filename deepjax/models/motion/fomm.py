@@ -22,7 +22,7 @@ torch >= 1.3, including its pinned torch 1.7.1; the published checkpoints were t
 under torch 1.0, whose grid_sample behaved as True).
 """
 import dataclasses
-from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, Mapping, Sequence, Tuple
 
 import jax
 import jax.numpy as jnp

@@ -8,7 +8,6 @@ from typing import Any, Dict, Mapping, Optional
 
 import flax.linen as nn
 import jax
-import jax.numpy as jnp
 
 from deepjax.models.hourglass import (Conv2d, DownBlock2d, ResBlock2d, SameBlock2d, UpBlock2d,
                                       hourglass_features)

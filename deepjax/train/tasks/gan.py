@@ -175,9 +175,10 @@ class GANTask(AETask):
     """
     g = self.config.gan
     outs = {}
+    latents = self.encode_identities(gen, inputs)  # one encoder call for A and B
     for ident in IDENTITIES:
-      rgb, mask, out = self._decode(gen, inputs[ident], ident)
-      outs[ident] = {"rgb": rgb, "mask": mask, "out": out}
+      rgb, mask = self.decode(gen, latents[ident][0], ident)
+      outs[ident] = {"rgb": rgb, "mask": mask, "out": blend(rgb, mask, inputs[ident])}
       x = clean[ident]
       if g.get("cycle_weight", 0.0):
         swapped = self._decode(gen, x, OTHER[ident])[2]

@@ -47,12 +47,14 @@ class VAETask(AETask):
     """Returns (loss, metrics); `key` drives augmentation and latent sampling."""
     total, metrics = 0.0, {}
     beta = kl_weight(self.config.vae, step)
-    keys = jax.random.split(key, 2 * len(IDENTITIES))
+    keys = jax.random.split(key, len(IDENTITIES) + 1)
     kl_total = 0.0
-    for i, ident in enumerate(IDENTITIES):
-      inp, tgt, w = self.augmented_pair(keys[2 * i], batch, ident)
-      pred, _, (mean, logvar) = self.model.apply({"params": params}, inp, ident,
-                                                 keys[2 * i + 1])
+    pairs = {ident: self.augmented_pair(k, batch, ident) for k, ident in zip(keys, IDENTITIES)}
+    latents = self.encode_identities(params, {i: pairs[i][0] for i in IDENTITIES}, keys[-1])
+    for ident in IDENTITIES:
+      inp, tgt, w = pairs[ident]
+      z, (mean, logvar) = latents[ident]
+      pred, _ = self.decode(params, z, ident)
       rec = self.reconstruction_loss(pred, tgt, w)
       kl = jnp.mean(losses.kl_divergence(mean, logvar)) / float(inp[0].size)
       metrics[f"loss_{ident}"] = rec

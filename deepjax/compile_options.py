@@ -1,0 +1,55 @@
+"""Per-jit XLA options: which CPU library runs convolutions.
+
+On CPU, jax 0.10's XLA hands convolutions to YNNPACK by default. On the 2-core development
+CPU (Zen 4) that path computes convolution *weight gradients* on maps of 32 px and more at
+20-55 GFLOP/s, where XLA's Eigen convolutions reach 110-210 (`python -m deepjax.bench`
+rows before/after, and PERF_NOTES.md). Keeping YNNPACK for dots only
+(`xla_cpu_experimental_ynn_fusion_type=LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT`) measured:
+faceswap "Original" train step 14.0 -> 9.0 s (batch 64), FOMM vox-256 train step 12.1 ->
+7.8 s (batch 2, 256 px), FOMM animation 18.5 -> 22.9 frames/s (64 px).
+
+`jit(fn, **kw)` is `jax.jit(fn, compiler_options=cpu_conv_options(), **kw)`: the option is
+given per compiled function (no process-wide XLA_FLAGS, nothing changed for other code in
+the process), only on the CPU backend, and only when this jaxlib knows the option (probed
+once with a tiny compile; unknown -> no option). `DEEPJAX_CPU_CONV=ynn` keeps XLA's default
+(to compare, or if a future jaxlib turns the tables).
+
+Your own `jax.jit` of deepjax modules can pass `compiler_options=cpu_conv_options()`, or set
+`XLA_FLAGS=--xla_cpu_experimental_ynn_fusion_type=LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT`.
+"""
+import functools
+import os
+from typing import Callable, Dict, Optional
+
+import jax
+import jax.numpy as jnp
+
+YNN_OPTION = "xla_cpu_experimental_ynn_fusion_type"
+YNN_DOTS_ONLY = "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT"
+
+
+@functools.lru_cache(maxsize=None)
+def _probe(option: str, value: str) -> bool:
+  """True when this jaxlib's CPU compiler accepts `option=value` (one tiny compile)."""
+  try:
+    jax.jit(lambda x: x + 1, compiler_options={option: value}).lower(
+        jnp.zeros((2,), jnp.float32)).compile()
+    return True
+  except Exception:  # pylint: disable=broad-except  (an unknown option raises backend errors)
+    return False
+
+
+def cpu_conv_options() -> Optional[Dict[str, str]]:
+  """{"xla_cpu_experimental_ynn_fusion_type": dots only} on CPU, else None."""
+  if os.environ.get("DEEPJAX_CPU_CONV", "eigen").lower() == "ynn":
+    return None
+  if jax.default_backend() != "cpu":
+    return None
+  if not _probe(YNN_OPTION, YNN_DOTS_ONLY):
+    return None
+  return {YNN_OPTION: YNN_DOTS_ONLY}
+
+
+def jit(fn: Callable, **kwargs) -> Callable:
+  """jax.jit(fn, **kwargs) with `cpu_conv_options()` as compiler options."""
+  return jax.jit(fn, compiler_options=cpu_conv_options(), **kwargs)

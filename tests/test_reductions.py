@@ -1,0 +1,71 @@
+"""deepjax.ops.reductions and hourglass.BatchNorm against the plain formulas / flax."""
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from deepjax.models import hourglass
+from deepjax.ops import reductions
+
+
+@pytest.mark.parametrize("shape", [(2, 8, 8, 5), (3, 7, 5, 4), (1, 1, 1, 3), (4, 16, 16, 32)])
+def test_channel_sum_equals_sum(shape):
+  x = jax.random.normal(jax.random.key(0), shape)
+  np.testing.assert_allclose(reductions.channel_sum(x), jnp.sum(x, axis=(0, 1, 2)),
+                             rtol=1e-5, atol=1e-4)
+
+
+def test_bias_gradient_is_channel_sum():
+  x = jax.random.normal(jax.random.key(0), (2, 8, 8, 6))
+  b = jnp.arange(6.0)
+  f = lambda x, b: jnp.sum(jnp.sin(reductions.add_channel_bias(x, b)))
+  g = lambda x, b: jnp.sum(jnp.sin(x + b.reshape(1, 1, 1, -1)))
+  for a, e in zip(jax.grad(f, (0, 1))(x, b), jax.grad(g, (0, 1))(x, b)):
+    np.testing.assert_allclose(a, e, rtol=1e-5, atol=1e-5)
+
+
+def test_batch_norm_train_matches_plain_formula_and_gradients():
+  x = 3.0 + 2.0 * jax.random.normal(jax.random.key(1), (4, 8, 8, 5))
+  scale = jnp.linspace(0.5, 1.5, 5)
+  bias = jnp.linspace(-1.0, 1.0, 5)
+
+  def plain(x, scale, bias):
+    mean = jnp.mean(x, axis=(0, 1, 2))
+    var = jnp.mean(x * x, axis=(0, 1, 2)) - mean ** 2
+    r = lambda v: v.reshape(1, 1, 1, -1)
+    return (x - r(mean)) / jnp.sqrt(r(var) + 1e-5) * r(scale) + r(bias), mean, var
+
+  ours = reductions.batch_norm_train(x, scale, bias, 1e-5)
+  for a, e in zip(ours, plain(x, scale, bias)):
+    np.testing.assert_allclose(a, e, rtol=1e-4, atol=1e-4)
+  w = jax.random.normal(jax.random.key(2), x.shape)
+
+  def loss(fn, with_stats):
+    def f(x, s, b):
+      y, m, v = fn(x, s, b)
+      return jnp.sum(w * jnp.tanh(y)) + (jnp.sum(m * 0.3 + v * 0.2) if with_stats else 0.0)
+    return f
+  for with_stats in (False, True):
+    got = jax.grad(loss(lambda *a: reductions.batch_norm_train(*a, 1e-5), with_stats),
+                   (0, 1, 2))(x, scale, bias)
+    want = jax.grad(loss(plain, with_stats), (0, 1, 2))(x, scale, bias)
+    for a, e in zip(got, want):
+      np.testing.assert_allclose(a, e, rtol=2e-4, atol=2e-4)
+
+
+@pytest.mark.parametrize("train", [True, False])
+def test_module_equals_flax_batch_norm(train):
+  x = 1.0 + jax.random.normal(jax.random.key(3), (4, 6, 6, 7))
+  ours = hourglass.batch_norm(train)
+  ref = nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5)
+  v_ours = ours.init(jax.random.key(0), x)
+  v_ref = ref.init(jax.random.key(0), x)
+  assert jax.tree.map(jnp.shape, v_ours) == jax.tree.map(jnp.shape, v_ref)
+  v = {"params": {"scale": jnp.linspace(0.5, 2, 7), "bias": jnp.linspace(-1, 1, 7)},
+       "batch_stats": {"mean": jnp.linspace(0, 1, 7), "var": jnp.linspace(1, 3, 7)}}
+  y_ours, s_ours = ours.apply(v, x, mutable=["batch_stats"])
+  y_ref, s_ref = ref.apply(v, x, mutable=["batch_stats"])
+  np.testing.assert_allclose(y_ours, y_ref, rtol=1e-5, atol=1e-5)
+  for a, e in zip(jax.tree.leaves(s_ours), jax.tree.leaves(s_ref)):
+    np.testing.assert_allclose(a, e, rtol=1e-5, atol=1e-6)
