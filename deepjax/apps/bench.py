@@ -2,7 +2,9 @@
 
 Prints a table (one row per benchmark, each measured in its own process) with
 the machine's dense matmul GFLOP/s measured in the same run and each row's
-ratio to it; writes the same figures as JSON.
+ratio to it; writes the same figures as JSON. Rows compile without the persistent
+compilation cache (DEEPJAX_COMPILATION_CACHE=1 to use it), so "compile s" is a real
+compilation.
 """
 import json
 import os
@@ -47,6 +49,7 @@ ROWS = {
     "fomm_tiny_train": ("deepjax.train.tasks.motion_bench:bench_train",
                         {"config_arg": "fomm_tiny", "batch": 8, "steps": 3}),
     "startup": ("deepjax.train.bench_startup:bench", {"config_arg": "tiny"}),
+    "reductions": ("deepjax.ops.reductions_bench:bench", {}),
 }
 DEFAULT_ROWS = ("matmul", "synthetic", "ae_seeds", "ae_tiny", "vae_tiny", "gan_tiny",
                 "ae_original", "gan_original", "extract", "swap_video", "fomm_animate_64",
@@ -87,6 +90,14 @@ def normalise_row(name: str, r: dict) -> dict:
   return r
 
 
+def child_env() -> dict:
+  """Rows compile cold (compile seconds are real compilations) unless the caller set
+  DEEPJAX_COMPILATION_CACHE; the `startup` row sets up its own cold and warm caches."""
+  env = dict(os.environ)
+  env.setdefault("DEEPJAX_COMPILATION_CACHE", "0")
+  return env
+
+
 def fmt_row(r: dict, peak: float | None) -> str:
   def g(k, f="{:.2f}"):
     return f.format(r[k]) if k in r and r[k] is not None else "-"
@@ -118,7 +129,7 @@ def main(argv):
   for name in names:
     proc = subprocess.run([sys.executable, "-m", "deepjax.bench", f"--one_row={name}",
                            f"--steps={_STEPS.value}"], capture_output=True, text=True,
-                          env=dict(os.environ), check=False)
+                          env=child_env(), check=False)
     line = [l for l in proc.stdout.splitlines() if l.startswith("BENCH_JSON ")]
     if proc.returncode or not line:
       err = (proc.stderr.strip().splitlines() or ["?"])[-1]
