@@ -50,6 +50,11 @@ def worker_config(data_dir: str, kind: str = "swap", steps: int = STEPS):
       c.data.num_frames = 6
       c.data.repeats = 8
       c.data.augmentation = {}
+      # Adam moves every weight by ~lr whatever its gradient's size, so weights whose
+      # gradient is rounding noise (e.g. conv biases that feed a BatchNorm: exactly zero
+      # in exact maths) would differ by +-lr between any two summation orders. A larger
+      # epsilon keeps the updates of near-zero gradients near zero.
+      c.train.adam_eps = 1e-3
       c.batch_size = 4
       c.mesh_devices = 0
   with c.unlocked():
@@ -210,14 +215,18 @@ def test_two_processes_equal_one_process_and_share_checkpoints(tmp_path, tmp_pat
     ref_cfg.preview_every = 0
   ref = loop.train_and_evaluate(ref_cfg, str(tmp_path / "ref"))
   ref_records = {str(k): v for k, v in RecordingWriter.records.items()}
+  # Same maths, different float summation order (per-process partial sums, then the
+  # all-reduce); the motion model's BatchNorm statistics amplify the last-bit
+  # differences a little more over the steps (measured: 1.1e-4 relative on a loss term).
+  rtol, atol = (1e-4, 1e-5) if kind == "swap" else (1e-3, 1e-4)
   for step, values in ref_records.items():
     for k, v in values.items():
-      np.testing.assert_allclose(runs[0]["records"][step][k], v, rtol=1e-4,
+      np.testing.assert_allclose(runs[0]["records"][step][k], v, rtol=rtol,
                                  err_msg=f"{k} at step {step}")
   ref_params = flat_params(jax.device_get(ref["state"].params))
   assert ref_params.keys() == two[0].keys()
   for k, v in ref_params.items():
-    np.testing.assert_allclose(two[0][k], v, rtol=1e-4, atol=1e-5, err_msg=k)
+    np.testing.assert_allclose(two[0][k], v, rtol=rtol, atol=atol, err_msg=k)
   monkeypatch.undo()
 
   # The two-process checkpoint restores in one process (one device).

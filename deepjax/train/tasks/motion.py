@@ -79,9 +79,10 @@ class MotionTask:
     self.disc = make_discriminator(config.model) if self.use_gan else None
     steps = int(config.num_steps)
     b1, b2 = tc.get("adam_b1", 0.5), tc.get("adam_b2", 0.999)
+    eps = float(tc.get("adam_eps", 1e-8))  # torch's and optax's default
     lrs = {"kp_detector": tc.lr_kp_detector, "generator": tc.lr_generator,
            "discriminator": tc.lr_discriminator}
-    self.tx = {k: optax.adam(lr_schedule(lr, tc, steps), b1=b1, b2=b2) for k, lr in lrs.items()}
+    self.tx = {k: optax.adam(lr_schedule(lr, tc, steps), b1=b1, b2=b2, eps=eps) for k, lr in lrs.items()}
     self.scales = tuple(float(s) for s in tc.scales)
     self.transform = dict(tc.transform)
     self.vgg = self._load_vgg(self.weights.get("vgg_weights", ""))
