@@ -38,13 +38,8 @@ if has train; then
   echo "training wall time: $(( $(date +%s) - start )) s" | tee -a "$RUN/train_time.txt"
 fi
 if has evaluate; then
-  if grep -q '"reconstruction"' deepjax/apps/evaluate.py; then
-    python -m deepjax.evaluate --task=reconstruction --workdir="$RUN/model" \
-      --output="$RUN/reconstruction.json"
-  else  # until deepjax.evaluate dispatches --task=reconstruction: the same function
-    python -c "from deepjax.eval.reconstruction import run_and_report as r; \
-r('$RUN/model', '$RUN/reconstruction.json')"
-  fi
+  python -m deepjax.evaluate --task=reconstruction --workdir="$RUN/model" \
+    --output="$RUN/reconstruction.json"
 fi
 if has animate; then
   python -m deepjax.animate --workdir="$RUN/model" --source="$PHOTO" \

@@ -69,3 +69,33 @@ def test_module_equals_flax_batch_norm(train):
   np.testing.assert_allclose(y_ours, y_ref, rtol=1e-5, atol=1e-5)
   for a, e in zip(jax.tree.leaves(s_ours), jax.tree.leaves(s_ref)):
     np.testing.assert_allclose(a, e, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("axis_type", ["Auto", "Explicit"])
+def test_batchnorm_statistics_over_global_sharded_batch(axis_type):
+  """A BatchNorm'd block on a batch sharded over 8 devices gives the 1-device statistics
+  (Auto: the training loop's mesh; Explicit: jax.make_mesh's default)."""
+  assert jax.device_count() == 8, "tests/conftest.py forces 8 CPU devices"
+  block = hourglass.DownBlock2d(6)
+  x = jax.random.normal(jax.random.key(3), (8, 8, 8, 3)) * 2.0 + 0.5
+  variables = block.init(jax.random.key(4), x[:1])
+
+  def step(v, x):
+    return block.apply(v, x, True, mutable=["batch_stats"])
+
+  y1, s1 = jax.jit(step)(variables, jax.device_put(x, jax.devices()[0]))
+  mesh = jax.make_mesh((8,), ("data",),
+                       axis_types=(getattr(jax.sharding.AxisType, axis_type),))
+  sharded = jax.device_put(x, jax.sharding.NamedSharding(mesh, jax.P("data")))
+  assert len(sharded.addressable_shards) == 8
+  y8, s8 = jax.jit(step)(variables, sharded)
+  np.testing.assert_allclose(np.asarray(y8), np.asarray(y1), atol=1e-5)
+  for a, b in zip(jax.tree.leaves(s8), jax.tree.leaves(s1)):
+    np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-6)
+  # Independent check: the running mean moved 10% toward the global batch mean of conv(x).
+  conv = variables["params"]["conv"]
+  pre = jax.lax.conv_general_dilated(x, conv["kernel"], (1, 1), ((1, 1), (1, 1)),
+                                     dimension_numbers=("NHWC", "HWIO", "NHWC"))
+  pre = pre + conv["bias"].reshape(1, 1, 1, -1)
+  np.testing.assert_allclose(np.asarray(s8["batch_stats"]["norm"]["mean"]),
+                             0.1 * np.asarray(pre).mean(axis=(0, 1, 2)), atol=1e-5)
