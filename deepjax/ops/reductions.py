@@ -59,7 +59,7 @@ def channel_sum(x):
   b = x.shape[0]
   n = x.size // (b * c)
   m = _row_blocks(n)
-  if m < 8 and b * n >= 8:  # awkward shapes: the plain reduction
+  if m < 8:  # tiny or awkward (prime-sized) maps: the plain reduction
     return jnp.sum(x.reshape((b, n, c)), axis=(0, 1))
   blocks = x.reshape(b, n // m, m, c)
   partial = jnp.einsum("bk,bkmc->mc", jnp.ones((b, n // m), x.dtype), blocks)
@@ -106,16 +106,17 @@ def _bn_fwd(x, scale, bias, eps):
   d = x.ndim
   xhat = (x - _row(mean, d)) * _row(inv, d)
   y = xhat * _row(scale, d) + _row(bias, d)
-  return (y, mean, var), (xhat, inv, scale, x, mean)
+  return (y, mean, var), (x, mean, inv, scale)
 
 
 def _bn_bwd(eps, res, cts):  # pylint: disable=unused-argument
-  xhat, inv, scale, x, mean = res
+  x, mean, inv, scale = res  # xhat is recomputed, not kept: one activation-sized residual
   g, g_mean, g_var = cts
   n = float(x.size // x.shape[-1])
+  d = x.ndim
+  xhat = (x - _row(mean, d)) * _row(inv, d)
   g_bias = channel_sum(g)
   g_scale = channel_sum(g * xhat)
-  d = x.ndim
   gx = _row(scale * inv / n, d) * (n * g - _row(g_bias, d) - xhat * _row(g_scale, d))
   # The statistics outputs are usually not differentiated (zero cotangents); when they
   # are: d mean / dx = 1/n, d var / dx = 2 (x - mean) / n.
