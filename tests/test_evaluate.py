@@ -101,7 +101,7 @@ def test_evaluate_swap_cli_end_to_end(setup, tmp_path):
   assert "landmark regressor's own error" in p.stdout and "model (raw RGB)" in p.stdout
   report = json.loads(out.read_text())
   rows = report["results"]["a2b"]
-  assert set(rows) == {"model", "model_raw", "input", "mean_face", "ground_truth"}
+  assert set(rows) == {"model", "model_raw", "input", "mean_face", "face_paste", "ground_truth"}
   for name, m in rows.items():
     assert np.isfinite(m["nme"]) and m["nme"] >= 0, name
   # The "input" row against an independent numpy PSNR of the same clip.
@@ -111,6 +111,16 @@ def test_evaluate_swap_cli_end_to_end(setup, tmp_path):
   clip = swap_eval.heldout_clip(config.data, 8)
   mse = ((clip["a"].astype(np.float64) - clip["b"]) ** 2).mean(axis=(1, 2, 3))
   np.testing.assert_allclose(rows["input"]["psnr"], np.mean(10 * np.log10(1 / mse)), rtol=1e-4)
+  # Inside the ground truth's face region, by numpy over the region's pixels.
+  face = swap_eval.face_region(clip["b_landmarks"], 32)[..., 0].astype(bool)
+  assert 0.05 < face.mean() < 0.5
+  face_mse = [((clip["a"][t] - clip["b"][t])[face[t]] ** 2).mean() for t in range(8)]
+  np.testing.assert_allclose(rows["input"]["face_psnr"], np.mean(10 * np.log10(1 / np.array(
+      face_mse))), rtol=1e-4)
+  # The ground truth's face pasted into the input: exact inside, the input outside.
+  paste = rows["face_paste"]
+  assert paste["face_l1"] == 0.0 and paste["face_psnr"] >= 99.0
+  assert rows["input"]["psnr"] < paste["psnr"] < 99.0
   # The ground-truth row is the regressor's own error on the clip.
   params, rep = lmr.load(str(setup / "lm"))
   floor = lmr.nme(lmr.predict(params, clip["b"], rep["settings"]), clip["b_landmarks"]).mean()

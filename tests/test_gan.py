@@ -10,7 +10,7 @@ from deepjax.loading import load, load_params
 from deepjax.models.discriminator import PatchDiscriminator
 from deepjax.train import loop
 from deepjax.train.tasks import build_task
-from deepjax.train.tasks.gan import face_hull_mask
+from deepjax.ops.face_hull import face_hull_mask
 
 
 def small_gan(tmp_path, steps=30, mesh_devices=1, arg="tiny", **gan):

@@ -32,6 +32,7 @@ import optax
 from deepjax import losses
 from deepjax.errors import UserError
 from deepjax.models import discriminator
+from deepjax.ops.face_hull import face_hull_mask
 from deepjax.train.state import TrainState
 from deepjax.train.tasks.ae import IDENTITIES, AETask, make_optimizer
 
@@ -61,29 +62,6 @@ def with_mask_bias(gen, value: float):
       return {k: fix(v) for k, v in tree.items()}
     return tree
   return {k: fix(v) if k.startswith("decoder_") else v for k, v in gen.items()}
-
-
-# Outline of the face in the 68-point order: the jaw (0-16), then the brows right to left.
-FACE_OUTLINE = tuple(range(17)) + tuple(range(26, 16, -1))
-
-
-def face_hull_mask(landmarks_Bx68x2, size: int):
-  """1 inside the face outline (jaw + brows polygon), else 0: float32 (B,size,size,1).
-
-  Even-odd rule on the polygon `FACE_OUTLINE` at pixel centres (x, y in [-1, 1],
-  align_corners=False), so it also holds for slightly non-convex outlines.
-  """
-  poly = landmarks_Bx68x2[:, jnp.asarray(FACE_OUTLINE)].astype(jnp.float32)  # (B,N,2)
-  nxt = jnp.roll(poly, -1, axis=1)
-  c = (jnp.arange(size, dtype=jnp.float32) + 0.5) / size * 2.0 - 1.0
-  py = c.reshape(1, 1, size, 1)
-  px = c.reshape(1, 1, 1, size)
-  x0, y0 = poly[..., 0, None, None], poly[..., 1, None, None]
-  x1, y1 = nxt[..., 0, None, None], nxt[..., 1, None, None]
-  straddles = (y0 > py) != (y1 > py)
-  x_cross = x0 + (py - y0) * (x1 - x0) / jnp.where(y1 == y0, 1.0, y1 - y0)
-  crossings = jnp.sum(straddles & (px < x_cross), axis=1)  # (B, size, size)
-  return (crossings % 2 == 1).astype(jnp.float32)[..., None]
 
 
 def load_perceptual(gan_cfg, log=print):
