@@ -7,7 +7,7 @@ import pytest
 from scipy import ndimage
 
 from deepjax.errors import UserError
-from deepjax.ops import warp
+from deepjax.ops import augment, warp
 
 OFF = {"warp": False, "rotation_deg": 0.0, "zoom": 0.0, "shift": 0.0, "flip_prob": 0.0}
 
@@ -189,9 +189,9 @@ def test_transform_landmarks_follows_the_image():
 @pytest.mark.parametrize("cfg", [OFF, ml_collections.ConfigDict(OFF)])
 def test_augment_identity_when_everything_off(cfg):
   x = _images(2)
-  out = jax.jit(lambda k, im: warp.augment(k, im, cfg))(jax.random.key(0), x)
+  out = jax.jit(lambda k, im: augment.augment(k, im, cfg))(jax.random.key(0), x)
   np.testing.assert_array_equal(np.asarray(out), x)
-  inputs, targets = warp.augment_pair(jax.random.key(0), x, cfg)
+  inputs, targets = augment.augment_pair(jax.random.key(0), x, cfg)
   np.testing.assert_array_equal(np.asarray(inputs), x)
   np.testing.assert_array_equal(np.asarray(targets), x)
 
@@ -200,7 +200,7 @@ def test_augment_identity_when_everything_off(cfg):
 def test_augment_pair_targets_equal_inputs_without_warp(batch):
   x = _images(batch)
   cfg = {"warp": False, "rotation_deg": 10.0, "zoom": 0.05, "shift": 0.05, "flip_prob": 0.5}
-  fn = jax.jit(lambda k, im: warp.augment_pair(k, im, cfg))
+  fn = jax.jit(lambda k, im: augment.augment_pair(k, im, cfg))
   inputs, targets = fn(jax.random.key(1), x)
   np.testing.assert_array_equal(np.asarray(inputs), np.asarray(targets))
   assert np.abs(np.asarray(targets) - x).mean() > 1e-3
@@ -216,7 +216,7 @@ def test_augment_pair_warps_inputs_only(batch):
   cfg = ml_collections.ConfigDict({"warp": True, "warp_jitter": 0.03, "rotation_deg": 0.0,
                                    "zoom": 0.0, "shift": 0.0, "flip_prob": 1.0})
   key = jax.random.key(4)
-  inputs, targets = jax.jit(lambda k, im: warp.augment_pair(k, im, cfg))(key, x)
+  inputs, targets = jax.jit(lambda k, im: augment.augment_pair(k, im, cfg))(key, x)
   flipped = np.flip(x, axis=2)
   np.testing.assert_allclose(np.asarray(targets), flipped, atol=1e-6)
   _, k_warp = jax.random.split(key)
@@ -224,7 +224,7 @@ def test_augment_pair_warps_inputs_only(batch):
   np.testing.assert_allclose(np.asarray(inputs), np.asarray(want), atol=1e-5)
   assert np.abs(np.asarray(inputs) - flipped).mean() > 1e-3
   # augment is the inputs half of augment_pair.
-  np.testing.assert_allclose(np.asarray(warp.augment(key, x, cfg)), np.asarray(inputs),
+  np.testing.assert_allclose(np.asarray(augment.augment(key, x, cfg)), np.asarray(inputs),
                              atol=1e-5)
 
 
@@ -234,7 +234,7 @@ def test_augment_pair_composes_affine_and_warp():
   cfg = {"warp": True, "warp_jitter": 0.02, "rotation_deg": 10.0, "zoom": 0.05,
          "shift": 0.03, "flip_prob": 0.5}
   key = jax.random.key(8)
-  inputs, targets = warp.augment_pair(key, x, cfg)
+  inputs, targets = augment.augment_pair(key, x, cfg)
   k_affine, k_warp = jax.random.split(key)
   seq = warp.random_warp(k_warp, warp.random_affine(k_affine, x, 10.0, 0.05, 0.03, 0.5),
                          jitter=0.02)
@@ -248,8 +248,8 @@ def test_augment_pair_with_landmarks_matches_affine():
   lms = np.random.default_rng(2).uniform(-0.8, 0.8, size=(2, 68, 2)).astype(np.float32)
   cfg = {"warp": True, "rotation_deg": 15.0, "zoom": 0.1, "shift": 0.05, "flip_prob": 0.5}
   key = jax.random.key(3)
-  inputs, targets, moved = warp.augment_pair_with_landmarks(key, x, jnp.asarray(lms), cfg)
-  inputs2, targets2 = warp.augment_pair(key, x, cfg)
+  inputs, targets, moved = augment.augment_pair_with_landmarks(key, x, jnp.asarray(lms), cfg)
+  inputs2, targets2 = augment.augment_pair(key, x, cfg)
   np.testing.assert_array_equal(np.asarray(inputs), np.asarray(inputs2))
   np.testing.assert_array_equal(np.asarray(targets), np.asarray(targets2))
   k_affine, _ = jax.random.split(key)
@@ -262,4 +262,4 @@ def test_augment_pair_with_landmarks_matches_affine():
                                  {"warp_grid_size": 1}, {"rotation": 5.0}])
 def test_augment_rejects_bad_config(bad):
   with pytest.raises(UserError):
-    warp.augment(jax.random.key(0), jnp.zeros((1, 8, 8, 3)), bad)
+    augment.augment(jax.random.key(0), jnp.zeros((1, 8, 8, 3)), bad)

@@ -18,14 +18,13 @@ of control points covering the image, each moved by Gaussian noise with a
 standard deviation of about 5/256 of the image size, interpolated to a smooth
 dense displacement field, and the image remapped along it. Face-swap training
 feeds the decoder warped inputs and asks for unwarped targets; `augment_pair`
-produces exactly that pair (same affine/flip for both, warp on inputs only).
+(deepjax.ops.augment) produces exactly that pair (same affine/flip for both, warp on
+inputs only).
 
-Configs (`augment`, `augment_pair`) are plain dicts or ml_collections
-ConfigDicts with python scalars; close over them when jitting, e.g.
-`jax.jit(lambda k, x: augment(k, x, cfg))`.
+The config-driven training augmentation (`augment`, `augment_pair`) built on
+these functions is in `deepjax.ops.augment`.
 """
 import functools
-from typing import Any, Mapping
 
 import jax
 import jax.numpy as jnp
@@ -36,18 +35,7 @@ from deepjax.errors import UserError
 # faceswap's "Original" warp: Gaussian control-point noise of 5/256 of the size.
 DEFAULT_WARP_JITTER = 5.0 / 256.0
 
-_MODES = ("edge", "reflect", "zeros")
-
-AUGMENT_DEFAULTS = {
-    "warp": True,
-    "warp_jitter": DEFAULT_WARP_JITTER,
-    "warp_grid_size": 5,
-    "rotation_deg": 10.0,
-    "zoom": 0.05,
-    "shift": 0.05,
-    "flip_prob": 0.5,
-    "mode": "edge",
-}
+BORDER_MODES = ("edge", "reflect", "zeros")
 
 
 # ----------------------------------------------------------------------------
@@ -82,8 +70,8 @@ def remap(images_BxHxWxC, coords_BxhxWx2, mode="edge"):
   Returns:
     (B, h, w, C) array of the images' dtype.
   """
-  if mode not in _MODES:
-    raise UserError(f"unknown remap mode {mode!r}; expected one of {_MODES}")
+  if mode not in BORDER_MODES:
+    raise UserError(f"unknown remap mode {mode!r}; expected one of {BORDER_MODES}")
   if images_BxHxWxC.ndim != 4 or coords_BxhxWx2.ndim != 4 or coords_BxhxWx2.shape[-1] != 2:
     raise UserError(
         f"remap expects images (B,H,W,C) and coords (B,h,w,2); got "
@@ -112,14 +100,14 @@ def remap(images_BxHxWxC, coords_BxhxWx2, mode="edge"):
   return out.astype(images_BxHxWxC.dtype)
 
 
-def _pixel_grid(height, width):
+def pixel_grid(height, width):
   """(H, W, 2) float32 grid of (x, y) pixel index coordinates."""
   ys, xs = jnp.meshgrid(jnp.arange(height, dtype=jnp.float32),
                         jnp.arange(width, dtype=jnp.float32), indexing="ij")
   return jnp.stack([xs, ys], axis=-1)
 
 
-def _apply_homogeneous(matrices_Bx3x3, points_Bx___x2):
+def apply_homogeneous(matrices_Bx3x3, points_Bx___x2):
   """Applies (B,3,3) matrices to (B, ..., 2) points (x, y)."""
   lin = jnp.einsum("bij,b...j->b...i", matrices_Bx3x3[:, :2, :2], points_Bx___x2)
   shift = matrices_Bx3x3[:, :2, 2].reshape((-1,) + (1,) * (points_Bx___x2.ndim - 2) + (2,))
@@ -214,7 +202,7 @@ def random_warp(key, images_BxHxWxC, grid_size=5, jitter=DEFAULT_WARP_JITTER,
   """
   b, h, w, _ = images_BxHxWxC.shape
   field = random_warp_field(key, b, h, w, grid_size, jitter, interpolation)
-  return remap(images_BxHxWxC, _pixel_grid(h, w)[None] + field, mode)
+  return remap(images_BxHxWxC, pixel_grid(h, w)[None] + field, mode)
 
 
 # ----------------------------------------------------------------------------
@@ -278,8 +266,8 @@ def random_affine(key, images_BxHxWxC, rotation_deg=10.0, zoom=0.05, shift=0.05,
   """
   b, h, w, _ = images_BxHxWxC.shape
   mats = random_affine_matrices(key, b, h, w, rotation_deg, zoom, shift, flip_prob)
-  grid = jnp.broadcast_to(_pixel_grid(h, w)[None], (b, h, w, 2))
-  return remap(images_BxHxWxC, _apply_homogeneous(mats, grid), mode)
+  grid = jnp.broadcast_to(pixel_grid(h, w)[None], (b, h, w, 2))
+  return remap(images_BxHxWxC, apply_homogeneous(mats, grid), mode)
 
 
 def transform_landmarks(matrices_Bx3x3, landmarks_BxNx2, height, width):
@@ -302,123 +290,3 @@ def transform_landmarks(matrices_Bx3x3, landmarks_BxNx2, height, width):
   # forward(p) = inv (p - t) for the inverse map source = lin p + t.
   out = jnp.einsum("bij,bnj->bni", inv, px - matrices_Bx3x3[:, None, :2, 2])
   return (out + 0.5) / size * 2.0 - 1.0
-
-
-# ----------------------------------------------------------------------------
-# Config-driven augmentation
-# ----------------------------------------------------------------------------
-def _read_cfg(cfg: Any) -> tuple:
-  """Reads augmentation fields from a dict/ConfigDict (defaults filled in), validated.
-
-  Returns a hashable tuple of (name, python value) pairs, usable as a static jit argument.
-  """
-  if cfg is None:
-    cfg = {}
-  if not hasattr(cfg, "get"):
-    raise UserError(f"augmentation config must be a dict or ConfigDict, got {type(cfg).__name__}")
-  unknown = sorted(set(cfg.keys()) - set(AUGMENT_DEFAULTS))
-  if unknown:
-    raise UserError(f"unknown augmentation config fields {unknown}; known: "
-                    f"{sorted(AUGMENT_DEFAULTS)}")
-  out = {name: cfg.get(name, default) for name, default in AUGMENT_DEFAULTS.items()}
-  for name in ("warp_jitter", "rotation_deg", "zoom", "shift", "flip_prob"):
-    try:
-      out[name] = float(out[name])
-    except (TypeError, ValueError, jax.errors.ConcretizationTypeError):
-      raise UserError(f"augmentation {name} must be a number, got {out[name]!r}") from None
-    if not out[name] >= 0:
-      raise UserError(f"augmentation {name} must be >= 0, got {out[name]!r}")
-  if out["flip_prob"] > 1:
-    raise UserError(f"augmentation flip_prob must be in [0, 1], got {out['flip_prob']!r}")
-  if out["zoom"] >= 1:
-    raise UserError(f"augmentation zoom must be < 1, got {out['zoom']!r}")
-  if out["mode"] not in _MODES:
-    raise UserError(f"augmentation mode must be one of {_MODES}, got {out['mode']!r}")
-  grid = out["warp_grid_size"]
-  if isinstance(grid, bool) or not isinstance(grid, (int, np.integer)) or grid < 2:
-    raise UserError(f"augmentation warp_grid_size must be an int >= 2, got {grid!r}")
-  out["warp_grid_size"] = int(grid)
-  out["warp"] = bool(out["warp"])
-  return tuple(sorted(out.items()))
-
-
-def _is_identity(c: dict) -> bool:
-  return not c["warp"] and all(
-      c[n] == 0 for n in ("rotation_deg", "zoom", "shift", "flip_prob"))
-
-
-@functools.partial(jax.jit, static_argnames=("cfg", "want_targets"))
-def _augment_impl(key, images_BxHxWxC, landmarks_BxNx2, cfg: tuple, want_targets: bool):
-  """(inputs, targets or None, landmarks or None) with one resampling per output."""
-  c = dict(cfg)
-  b, h, w, _ = images_BxHxWxC.shape
-  k_affine, k_warp = jax.random.split(key)
-  mats = random_affine_matrices(k_affine, b, h, w, c["rotation_deg"], c["zoom"], c["shift"],
-                                c["flip_prob"])
-  grid = jnp.broadcast_to(_pixel_grid(h, w)[None], (b, h, w, 2))
-
-  def sample(points_BxHxWx2):
-    return remap(images_BxHxWxC, _apply_homogeneous(mats, points_BxHxWx2), c["mode"])
-
-  targets = sample(grid) if (want_targets or not c["warp"]) else None
-  if c["warp"]:
-    field = random_warp_field(k_warp, b, h, w, c["warp_grid_size"], c["warp_jitter"])
-    # Warp in the output frame, then map through the affine: one resampling in all.
-    inputs = sample(grid + field)
-  else:
-    inputs = targets
-  lms = None if landmarks_BxNx2 is None else transform_landmarks(mats, landmarks_BxNx2, h, w)
-  return inputs, targets, lms
-
-
-def augment_pair(key, images_BxHxWxC, cfg: Mapping | Any):
-  """(warped inputs, unwarped targets) for face-swap training.
-
-  Targets get the random affine/flip; inputs get the same affine/flip plus the
-  random warp (when cfg.warp), computed as one resampling of the original.
-  With key split as (k_affine, k_warp) = jax.random.split(key):
-  targets == random_affine(k_affine, images, ...) and inputs ==
-  random_warp(k_warp, targets, ...) up to interpolation/border effects (exact
-  when the affine part is a pure flip).
-
-  Args:
-    key: jax.random key.
-    images_BxHxWxC: float32 (B, H, W, C) in [0, 1].
-    cfg: dict or ConfigDict with optional fields (python values) warp (bool),
-      warp_jitter, warp_grid_size, rotation_deg, zoom, shift, flip_prob, mode
-      (see AUGMENT_DEFAULTS for the defaults).
-
-  Returns:
-    (inputs, targets), both float32 (B, H, W, C).
-  """
-  inputs, targets, _ = augment_pair_with_landmarks(key, images_BxHxWxC, None, cfg)
-  return inputs, targets
-
-
-def augment_pair_with_landmarks(key, images_BxHxWxC, landmarks_BxNx2, cfg):
-  """`augment_pair` that also moves landmarks with the targets' affine/flip.
-
-  Args:
-    landmarks_BxNx2: float (B, N, 2) (x, y) in [-1, 1], or None.
-
-  Returns:
-    (inputs, targets, target_landmarks (B, N, 2) in [-1, 1] or None when
-    landmarks_BxNx2 is None). Note: a horizontal flip mirrors positions only;
-    it does not swap left/right landmark indices.
-  """
-  c = _read_cfg(cfg)
-  if _is_identity(dict(c)):
-    return images_BxHxWxC, images_BxHxWxC, landmarks_BxNx2
-  return _augment_impl(key, images_BxHxWxC, landmarks_BxNx2, cfg=c, want_targets=True)
-
-
-def augment(key, images_BxHxWxC, cfg):
-  """Random affine/flip then (if cfg.warp) random warp; returns float32 (B, H, W, C).
-
-  Equal to `augment_pair(key, images, cfg)[0]` (one bilinear resampling). All
-  magnitudes 0 and warp off returns the images unchanged. cfg as in `augment_pair`.
-  """
-  c = _read_cfg(cfg)
-  if _is_identity(dict(c)):
-    return images_BxHxWxC
-  return _augment_impl(key, images_BxHxWxC, None, cfg=c, want_targets=False)[0]

@@ -4,7 +4,7 @@ import time
 import jax
 import jax.numpy as jnp
 
-from deepjax.ops.warp import AUGMENT_DEFAULTS, augment_pair
+from deepjax.ops.augment import AUGMENT_DEFAULTS, augment_pair
 
 
 def bench_augment(size: int = 128, batch: int = 32, steps: int = 20) -> dict:

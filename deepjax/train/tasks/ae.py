@@ -17,7 +17,7 @@ import optax
 
 from deepjax import losses
 from deepjax.models import swap as swap_models
-from deepjax.ops import color_augment, warp
+from deepjax.ops import augment, color_augment
 from deepjax.train.state import TrainState
 
 IDENTITIES = ("a", "b")
@@ -75,7 +75,7 @@ class AETask:
     x = to_float(batch[ident])
     w = self.loss_weights(batch, ident)
     k_geo, k_col = jax.random.split(key)
-    inputs, targets = warp.augment_pair(k_geo, jnp.concatenate([x, w], -1), self.config.augment)
+    inputs, targets = augment.augment_pair(k_geo, jnp.concatenate([x, w], -1), self.config.augment)
     inputs = color_augment.color_augment(k_col, inputs[..., :3], self.config.get("color_augment"))
     return inputs, targets[..., :3], targets[..., 3:]
 

@@ -127,8 +127,8 @@ class GANTask(AETask):
     has = batch[f"{ident}_has_landmarks"].astype(jnp.float32)
     x = batch[ident].astype(jnp.float32) / 255.0
     w = self.loss_weights(batch, ident)
-    from deepjax.ops import warp  # pylint: disable=import-outside-toplevel
-    inputs, targets = warp.augment_pair(key, jnp.concatenate([x, w, hull], -1),
+    from deepjax.ops import augment  # pylint: disable=import-outside-toplevel
+    inputs, targets = augment.augment_pair(key, jnp.concatenate([x, w, hull], -1),
                                         self.config.augment)
     return inputs[..., :3], targets[..., :3], targets[..., 3:4], (targets[..., 4:], has)
 
