@@ -1,4 +1,4 @@
-"""Per-jit XLA options: which CPU library runs convolutions.
+"""Per-jit XLA options for CPU: which library runs convolutions, and the vector width.
 
 On CPU, jax 0.10's XLA hands convolutions to YNNPACK by default. On the 2-core development
 CPU (Zen 4) that path computes convolution *weight gradients* on maps of 32 px and more at
@@ -8,14 +8,21 @@ rows before/after, and PERF_NOTES.md). Keeping YNNPACK for dots only
 faceswap "Original" train step 14.0 -> 9.0 s (batch 64), FOMM vox-256 train step 12.1 ->
 7.8 s (batch 2, 256 px), FOMM animation 18.5 -> 22.9 frames/s (64 px).
 
-`jit(fn, **kw)` is `jax.jit(fn, compiler_options=cpu_conv_options(), **kw)`: the option is
+`jit(fn, **kw)` is `jax.jit(fn, compiler_options=cpu_options(), **kw)`: the options are
 given per compiled function (no process-wide XLA_FLAGS, nothing changed for other code in
 the process), only on the CPU backend, and only when this jaxlib knows the option (probed
 once with a tiny compile; unknown -> no option). `DEEPJAX_CPU_CONV=ynn` keeps XLA's default
 (to compare, or if a future jaxlib turns the tables).
 
-Your own `jax.jit` of deepjax modules can pass `compiler_options=cpu_conv_options()`, or set
-`XLA_FLAGS=--xla_cpu_experimental_ynn_fusion_type=LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT`.
+Second option: `xla_cpu_prefer_vector_width=512` (XLA's default is 256): the loops XLA
+generates itself (BatchNorm, activations, the optimiser update, copies) use 512-bit vectors
+where the CPU has them (AVX-512; elsewhere LLVM keeps the widest it has). FOMM 64 px train
+step 2.49 -> 2.40 s (three alternating idle runs each, `python -m deepjax.bench
+--rows=fomm_train_64 --steps=5`). `DEEPJAX_CPU_VECTOR_WIDTH=256` restores the default.
+
+Your own `jax.jit` of deepjax modules can pass `compiler_options=cpu_options()`, or set
+`XLA_FLAGS="--xla_cpu_experimental_ynn_fusion_type=LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT
+--xla_cpu_prefer_vector_width=512"`.
 """
 import functools
 import os
@@ -26,6 +33,7 @@ import jax.numpy as jnp
 
 YNN_OPTION = "xla_cpu_experimental_ynn_fusion_type"
 YNN_DOTS_ONLY = "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT"
+VECTOR_WIDTH_OPTION = "xla_cpu_prefer_vector_width"
 
 
 @functools.lru_cache(maxsize=None)
@@ -50,6 +58,22 @@ def cpu_conv_options() -> Optional[Dict[str, str]]:
   return {YNN_OPTION: YNN_DOTS_ONLY}
 
 
+def cpu_vector_options() -> Optional[Dict[str, str]]:
+  """{"xla_cpu_prefer_vector_width": "512"} on CPU (DEEPJAX_CPU_VECTOR_WIDTH), else None."""
+  width = os.environ.get("DEEPJAX_CPU_VECTOR_WIDTH", "512")
+  if jax.default_backend() != "cpu" or width == "256":
+    return None
+  if not _probe(VECTOR_WIDTH_OPTION, width):
+    return None
+  return {VECTOR_WIDTH_OPTION: width}
+
+
+def cpu_options() -> Optional[Dict[str, str]]:
+  """All of deepjax's per-jit CPU options (convolution library, vector width), or None."""
+  opts = {**(cpu_conv_options() or {}), **(cpu_vector_options() or {})}
+  return opts or None
+
+
 def jit(fn: Callable, **kwargs) -> Callable:
-  """jax.jit(fn, **kwargs) with `cpu_conv_options()` as compiler options."""
-  return jax.jit(fn, compiler_options=cpu_conv_options(), **kwargs)
+  """jax.jit(fn, **kwargs) with `cpu_options()` as compiler options."""
+  return jax.jit(fn, compiler_options=cpu_options(), **kwargs)

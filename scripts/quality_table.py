@@ -127,7 +127,12 @@ def markdown(rows, args, total_s):
             f"ground truth. The regressor's own error on unseen synthetic faces: NME "
             f"{lm['nme_mean']:.4f} ({lm['pixels_mean']:.2f} px at 64 px).",
             "",
-            f"Whole run (training + evaluation of all models): {total_s / 60:.1f} min. Command:",
+            f"Training, all models: {sum(r['train_seconds'] for r in rows) / 60:.1f} min (the "
+            "train s column: each model's training time is kept in its workdir, so a rerun that "
+            "finds a model trained only evaluates it and keeps the time of the run that "
+            f"trained it); evaluation, all models: "
+            f"{sum(r.get('eval_seconds', 0.0) for r in rows) / 60:.1f} min; this invocation: "
+            f"{total_s / 60:.1f} min. Command:",
             "", "```", f"python scripts/quality_table.py --steps={args.steps} "
             f"--batch={args.batch} --models={','.join(args.models)}", "```"]
   return "\n".join(lines) + "\n"
@@ -158,11 +163,13 @@ def main():
     config = build_config(name, args.steps, args.batch)
     print(f"== {name}: training {MODELS[name][3]} in {workdir}", flush=True)
     train_s = train_once(loop, config, workdir)
+    t = time.perf_counter()
     report = swap_quality.evaluate(workdir, args.frames)
+    eval_s = time.perf_counter() - t
     print(swap_quality.format_table(report), flush=True)
     rows.append({"name": name, "label": MODELS[name][3], "config": f"{MODELS[name][0]}:"
                  f"{MODELS[name][1]}", "learning_rate": MODELS[name][2],
-                 "params": param_count(workdir), "train_seconds": train_s,
+                 "params": param_count(workdir), "train_seconds": train_s, "eval_seconds": eval_s,
                  "frames": args.frames, "summary": summarise(report),
                  "results": report["results"],
                  "landmark_regressor": report["landmark_regressor"]})

@@ -1,4 +1,4 @@
-"""deepjax.compile_options: per-jit CPU convolution options change speed, not results."""
+"""deepjax.compile_options: per-jit CPU options change speed, not results."""
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -10,8 +10,14 @@ def test_cpu_options_named_and_switchable(monkeypatch):
   assert jax.default_backend() == "cpu"
   assert compile_options.cpu_conv_options() == {
       compile_options.YNN_OPTION: compile_options.YNN_DOTS_ONLY}
+  assert compile_options.cpu_options() == {
+      compile_options.YNN_OPTION: compile_options.YNN_DOTS_ONLY,
+      compile_options.VECTOR_WIDTH_OPTION: "512"}
   monkeypatch.setenv("DEEPJAX_CPU_CONV", "ynn")
   assert compile_options.cpu_conv_options() is None
+  assert compile_options.cpu_options() == {compile_options.VECTOR_WIDTH_OPTION: "512"}
+  monkeypatch.setenv("DEEPJAX_CPU_VECTOR_WIDTH", "256")
+  assert compile_options.cpu_options() is None
 
 
 def test_unknown_option_is_refused_by_the_probe():
@@ -30,6 +36,7 @@ def test_conv_gradients_equal_with_and_without_options():
   grad = jax.grad(loss, argnums=(0, 1))
   fast = compile_options.jit(grad)(x, w)
   plain = jax.jit(grad)(x, w)
-  assert "ynn_fusion_type" in str(compile_options.cpu_conv_options())
+  assert "ynn_fusion_type" in str(compile_options.cpu_options())
+  assert "vector_width" in str(compile_options.cpu_options())
   for a, b in zip(fast, plain):
     np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=2e-4, atol=2e-4)

@@ -311,33 +311,6 @@ def test_discriminator_matches_reference_pytorch(ref, mode):
   assert scale_key(1.0) == "1" and scale_key(0.25) == "0-25"
 
 
-@pytest.mark.parametrize("hw,cin,cout,k,p", [(2, 5, 7, 3, 1), (1, 4, 3, 3, 1), (4, 3, 2, 3, 1),
-                                             (10, 3, 4, 7, 0), (3, 2, 3, 7, 3)])
-def test_conv_im2col_equals_lax_conv_with_gradients(hw, cin, cout, k, p):
-  rng = np.random.default_rng(hw * 100 + k)
-  x = jnp.asarray(rng.standard_normal((2, hw, hw, cin)), jnp.float32)
-  w = jnp.asarray(rng.standard_normal((k, k, cin, cout)), jnp.float32)
-
-  def lax_conv(x, w):
-    return jax.lax.conv_general_dilated(x, w, (1, 1), ((p, p), (p, p)),
-                                        dimension_numbers=("NHWC", "HWIO", "NHWC"))
-
-  ref_out = jax.jit(lax_conv)(x, w)
-  out = jax.jit(lambda x, w: hg.conv_im2col(x, w, (p, p)))(x, w)
-  np.testing.assert_allclose(np.asarray(out), np.asarray(ref_out), atol=1e-4, rtol=1e-5)
-  cot = jnp.asarray(rng.standard_normal(ref_out.shape), jnp.float32)
-  g_ref = jax.jit(jax.grad(lambda x, w: jnp.sum(lax_conv(x, w) * cot), argnums=(0, 1)))(x, w)
-  g = jax.jit(jax.grad(lambda x, w: jnp.sum(hg.conv_im2col(x, w, (p, p)) * cot),
-                       argnums=(0, 1)))(x, w)
-  for a, b in zip(g, g_ref):
-    np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-4, rtol=1e-5)
-  # The module picks im2col on small outputs and lax.conv otherwise, with the same params.
-  conv = hg.Conv2d(cout, (k, k), (p, p))
-  variables = {"params": {"kernel": w, "bias": jnp.zeros((cout,), jnp.float32)}}
-  np.testing.assert_allclose(np.asarray(jax.jit(conv.apply)(variables, x)), np.asarray(ref_out),
-                             atol=1e-4, rtol=1e-5)
-
-
 def test_animate_encodes_source_once_with_same_result(ref, fixture_model):
   fomm, variables = fixture_model
   source = jnp.asarray(ref["source"][:1])

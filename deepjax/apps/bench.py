@@ -50,6 +50,7 @@ ROWS = {
                         {"config_arg": "fomm_tiny", "batch": 8, "steps": 3}),
     "startup": ("deepjax.train.bench_startup:bench", {"config_arg": "tiny"}),
     "reductions": ("deepjax.ops.reductions_bench:bench", {}),
+    "conv": ("deepjax.ops.conv_bench:bench_row", {}),
 }
 DEFAULT_ROWS = ("matmul", "synthetic", "ae_seeds", "ae_tiny", "vae_tiny", "gan_tiny",
                 "ae_original", "gan_original", "extract", "swap_video", "fomm_animate_64",

@@ -49,7 +49,8 @@ def swap_functions(workdir: str):
   fns = {"model": lambda x, d: swapper(np.asarray(x), "a2b" if d == "b" else "b2a")[0]}
   if config.model.get("mask", False):
     model, params = swapper.model, swapper.params
-    raw = {d: compile_options.jit(lambda x, d=d: model.apply({"params": params}, x, d)[0]) for d in "ab"}
+    raw = {d: compile_options.jit(lambda x, d=d: model.apply({"params": params}, x, d)[0])
+           for d in "ab"}
     fns["model_raw"] = lambda x, d: raw[d](jnp.asarray(x))
   return config, fns
 
@@ -112,7 +113,7 @@ def format_table(report: dict) -> str:
   for direction, rows in report["results"].items():
     for name, m in rows.items():
       lines.append(f"{direction:<10}{LABELS.get(name, name):<17}{m['psnr']:>9.2f}"
-                   f"{m['ssim']:>8.3f}{m['l1']:>8.4f}{_db(m.get('face_psnr', float('nan'))):>9}{m['face_l1']:>9.4f}"
+                   f"{m['ssim']:>8.3f}{m['l1']:>8.4f}{_db(m['face_psnr']):>9}{m['face_l1']:>9.4f}"
                    f"{m['nme']:>8.4f}{m['landmark_px']:>8.2f}")
   t = report["landmark_regressor"]["test"]
   lines.append(f"landmark regressor's own error on unseen synthetic faces: NME "

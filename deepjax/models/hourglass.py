@@ -25,7 +25,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from deepjax.ops import reductions
+from deepjax.ops import conv, reductions
 
 torch_kernel_init = nn.initializers.variance_scaling(1.0 / 3.0, "fan_in", "uniform")
 
@@ -36,29 +36,12 @@ def _pair(v: IntPair) -> Tuple[int, int]:
   return (v, v) if isinstance(v, int) else tuple(v)
 
 
-# Output maps with at most this many pixels use the im2col formulation (see Conv2d).
-IM2COL_MAX_PIXELS = 16
-
-
-def conv_im2col(x_BxHxWxC, kernel_HWIO, padding: Tuple[int, int]):
-  """Stride-1 convolution as patches @ kernel: equal to lax.conv (tested), NHWC/HWIO."""
-  kh, kw, cin, cout = kernel_HWIO.shape
-  b, h, w, _ = x_BxHxWxC.shape
-  ph, pw = padding
-  xp = jnp.pad(x_BxHxWxC, ((0, 0), (ph, ph), (pw, pw), (0, 0)))
-  oh, ow = h + 2 * ph - kh + 1, w + 2 * pw - kw + 1
-  cols = [xp[:, dy:dy + oh, dx:dx + ow, :] for dy in range(kh) for dx in range(kw)]
-  patches = jnp.concatenate(cols, axis=-1).reshape(b * oh * ow, kh * kw * cin)
-  return (patches @ kernel_HWIO.reshape(kh * kw * cin, cout)).reshape(b, oh, ow, cout)
-
-
 class Conv2d(nn.Module):
   """A torch-like Conv2d (stride 1, symmetric zero padding), params `kernel` (HWIO), `bias`.
 
-  XLA:CPU runs convolutions with many channels on tiny maps (the bottom of the hourglasses:
-  512-2048 channels at 1-4 px) 20-60x below its usual speed; there the convolution is
-  computed as im2col + one matmul (output maps of at most IM2COL_MAX_PIXELS pixels), which
-  `tests/test_motion_models.py` checks against `lax.conv_general_dilated`.
+  The convolution is `deepjax.ops.conv.conv2d`: im2col on tiny maps (hourglass bottoms),
+  a tap matmul for few output channels (the 7x7 heads), XLA's convolution otherwise; the
+  same maths and parameters either way (`tests/test_conv.py`).
   """
   features: int
   kernel_size: Tuple[int, int]
@@ -72,13 +55,7 @@ class Conv2d(nn.Module):
     ph, pw = self.padding
     kernel = self.param("kernel", self.kernel_init, (kh, kw, x_BxHxWxC.shape[-1], self.features))
     bias = self.param("bias", self.bias_init, (self.features,))
-    oh = x_BxHxWxC.shape[1] + 2 * ph - kh + 1
-    ow = x_BxHxWxC.shape[2] + 2 * pw - kw + 1
-    if oh * ow <= IM2COL_MAX_PIXELS:
-      y = conv_im2col(x_BxHxWxC, kernel, (ph, pw))
-    else:
-      y = jax.lax.conv_general_dilated(x_BxHxWxC, kernel, (1, 1), ((ph, ph), (pw, pw)),
-                                       dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    y = conv.conv2d(x_BxHxWxC, kernel, (ph, pw))
     return reductions.add_channel_bias(y, bias)
 
 

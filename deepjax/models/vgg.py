@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from deepjax.errors import UserError
-from deepjax.models.hourglass import conv_im2col
+from deepjax.ops import conv, reductions
 
 # (torchvision features index, in channels, out channels); "M" = 2x2 max pool.
 _LAYERS = [(0, 3, 64), (2, 64, 64), "M", (5, 64, 128), (7, 128, 128), "M",
@@ -124,12 +124,8 @@ def vgg19_features(params: VggParams, image_BxHxWx3) -> List[jax.Array]:
       continue
     i = layer[0]
     p = params[f"conv{i}"]
-    if x.shape[1] * x.shape[2] <= IM2COL_MAX_PIXELS:
-      x = conv_im2col(x, p["kernel"], (1, 1))
-    else:
-      x = jax.lax.conv_general_dilated(x, p["kernel"], (1, 1), ((1, 1), (1, 1)),
-                                       dimension_numbers=("NHWC", "HWIO", "NHWC"))
-    x = jax.nn.relu(x + p["bias"].reshape(1, 1, 1, -1))
+    x = conv.conv2d(x, p["kernel"], (1, 1), small_maps=IM2COL_MAX_PIXELS)
+    x = jax.nn.relu(reductions.add_channel_bias(x, p["bias"]))
     if i in _OUTPUT_AFTER:
       outs.append(x)
       if i == _OUTPUT_AFTER[-1]:

@@ -1,0 +1,57 @@
+"""deepjax.ops.conv: the two stride-1 convolution formulations equal lax.conv, values and
+gradients, and Conv2d modules pick one by shape with the same parameters."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from deepjax.models import hourglass as hg
+from deepjax.ops import conv
+
+SHAPES = [  # (hw, cin, cout, k, (ph, pw))
+    (2, 5, 7, 3, (1, 1)), (1, 4, 3, 3, (1, 1)), (4, 3, 2, 3, (1, 1)), (10, 3, 4, 7, (0, 0)),
+    (3, 2, 3, 7, (3, 3)), (9, 6, 1, 7, (3, 3)), (8, 5, 11, 5, (2, 1)), (6, 3, 2, 1, (0, 0))]
+
+
+def lax_conv(x, w, p):
+  return jax.lax.conv_general_dilated(x, w, (1, 1), ((p[0], p[0]), (p[1], p[1])),
+                                      dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+
+@pytest.mark.parametrize("kind", ["im2col", "lax"])
+@pytest.mark.parametrize("hw,cin,cout,k,p", SHAPES)
+def test_formulations_equal_lax_conv_with_gradients(kind, hw, cin, cout, k, p):
+  rng = np.random.default_rng(hw * 100 + k * 10 + cout)
+  x = jnp.asarray(rng.standard_normal((2, hw, hw, cin)), jnp.float32)
+  w = jnp.asarray(rng.standard_normal((k, k, cin, cout)), jnp.float32)
+  fn = {"im2col": conv.conv_im2col, "lax": conv.conv_lax}[kind]
+  ref_out = jax.jit(lambda x, w: lax_conv(x, w, p))(x, w)
+  out = jax.jit(lambda x, w: fn(x, w, p))(x, w)
+  assert out.shape == ref_out.shape
+  np.testing.assert_allclose(np.asarray(out), np.asarray(ref_out), atol=1e-4, rtol=1e-5)
+  cot = jnp.asarray(rng.standard_normal(ref_out.shape), jnp.float32)
+  g_ref = jax.jit(jax.grad(lambda x, w: jnp.sum(lax_conv(x, w, p) * cot), argnums=(0, 1)))(x, w)
+  g = jax.jit(jax.grad(lambda x, w: jnp.sum(fn(x, w, p) * cot), argnums=(0, 1)))(x, w)
+  for a, b in zip(g, g_ref):
+    np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-4, rtol=1e-5)
+
+
+def test_formulation_rules():
+  assert conv.formulation((8, 4, 4, 512), (3, 3, 512, 512), (1, 1)) == "im2col"
+  assert conv.formulation((8, 64, 64, 64), (7, 7, 64, 3), (3, 3)) == "lax"
+  assert conv.formulation((8, 64, 64, 64), (3, 3, 64, 64), (1, 1)) == "lax"
+  assert conv.formulation((8, 64, 64, 64), (1, 1, 64, 3), (0, 0)) == "lax"
+  assert conv.formulation((8, 8, 8, 64), (3, 3, 64, 64), (1, 1), small_maps=64) == "im2col"
+
+
+@pytest.mark.parametrize("hw,cin,cout,k,p", SHAPES)
+def test_conv2d_module_equals_lax_conv(hw, cin, cout, k, p):
+  """hourglass.Conv2d (params kernel HWIO, bias) whatever formulation it picks."""
+  rng = np.random.default_rng(hw + cout)
+  x = jnp.asarray(rng.standard_normal((2, hw, hw, cin)), jnp.float32)
+  w = jnp.asarray(rng.standard_normal((k, k, cin, cout)), jnp.float32)
+  bias = jnp.asarray(rng.standard_normal((cout,)), jnp.float32)
+  module = hg.Conv2d(cout, (k, k), p)
+  out = jax.jit(module.apply)({"params": {"kernel": w, "bias": bias}}, x)
+  ref = lax_conv(x, w, p) + bias.reshape(1, 1, 1, -1)
+  np.testing.assert_allclose(np.asarray(out), np.asarray(ref), atol=1e-4, rtol=1e-5)
