@@ -59,9 +59,9 @@ def train_once(loop, config, workdir):
   t = time.perf_counter()
   loop.train_and_evaluate(config, workdir)
   seconds = time.perf_counter() - t
-  if os.path.exists(record):
+  if os.path.exists(record):  # trained by an earlier run; this one only restored it
     with open(record) as f:
-      return json.load(f)["train_seconds"] + seconds
+      return json.load(f)["train_seconds"]
   from deepjax.io_utils import write_text_atomic  # pylint: disable=import-outside-toplevel
   write_text_atomic(record, json.dumps({"train_seconds": seconds}))
   return seconds

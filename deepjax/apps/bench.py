@@ -46,6 +46,8 @@ ROWS = {
                          "steps": 3}),
     "fomm_animate_256": ("deepjax.models.motion.fomm_bench:bench",
                          {"config_name": "fomm_vox256", "batch": 8, "steps": 2}),
+    "fomm_parts_64": ("deepjax.train.tasks.motion_bench:bench_parts",
+                      {"config_arg": "fomm_vox256:res=64", "batch": 8}),
     "fomm_tiny_train": ("deepjax.train.tasks.motion_bench:bench_train",
                         {"config_arg": "fomm_tiny", "batch": 8, "steps": 3}),
     "startup": ("deepjax.train.bench_startup:bench", {"config_arg": "tiny"}),

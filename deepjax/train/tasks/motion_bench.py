@@ -60,3 +60,89 @@ def bench_train(config_arg: str = "fomm_tiny", batch: int = 8, steps: int = 3,
           "compile_s": compile_s, "gflop_per_step": flops / 1e9,
           "gflop_per_s": flops / mean / 1e9 if flops else 0.0, "loss": float(metrics["loss"]),
           "device": str(jax.devices()[0].device_kind), "backend": jax.default_backend()}
+
+
+def _best_s(fn, *args, repeats: int = 5) -> float:
+  jax.block_until_ready(fn(*args))
+  times = []
+  for _ in range(repeats):
+    t0 = time.perf_counter()
+    jax.block_until_ready(fn(*args))
+    times.append(time.perf_counter() - t0)
+  return min(times)
+
+
+def bench_parts(config_arg: str = "fomm_vox256:res=64", batch: int = 8) -> Dict[str, Any]:
+  """Where a train step's time goes: each part's forward + backward jitted and timed alone.
+
+  Parts (random weights; a random-weight VGG19 as `bench_train(random_vgg=True)`): one
+  keypoint-detector call (train mode; the step makes three: source, driving, transformed
+  driving), the same with the three batched as one (timing only: it would pool BatchNorm
+  statistics), the generator with dense motion, the VGG19 perceptual pyramid (forward of
+  both images, backward of the prediction) and Adam over both networks' parameters
+  (donated, as in the step). Seconds and GFLOP (XLA's cost analysis) per part.
+  """
+  import jax.numpy as jnp  # pylint: disable=import-outside-toplevel
+  import optax  # pylint: disable=import-outside-toplevel
+  from deepjax.models.motion.fomm import FOMM, perceptual_pyramid_loss  # pylint: disable=import-outside-toplevel
+  from deepjax.models.vgg import random_vgg19_params  # pylint: disable=import-outside-toplevel
+  config = load_config(config_arg)
+  size = int(config.data.size)
+  fomm = FOMM.from_config(config.model)
+  v = fomm.init(jax.random.key(0), (batch, size, size, 3))
+  img = jax.random.uniform(jax.random.key(1), (batch, size, size, 3))
+  img2 = jax.random.uniform(jax.random.key(2), (batch, size, size, 3))
+  vgg = random_vgg19_params(jax.random.key(5))
+  kp_s = fomm.detect(v, img)
+  kp_d = fomm.detect(v, img2)
+
+  def kp_loss(p, image):
+    kp, _ = fomm.apply_kp_detector(dict(v, kp_detector=dict(v["kp_detector"], params=p)),
+                                   image, True)
+    return jnp.sum(jnp.sin(kp["value"])) + jnp.sum(jnp.sin(kp["jacobian"]))
+
+  def gen_loss(p, image):
+    out, _ = fomm.apply_generator(dict(v, generator=dict(v["generator"], params=p)),
+                                  image, kp_s, kp_d, True)
+    return jnp.sum(jnp.sin(out["prediction"]))
+
+  scales = tuple(config.train.scales)
+  weights = tuple(config.loss.perceptual)
+  parts = {
+      "kp_detector_x1": (jax.grad(kp_loss), (v["kp_detector"]["params"], img)),
+      "kp_detector_3_batched": (jax.grad(kp_loss), (v["kp_detector"]["params"],
+                                                   jnp.concatenate([img, img2, img], 0))),
+      "generator_with_dense_motion": (jax.grad(gen_loss), (v["generator"]["params"], img)),
+      "vgg19_pyramid": (jax.grad(lambda p, t: perceptual_pyramid_loss(vgg, p, t, scales,
+                                                                      weights)), (img, img2)),
+  }
+  out = {"config": config_arg, "batch": batch}
+  for name, (fn, args) in parts.items():
+    jitted = compile_options.jit(fn)
+    out[name] = {"s": _best_s(jitted, *args),
+                 "gflop": flops_of(jitted.lower(*args).compile()) / 1e9}
+  params = {"kp_detector": v["kp_detector"]["params"], "generator": v["generator"]["params"]}
+  tx = optax.adam(1e-4)
+
+  def adam(p, s, g):
+    updates, s = tx.update(g, s, p)
+    return optax.apply_updates(p, updates), s
+
+  step = compile_options.jit(adam, donate_argnums=(0, 1))
+  state = (jax.tree.map(jnp.copy, params), tx.init(params))
+  state = step(*state, params)
+  times = []
+  for _ in range(5):
+    jax.block_until_ready(state)
+    t0 = time.perf_counter()
+    state = step(*state, params)
+    jax.block_until_ready(state)
+    times.append(time.perf_counter() - t0)
+  out["adam"] = {"s": min(times), "params_m": sum(x.size for x in jax.tree.leaves(params)) / 1e6}
+  out["note"] = ", ".join(f"{k} {out[k]['s']:.2f} s" for k in (*parts, "adam"))
+  return out
+
+
+if __name__ == "__main__":
+  import json  # pylint: disable=import-outside-toplevel
+  print(json.dumps(bench_parts(), indent=2))
