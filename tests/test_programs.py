@@ -29,8 +29,8 @@ def test_demo_then_swap_images(tmp_path):
   for motion in ("poses", "clip"):
     for direction in ("a2b", "b2a"):
       rows = metrics["results"][motion][direction]
-      assert set(rows) == {"model", "input", "mean_face"}
-      assert all(np.isfinite(r["psnr"]) for r in rows.values())
+      assert set(rows) == {"model", "input", "mean_face", "face_paste"}
+      assert all(np.isfinite(r["psnr"]) and np.isfinite(r["face_psnr"]) for r in rows.values())
   assert "mean face" in p.stdout and "model beats both baselines" in p.stdout
 
   faces = tmp_path / "faces"
