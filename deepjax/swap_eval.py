@@ -78,6 +78,11 @@ def face_region(landmarks_Tx68x2, size: int) -> np.ndarray:
   return np.asarray(face_hull_mask(jnp.asarray(landmarks_Tx68x2), size))
 
 
+def face_paste(target, image, face):
+  """The target's face region pasted into `image` (hard edge): the cap of a face-only swap."""
+  return face * target + (1 - face) * image
+
+
 def batched(fn, x, chunk: int = 32):
   """Applies fn to x in chunks along axis 0 and concatenates (bounded memory)."""
   return np.concatenate([np.asarray(fn(x[i:i + chunk])) for i in range(0, len(x), chunk)])
@@ -103,7 +108,7 @@ def evaluate_swap(swap_fn, data_cfg, n_frames: int = 64, motion: str = "clip", m
         "model": image_metrics(pred, gt, face),
         "input": image_metrics(clip[src], gt, face),
         "mean_face": image_metrics(np.broadcast_to(means[dst], gt.shape), gt, face),
-        "face_paste": image_metrics(face * gt + (1 - face) * clip[src], gt, face),
+        "face_paste": image_metrics(face_paste(gt, clip[src], face), gt, face),
     }
   return results, clip, outputs
 
@@ -112,7 +117,7 @@ LABELS = {"model": "model", "input": "input as is", "mean_face": "mean face",
           "face_paste": "GT face pasted"}
 
 
-def _db(v: float) -> str:
+def format_db(v: float) -> str:
   """PSNR for a table: "exact" at the 100 dB floor of a zero error."""
   return "exact" if v >= 99.0 else f"{v:.2f}"
 
@@ -124,8 +129,8 @@ def format_table(results) -> str:
   for direction, rows in results.items():
     for name, m in rows.items():
       lines.append(f"{direction:<10}{LABELS.get(name, name):<16}{m['psnr']:>9.2f}"
-                   f"{m['ssim']:>8.3f}{m['l1']:>8.4f}{_db(m.get('face_psnr', float('nan'))):>9}"
-                   f"{m.get('face_l1', float('nan')):>9.4f}")
+                   f"{m['ssim']:>8.3f}{m['l1']:>8.4f}{format_db(m['face_psnr']):>9}"
+                   f"{m['face_l1']:>9.4f}")
   return "\n".join(lines)
 
 

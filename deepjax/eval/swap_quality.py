@@ -70,7 +70,7 @@ def evaluate(workdir: str, n_frames: int = 64, regressor_dir: str | None = None,
     rows = results[key]
     images = {"model": outputs[key], "input": clip[src],
               "mean_face": np.broadcast_to(means[dst], gt.shape),
-              "face_paste": face * gt + (1 - face) * clip[src], "ground_truth": gt}
+              "face_paste": swap_eval.face_paste(gt, clip[src], face), "ground_truth": gt}
     if "model_raw" in fns:
       raw = swap_eval.batched(lambda x, d=dst: fns["model_raw"](x, d), clip[src])
       images["model_raw"] = raw
@@ -96,13 +96,7 @@ def _step_of(workdir):
   return int(name) if name.isdigit() else None
 
 
-LABELS = {"model": "model", "model_raw": "model (raw RGB)", "input": "input as is",
-          "mean_face": "mean face", "face_paste": "GT face pasted", "ground_truth": "ground truth"}
-
-
-def _db(v: float) -> str:
-  """PSNR for a table: "exact" at the 100 dB floor of a zero error."""
-  return "exact" if v >= 99.0 else f"{v:.2f}"
+LABELS = {**swap_eval.LABELS, "model_raw": "model (raw RGB)", "ground_truth": "ground truth"}
 
 
 def format_table(report: dict) -> str:
@@ -113,7 +107,8 @@ def format_table(report: dict) -> str:
   for direction, rows in report["results"].items():
     for name, m in rows.items():
       lines.append(f"{direction:<10}{LABELS.get(name, name):<17}{m['psnr']:>9.2f}"
-                   f"{m['ssim']:>8.3f}{m['l1']:>8.4f}{_db(m['face_psnr']):>9}{m['face_l1']:>9.4f}"
+                   f"{m['ssim']:>8.3f}{m['l1']:>8.4f}{swap_eval.format_db(m['face_psnr']):>9}"
+                   f"{m['face_l1']:>9.4f}"
                    f"{m['nme']:>8.4f}{m['landmark_px']:>8.2f}")
   t = report["landmark_regressor"]["test"]
   lines.append(f"landmark regressor's own error on unseen synthetic faces: NME "
