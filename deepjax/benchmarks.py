@@ -42,6 +42,17 @@ def flops_of(compiled) -> float:
   return float(ca.get("flops", 0.0)) if ca else 0.0
 
 
+def best_seconds(fn, *args, repeats: int = 5) -> float:
+  """Fastest of `repeats` timed calls of fn(*args), after one untimed call (compile, warm-up)."""
+  jax.block_until_ready(fn(*args))
+  best = float("inf")
+  for _ in range(repeats):
+    t = time.perf_counter()
+    jax.block_until_ready(fn(*args))
+    best = min(best, time.perf_counter() - t)
+  return best
+
+
 def time_steps(fn, state, batch, steps: int):
   """Median seconds per call of fn(state, batch) -> (state, metrics); donates state."""
   times = []

@@ -10,12 +10,12 @@ and which one `conv.conv2d` picks. Row "conv" of `python -m deepjax.bench`.
 """
 import argparse
 import json
-import time
 
 import jax
 import jax.numpy as jnp
 
 from deepjax import compile_options
+from deepjax.benchmarks import best_seconds
 from deepjax.ops import conv
 
 # name -> (input shape, kernel size, output channels, padding)
@@ -35,16 +35,6 @@ CASES = {
 FNS = {"lax": conv.conv_lax, "im2col": conv.conv_im2col}
 
 
-def _best_time(fn, *args, repeats: int = 5) -> float:
-  jax.block_until_ready(fn(*args))
-  times = []
-  for _ in range(repeats):
-    t = time.perf_counter()
-    jax.block_until_ready(fn(*args))
-    times.append(time.perf_counter() - t)
-  return min(times)
-
-
 def bench(cases=None, repeats: int = 5):
   """-> list of rows {case, formulation, fwd_ms, fwd_gflops, train_ms, train_gflops, picked}."""
   rows = []
@@ -60,8 +50,8 @@ def bench(cases=None, repeats: int = 5):
       fwd = compile_options.jit(lambda x, w, f=f: f(x, w, pad))
       grad = compile_options.jit(jax.grad(lambda x, w, f=f: jnp.sum(jnp.sin(f(x, w, pad))),
                                           argnums=(0, 1)))
-      t_fwd = _best_time(fwd, x, w, repeats=repeats)
-      t_train = _best_time(grad, x, w, repeats=repeats)
+      t_fwd = best_seconds(fwd, x, w, repeats=repeats)
+      t_train = best_seconds(grad, x, w, repeats=repeats)
       rows.append({"case": name, "formulation": label, "picked": label == picked,
                    "fwd_ms": 1e3 * t_fwd, "fwd_gflops": flops / t_fwd / 1e9,
                    "train_ms": 1e3 * t_train, "train_gflops": 3 * flops / t_train / 1e9})

@@ -7,13 +7,13 @@ Prints, for activation shapes of the first-order motion model, milliseconds per 
 (`compile_options.jit`), best of 20 calls. `bench()` returns the same as a dict (the
 `reductions` row of `python -m deepjax.bench`).
 """
-import time
 from typing import Any, Dict
 
 import jax
 import jax.numpy as jnp
 
 from deepjax import compile_options
+from deepjax.benchmarks import best_seconds
 from deepjax.ops.reductions import channel_sum
 
 SHAPES = ((8, 64, 64, 128), (8, 32, 32, 256), (2, 256, 256, 64), (2, 128, 128, 128),
@@ -21,13 +21,7 @@ SHAPES = ((8, 64, 64, 128), (8, 32, 32, 256), (2, 256, 256, 64), (2, 128, 128, 1
 
 
 def _best_ms(fn, x, reps: int = 20) -> float:
-  jax.block_until_ready(fn(x))
-  best = float("inf")
-  for _ in range(reps):
-    t = time.perf_counter()
-    jax.block_until_ready(fn(x))
-    best = min(best, time.perf_counter() - t)
-  return 1e3 * best
+  return 1e3 * best_seconds(fn, x, repeats=reps)
 
 
 def bench() -> Dict[str, Any]:

@@ -16,7 +16,7 @@ import jax
 import numpy as np
 
 from deepjax import compile_options
-from deepjax.benchmarks import flops_of
+from deepjax.benchmarks import best_seconds, flops_of
 from deepjax.models.motion.fomm_bench import bench as bench_animate  # noqa: F401
 from deepjax.models.motion.fomm_bench import load_config
 
@@ -60,16 +60,6 @@ def bench_train(config_arg: str = "fomm_tiny", batch: int = 8, steps: int = 3,
           "compile_s": compile_s, "gflop_per_step": flops / 1e9,
           "gflop_per_s": flops / mean / 1e9 if flops else 0.0, "loss": float(metrics["loss"]),
           "device": str(jax.devices()[0].device_kind), "backend": jax.default_backend()}
-
-
-def _best_s(fn, *args, repeats: int = 5) -> float:
-  jax.block_until_ready(fn(*args))
-  times = []
-  for _ in range(repeats):
-    t0 = time.perf_counter()
-    jax.block_until_ready(fn(*args))
-    times.append(time.perf_counter() - t0)
-  return min(times)
 
 
 def bench_parts(config_arg: str = "fomm_vox256:res=64", batch: int = 8) -> Dict[str, Any]:
@@ -119,7 +109,7 @@ def bench_parts(config_arg: str = "fomm_vox256:res=64", batch: int = 8) -> Dict[
   out = {"config": config_arg, "batch": batch}
   for name, (fn, args) in parts.items():
     jitted = compile_options.jit(fn)
-    out[name] = {"s": _best_s(jitted, *args),
+    out[name] = {"s": best_seconds(jitted, *args),
                  "gflop": flops_of(jitted.lower(*args).compile()) / 1e9}
   params = {"kp_detector": v["kp_detector"]["params"], "generator": v["generator"]["params"]}
   tx = optax.adam(1e-4)
