@@ -220,6 +220,47 @@ def test_generator_losses_tiny(ref, fixture_model):
   assert not np.allclose(np.asarray(old["mean"]), np.asarray(new["mean"]))
 
 
+def test_batched_detector_calls_equal_separate_calls(ref, fixture_model):
+  """The training step's three detector calls (source, driving, transformed driving) run as
+  one batched call with per-call BatchNorm statistics: keypoints, gradients and running
+  statistics equal three calls in order."""
+  fomm, variables = fixture_model
+  images = [jnp.asarray(ref["source"]), jnp.asarray(ref["driving"]),
+            jnp.asarray(ref["driving"])[:, ::-1]]
+
+  def loss(params, many):
+    v = dict(variables, kp_detector=dict(variables["kp_detector"], params=params))
+    if many:
+      kps, new = fomm.apply_kp_detector_many(v, images, True)
+    else:
+      kps = []
+      for image in images:
+        kp, kp_vars = fomm.apply_kp_detector(v, image, True)
+        v = dict(v, kp_detector=kp_vars)
+        kps.append(kp)
+      new = v["kp_detector"]
+    total = sum(jnp.sum(jnp.sin((i + 1.0) * kp["value"])) + jnp.sum(jnp.cos(kp["jacobian"]))
+                for i, kp in enumerate(kps))
+    return total, (kps, new["batch_stats"])
+
+  params = variables["kp_detector"]["params"]
+  (_, aux_got), grad_got = jax.jit(jax.value_and_grad(lambda p: loss(p, True), has_aux=True))(
+      params)
+  (_, aux_want), grad_want = jax.jit(jax.value_and_grad(lambda p: loss(p, False),
+                                                        has_aux=True))(params)
+  for a, e in zip(jax.tree.leaves(aux_got), jax.tree.leaves(aux_want)):
+    np.testing.assert_allclose(np.asarray(a), np.asarray(e), rtol=2e-4, atol=2e-5)
+  # Gradients: relative to the largest one (conv biases feeding a BatchNorm have a true
+  # gradient of zero and only float noise of ~1e-5).
+  scale = max(float(jnp.abs(g).max()) for g in jax.tree.leaves(grad_want))
+  for a, e in zip(jax.tree.leaves(grad_got), jax.tree.leaves(grad_want)):
+    np.testing.assert_allclose(np.asarray(a), np.asarray(e), rtol=1e-3, atol=1e-4 * scale)
+  # Eval mode: per-sample, so batching is trivially the same.
+  kps, _ = fomm.apply_kp_detector_many(variables, images, False)
+  np.testing.assert_allclose(kps[2]["value"], fomm.detect(variables, images[2])["value"],
+                             atol=1e-5)
+
+
 # ---- VGG19 (deepjax.models.vgg) ----------------------------------------------------------
 
 from deepjax.models import vgg  # noqa: E402

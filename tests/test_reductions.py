@@ -99,3 +99,51 @@ def test_batchnorm_statistics_over_global_sharded_batch(axis_type):
   pre = pre + conv["bias"].reshape(1, 1, 1, -1)
   np.testing.assert_allclose(np.asarray(s8["batch_stats"]["norm"]["mean"]),
                              0.1 * np.asarray(pre).mean(axis=(0, 1, 2)), atol=1e-5)
+
+
+def test_grouped_batch_norm_equals_separate_calls():
+  """groups=3 on interleaved rows == three calls on the three sub-batches, in order: outputs,
+  running averages and gradients (the keypoint detector's batched training call)."""
+  parts = [c + s * jax.random.normal(jax.random.key(i), (2, 6, 6, 5))
+           for i, (c, s) in enumerate([(0.0, 1.0), (2.0, 0.5), (-1.0, 3.0)])]
+  stacked = jnp.stack(parts, axis=1).reshape((6, 6, 6, 5))
+  v = {"params": {"scale": jnp.linspace(0.5, 2, 5), "bias": jnp.linspace(-1, 1, 5)},
+       "batch_stats": {"mean": jnp.linspace(0, 1, 5), "var": jnp.linspace(1, 3, 5)}}
+  w = jax.random.normal(jax.random.key(7), (2, 3, 6, 6, 5))
+
+  def grouped(params, x):
+    y, s = hourglass.batch_norm(True, groups=3).apply(dict(v, params=params), x,
+                                                      mutable=["batch_stats"])
+    return jnp.sum(w * jnp.tanh(y.reshape(2, 3, 6, 6, 5))), (y, s)
+
+  def separate(params, xs):
+    stats, ys = v["batch_stats"], []
+    for x in xs:
+      y, s = hourglass.batch_norm(True).apply({"params": params, "batch_stats": stats}, x,
+                                              mutable=["batch_stats"])
+      stats = s["batch_stats"]
+      ys.append(y)
+    y = jnp.stack(ys, axis=1)
+    return jnp.sum(w * jnp.tanh(y)), (y.reshape(6, 6, 6, 5), {"batch_stats": stats})
+
+  (l_g, (y_g, s_g)), g_g = jax.value_and_grad(grouped, (0, 1), has_aux=True)(v["params"], stacked)
+  (l_s, (y_s, s_s)), g_s = jax.value_and_grad(separate, (0, 1), has_aux=True)(v["params"], parts)
+  np.testing.assert_allclose(y_g, y_s, rtol=1e-5, atol=1e-5)
+  np.testing.assert_allclose(l_g, l_s, rtol=1e-5)
+  for a, e in zip(jax.tree.leaves(s_g), jax.tree.leaves(s_s)):
+    np.testing.assert_allclose(a, e, rtol=1e-5, atol=1e-6)
+  # The statistics differ from one pooled call's: the groups really are kept apart.
+  _, pooled = hourglass.batch_norm(True).apply(v, stacked, mutable=["batch_stats"])
+  assert not np.allclose(pooled["batch_stats"]["var"], s_g["batch_stats"]["var"], atol=1e-3)
+  for a, e in zip(jax.tree.leaves(g_g[0]), jax.tree.leaves(g_s[0])):
+    np.testing.assert_allclose(a, e, rtol=1e-4, atol=1e-5)
+  np.testing.assert_allclose(g_g[1], jnp.stack(g_s[1], axis=1).reshape(6, 6, 6, 5),
+                             rtol=1e-4, atol=1e-5)
+
+
+def test_group_channel_sum_matches_sum():
+  x = jax.random.normal(jax.random.key(0), (6, 16, 16, 4))
+  want = jnp.sum(x.reshape(2, 3, 16, 16, 4), axis=(0, 2, 3))
+  np.testing.assert_allclose(reductions.group_channel_sum(x, 3), want, rtol=1e-5, atol=1e-4)
+  with pytest.raises(ValueError, match="multiple of 4 groups"):
+    reductions.group_channel_sum(x, 4)

@@ -68,10 +68,16 @@ def conv2d(features: int, kernel_size: IntPair, padding: IntPair, name: str,
 class BatchNorm(nn.Module):
   """flax.linen.BatchNorm's variables and maths (feature axis -1, biased batch variance,
   running averages with `momentum`), with its reductions as fast channel sums
-  (deepjax.ops.reductions). params `scale`, `bias`; batch_stats `mean`, `var`."""
+  (deepjax.ops.reductions). params `scale`, `bias`; batch_stats `mean`, `var`.
+
+  `groups` G > 1 (training only): the batch (B*G, H, W, C) is G interleaved sub-batches
+  (row b*G + g in group g) normalised with their own statistics, and the running averages
+  take the G groups' statistics one after the other: exactly what G calls on the G
+  sub-batches in order would do, in one call."""
   use_running_average: bool
   momentum: float = 0.9
   epsilon: float = 1e-5
+  groups: int = 1
 
   @nn.compact
   def __call__(self, x_BxHxWxC):
@@ -83,16 +89,23 @@ class BatchNorm(nn.Module):
     if self.use_running_average:
       mul = (jax.lax.rsqrt(ra_var.value + self.epsilon) * scale).reshape(1, 1, 1, -1)
       return (x_BxHxWxC - ra_mean.value.reshape(1, 1, 1, -1)) * mul + bias.reshape(1, 1, 1, -1)
-    y, mean, var = reductions.batch_norm_train(x_BxHxWxC, scale, bias, self.epsilon)
+    y, mean, var = reductions.batch_norm_train(x_BxHxWxC, scale, bias, self.epsilon,
+                                               self.groups)
     if not self.is_initializing():
       m = self.momentum
-      ra_mean.value = m * ra_mean.value + (1.0 - m) * jax.lax.stop_gradient(mean)
-      ra_var.value = m * ra_var.value + (1.0 - m) * jax.lax.stop_gradient(var)
+      means = [mean] if self.groups == 1 else list(mean)
+      variances = [var] if self.groups == 1 else list(var)
+      new_mean, new_var = ra_mean.value, ra_var.value
+      for mu, v in zip(means, variances):
+        new_mean = m * new_mean + (1.0 - m) * jax.lax.stop_gradient(mu)
+        new_var = m * new_var + (1.0 - m) * jax.lax.stop_gradient(v)
+      ra_mean.value, ra_var.value = new_mean, new_var
     return y
 
 
-def batch_norm(train: bool, name: str = "norm") -> BatchNorm:
-  return BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5, name=name)
+def batch_norm(train: bool, name: str = "norm", groups: int = 1) -> BatchNorm:
+  return BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5, groups=groups,
+                   name=name)
 
 
 def avg_pool2(x_BxHxWxC):
@@ -106,15 +119,19 @@ def upsample_nearest2(x_BxHxWxC):
 
 
 class DownBlock2d(nn.Module):
-  """conv -> BatchNorm -> ReLU -> 2x2 average pool. (B,H,W,C) -> (B,H/2,W/2,out)."""
+  """conv -> BatchNorm -> ReLU -> 2x2 average pool. (B,H,W,C) -> (B,H/2,W/2,out).
+
+  `norm_groups`: BatchNorm groups (see BatchNorm), as in the blocks below.
+  """
   out_features: int
   kernel_size: IntPair = 3
   padding: IntPair = 1
+  norm_groups: int = 1
 
   @nn.compact
   def __call__(self, x, train: bool = False):
     x = conv2d(self.out_features, self.kernel_size, self.padding, "conv")(x)
-    x = nn.relu(batch_norm(train)(x))
+    x = nn.relu(batch_norm(train, groups=self.norm_groups)(x))
     return avg_pool2(x)
 
 
@@ -123,11 +140,12 @@ class UpBlock2d(nn.Module):
   out_features: int
   kernel_size: IntPair = 3
   padding: IntPair = 1
+  norm_groups: int = 1
 
   @nn.compact
   def __call__(self, x, train: bool = False):
     x = conv2d(self.out_features, self.kernel_size, self.padding, "conv")(upsample_nearest2(x))
-    return nn.relu(batch_norm(train)(x))
+    return nn.relu(batch_norm(train, groups=self.norm_groups)(x))
 
 
 class SameBlock2d(nn.Module):
@@ -167,13 +185,15 @@ class Encoder(nn.Module):
   block_expansion: int
   num_blocks: int = 3
   max_features: int = 256
+  norm_groups: int = 1
 
   @nn.compact
   def __call__(self, x, train: bool = False) -> List[jax.Array]:
     outs = [x]
     for i in range(self.num_blocks):
       feats = hourglass_features(self.block_expansion, i + 1, self.max_features)
-      outs.append(DownBlock2d(feats, name=f"down_blocks_{i}")(outs[-1], train))
+      outs.append(DownBlock2d(feats, norm_groups=self.norm_groups,
+                              name=f"down_blocks_{i}")(outs[-1], train))
     return outs
 
 
@@ -185,6 +205,7 @@ class Decoder(nn.Module):
   block_expansion: int
   num_blocks: int = 3
   max_features: int = 256
+  norm_groups: int = 1
 
   @nn.compact
   def __call__(self, skips: Sequence[jax.Array], train: bool = False):
@@ -192,7 +213,7 @@ class Decoder(nn.Module):
     out = skips.pop()
     for n, i in enumerate(range(self.num_blocks)[::-1]):
       feats = hourglass_features(self.block_expansion, i, self.max_features)
-      out = UpBlock2d(feats, name=f"up_blocks_{n}")(out, train)
+      out = UpBlock2d(feats, norm_groups=self.norm_groups, name=f"up_blocks_{n}")(out, train)
       out = jnp.concatenate([out, skips.pop()], axis=-1)
     return out
 
@@ -200,11 +221,12 @@ class Decoder(nn.Module):
 class Hourglass(nn.Module):
   """U-Net-like encoder/decoder. (B,H,W,C) -> (B,H,W,block_expansion + C).
 
-  H and W must be divisible by 2**num_blocks.
+  H and W must be divisible by 2**num_blocks. `norm_groups`: see BatchNorm.
   """
   block_expansion: int
   num_blocks: int = 3
   max_features: int = 256
+  norm_groups: int = 1
 
   @nn.compact
   def __call__(self, x, train: bool = False):
@@ -212,9 +234,9 @@ class Hourglass(nn.Module):
     if x.shape[1] % div or x.shape[2] % div:
       raise ValueError(f"hourglass input {x.shape[1:3]} not divisible by {div}")
     skips = Encoder(self.block_expansion, self.num_blocks, self.max_features,
-                    name="encoder")(x, train)
+                    self.norm_groups, name="encoder")(x, train)
     return Decoder(self.block_expansion, self.num_blocks, self.max_features,
-                   name="decoder")(skips, train)
+                   self.norm_groups, name="decoder")(skips, train)
 
 
 def gaussian_kernel_1d(scale: float) -> np.ndarray:

@@ -81,6 +81,31 @@ class FOMM:
     kp, updates = self.kp_detector.apply(v, image, True, mutable=["batch_stats"])
     return kp, dict(v, **updates)
 
+  def apply_kp_detector_many(self, variables: Variables, images: Sequence[jax.Array],
+                             train: bool = False):
+    """The detector on several batches (B, H, W, C) in one call, as len(images) calls in order.
+
+    Training: the batches are interleaved into one (row b*G + g = images[g][b]; under a
+    sharded batch every device keeps its rows) and BatchNorm keeps their statistics apart
+    and updates its running averages with them in order, so the keypoints, gradients and
+    statistics equal those of separate calls (tests/test_motion_models.py) at one call's
+    cost for the small maps. Returns ([kp dict per batch], updated kp_detector variables).
+    """
+    groups = len(images)
+    if groups == 1:
+      kp, v = self.apply_kp_detector(variables, images[0], train)
+      return [kp], v
+    b = images[0].shape[0]
+    stacked = jnp.stack(images, axis=1).reshape((b * groups,) + images[0].shape[1:])
+    v = variables["kp_detector"]
+    if train:
+      kp, updates = self.kp_detector.apply(v, stacked, True, groups, mutable=["batch_stats"])
+      v = dict(v, **updates)
+    else:
+      kp = self.kp_detector.apply(v, stacked, False)
+    split = {k: x.reshape((b, groups) + x.shape[1:]) for k, x in kp.items()}
+    return [{k: x[:, g] for k, x in split.items()} for g in range(groups)], v
+
   def apply_generator(self, variables: Variables, source, kp_source, kp_driving,
                       train: bool = False, source_features=None):
     """Returns (generated dict, updated generator variables)."""
@@ -117,19 +142,24 @@ class FOMM:
     return self.apply_generator(variables, source, kpo.broadcast_kp(kp_source, t),
                                 kp_driving, source_features=features)[0]
 
-  def full_forward(self, variables: Variables, source, driving, train: bool = True):
+  def full_forward(self, variables: Variables, source, driving, train: bool = True,
+                   transformed=None):
     """Reconstruction of `driving` from `source` (the training forward pass).
 
     Returns (generated, new_variables): generated holds the generator outputs plus
-    "kp_source" and "kp_driving"; new_variables carries updated BatchNorm statistics
-    (the detector runs on the source, then the driving batch, as the reference).
+    "kp_source" and "kp_driving" (and "transformed_kp" when `transformed`, the driving
+    batch under the equivariance transform, is given); new_variables carries updated
+    BatchNorm statistics (the detector runs on the source, the driving batch, then the
+    transformed one, as the reference: one batched call, `apply_kp_detector_many`).
     """
-    kp_source, kp_vars = self.apply_kp_detector(variables, source, train)
+    images = [source, driving] + ([] if transformed is None else [transformed])
+    kps, kp_vars = self.apply_kp_detector_many(variables, images, train)
     variables = dict(variables, kp_detector=kp_vars)
-    kp_driving, kp_vars = self.apply_kp_detector(variables, driving, train)
-    variables = dict(variables, kp_detector=kp_vars)
+    kp_source, kp_driving = kps[0], kps[1]
     generated, gen_vars = self.apply_generator(variables, source, kp_source, kp_driving, train)
     generated = dict(generated, kp_source=kp_source, kp_driving=kp_driving)
+    if transformed is not None:
+      generated = dict(generated, transformed_frame=transformed, transformed_kp=kps[2])
     return generated, dict(variables, generator=gen_vars)
 
 
@@ -198,21 +228,21 @@ def generator_losses(fomm: FOMM, variables: Variables, source, driving, key,
   """
   if loss_weights.get("generator_gan", 0):
     raise ValueError("generator_gan > 0 needs the discriminator terms (not implemented)")
-  generated, variables = fomm.full_forward(variables, source, driving, train)
-  losses = {}
-  if sum(loss_weights["perceptual"]):
-    losses["perceptual"] = perceptual_pyramid_loss(vgg_params, generated["prediction"], driving,
-                                                   scales, loss_weights["perceptual"])
   w_val = loss_weights.get("equivariance_value", 0)
   w_jac = loss_weights.get("equivariance_jacobian", 0)
+  transformed = None
   if w_val or w_jac:
     params = tps.tps_sample_params(key, driving.shape[0], transform_params["sigma_affine"],
                                    transform_params.get("sigma_tps"),
                                    transform_params.get("points_tps"))
     transformed = tps.tps_transform_frame(params, driving, fomm.generator.align_corners)
-    kp_t, kp_vars = fomm.apply_kp_detector(variables, transformed, train)
-    variables = dict(variables, kp_detector=kp_vars)
-    generated = dict(generated, transformed_frame=transformed, transformed_kp=kp_t)
+  generated, variables = fomm.full_forward(variables, source, driving, train, transformed)
+  losses = {}
+  if sum(loss_weights["perceptual"]):
+    losses["perceptual"] = perceptual_pyramid_loss(vgg_params, generated["prediction"], driving,
+                                                   scales, loss_weights["perceptual"])
+  if transformed is not None:
+    kp_t = generated["transformed_kp"]
     kp_d = generated["kp_driving"]
     if w_val:
       losses["equivariance_value"] = w_val * tps.equivariance_value_loss(

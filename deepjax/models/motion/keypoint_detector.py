@@ -25,9 +25,10 @@ class KeypointDetector(nn.Module):
   `single_jacobian_map`) starts at zero weights and bias [1, 0, 0, 1] (identity) and is
   averaged under each heatmap.
 
-  Call: (image_BxHxWxC float32 [0, 1], train) -> {"value": (B, K, 2),
+  Call: (image_BxHxWxC float32 [0, 1], train, groups=1) -> {"value": (B, K, 2),
   "jacobian": (B, K, 2, 2) when estimate_jacobian}. H * scale_factor must be divisible by
-  2**num_blocks.
+  2**num_blocks. `groups` G > 1 in training: the batch is G interleaved sub-batches whose
+  BatchNorm statistics are kept apart (hourglass.BatchNorm), i.e. G detector calls in one.
   """
   block_expansion: int
   num_kp: int
@@ -41,10 +42,10 @@ class KeypointDetector(nn.Module):
   pad: int = 0
 
   @nn.compact
-  def __call__(self, image_BxHxWxC, train: bool = False):
+  def __call__(self, image_BxHxWxC, train: bool = False, groups: int = 1):
     x = anti_alias_interpolate(image_BxHxWxC, self.scale_factor)
     feature_map = Hourglass(self.block_expansion, self.num_blocks, self.max_features,
-                            name="predictor")(x, train)
+                            norm_groups=groups if train else 1, name="predictor")(x, train)
     logits = conv2d(self.num_kp, 7, self.pad, "kp")(feature_map)
     heatmap = kpo.spatial_softmax(logits, self.temperature)
     out = {"value": kpo.heatmap_to_keypoints(heatmap)}
