@@ -53,6 +53,7 @@ ROWS = {
     "startup": ("deepjax.train.bench_startup:bench", {"config_arg": "tiny"}),
     "reductions": ("deepjax.ops.reductions_bench:bench", {}),
     "conv": ("deepjax.ops.conv_bench:bench_row", {}),
+    "adam": ("deepjax.train.optim:bench", {}),
 }
 DEFAULT_ROWS = ("matmul", "synthetic", "ae_seeds", "ae_tiny", "vae_tiny", "gan_tiny",
                 "ae_original", "gan_original", "extract", "swap_video", "fomm_animate_64",

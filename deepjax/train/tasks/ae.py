@@ -18,14 +18,16 @@ import optax
 from deepjax import losses
 from deepjax.models import swap as swap_models
 from deepjax.ops import augment, color_augment
+from deepjax.train import optim
 from deepjax.train.state import TrainState
 
 IDENTITIES = ("a", "b")
 
 
 def make_optimizer(opt_cfg) -> optax.GradientTransformation:
-  """Adam (faceswap: lr 5e-5, b1 0.5, b2 0.999) with optional global-norm clipping."""
-  tx = optax.adam(opt_cfg.learning_rate, b1=opt_cfg.get("b1", 0.5), b2=opt_cfg.get("b2", 0.999))
+  """Adam (faceswap: lr 5e-5, b1 0.5, b2 0.999; deepjax.train.optim, optax.adam's maths and
+  state) with optional global-norm clipping."""
+  tx = optim.adam(opt_cfg.learning_rate, b1=opt_cfg.get("b1", 0.5), b2=opt_cfg.get("b2", 0.999))
   if opt_cfg.get("clip_norm"):
     tx = optax.chain(optax.clip_by_global_norm(opt_cfg.clip_norm), tx)
   return tx

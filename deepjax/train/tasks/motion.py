@@ -13,7 +13,8 @@ frame. Losses, as the reference's GeneratorFullModel / DiscriminatorFullModel:
   discriminator plus feature matching; the discriminator is then updated in the same
   step (after the generator, on the detached prediction).
 
-Optimisers: Adam (b1, b2 from `config.train`) per network (kp_detector, generator,
+Optimisers: Adam (b1, b2 from `config.train`; deepjax.train.optim, optax.adam's maths
+and state) per network (kp_detector, generator,
 discriminator) with its own learning rate, multiplied by `train.lr_decay` at each of
 `train.epoch_milestones`. The loop counts steps, not epochs: a milestone `m` falls at
 step `round(m / train.num_epochs * config.num_steps)`.
@@ -33,6 +34,7 @@ import optax
 from deepjax.models.motion import fomm as fomm_lib
 from deepjax.models.motion.discriminator import MultiScaleDiscriminator
 from deepjax.ops import keypoints as kpo
+from deepjax.train import optim
 from deepjax.train.state import TrainState
 from deepjax.train.tasks.ae import image_grid, to_float
 
@@ -82,7 +84,8 @@ class MotionTask:
     eps = float(tc.get("adam_eps", 1e-8))  # torch's and optax's default
     lrs = {"kp_detector": tc.lr_kp_detector, "generator": tc.lr_generator,
            "discriminator": tc.lr_discriminator}
-    self.tx = {k: optax.adam(lr_schedule(lr, tc, steps), b1=b1, b2=b2, eps=eps) for k, lr in lrs.items()}
+    self.tx = {k: optim.adam(lr_schedule(lr, tc, steps), b1=b1, b2=b2, eps=eps)
+               for k, lr in lrs.items()}
     self.scales = tuple(float(s) for s in tc.scales)
     self.transform = dict(tc.transform)
     self.vgg = self._load_vgg(self.weights.get("vgg_weights", ""))
