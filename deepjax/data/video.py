@@ -11,11 +11,13 @@ Missing, empty, unreadable, non-image/non-video files raise `UserError`.
 
 Images: `deepjax.data.images` (read_image, write_image, list_images are re-exported here).
 """
+import contextlib
 import dataclasses
 import os
 import re
 import subprocess
 import tempfile
+import warnings
 from typing import Iterable, Iterator, Optional
 
 import imageio_ffmpeg
@@ -28,7 +30,7 @@ from deepjax.io_utils import atomic_path
 
 __all__ = ["IMAGE_EXTENSIONS", "VIDEO_EXTENSIONS", "VideoInfo", "check_file", "check_video",
            "iter_video", "list_images", "probe_video", "read_image", "read_video",
-           "write_image", "write_video"]
+           "spawning_ffmpeg", "write_image", "write_video"]
 
 VIDEO_EXTENSIONS = (".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg",
                     ".wmv", ".flv", ".gif")
@@ -51,10 +53,25 @@ def _ffmpeg() -> str:
   return imageio_ffmpeg.get_ffmpeg_exe()
 
 
+@contextlib.contextmanager
+def spawning_ffmpeg():
+  """Hides JAX's "os.fork() was called ... deadlock" warning while ffmpeg is started.
+
+  Starting a subprocess forks and immediately executes ffmpeg in the child (no Python,
+  no JAX runs there), which is safe; JAX's at-fork hook warns for every fork all the
+  same. Only this warning, only inside the block.
+  """
+  with warnings.catch_warnings():
+    warnings.filterwarnings("ignore", message=r"os\.fork\(\) was called",
+                            category=RuntimeWarning)
+    yield
+
+
 def _ffmpeg_streams(path: str) -> str:
   """ffmpeg's stream listing of `path` (its stderr for `ffmpeg -i path`)."""
-  proc = subprocess.run([_ffmpeg(), "-hide_banner", "-nostdin", "-i", path],
-                        capture_output=True, text=True, errors="replace", timeout=60)
+  with spawning_ffmpeg():
+    proc = subprocess.run([_ffmpeg(), "-hide_banner", "-nostdin", "-i", path],
+                          capture_output=True, text=True, errors="replace", timeout=60)
   return proc.stderr
 
 
@@ -89,7 +106,8 @@ def probe_video(path: str) -> VideoInfo:
   meta, gen = _open_frames(path)
   gen.close()
   try:
-    num_frames, _ = imageio_ffmpeg.count_frames_and_secs(path)
+    with spawning_ffmpeg():
+      num_frames, _ = imageio_ffmpeg.count_frames_and_secs(path)
   except (RuntimeError, OSError, ValueError) as e:
     raise UserError(f"cannot count the frames of video ({e}): {path}") from None
   if num_frames <= 0:
@@ -103,7 +121,8 @@ def _open_frames(path: str):
   """Starts ffmpeg decoding `path`; returns (metadata dict, frame-bytes generator)."""
   try:
     gen = imageio_ffmpeg.read_frames(path, pix_fmt="rgb24")
-    meta = next(gen)
+    with spawning_ffmpeg():
+      meta = next(gen)
   except (RuntimeError, OSError, StopIteration, ValueError) as e:
     msg = str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__
     raise UserError(f"cannot read video ({msg}): {path}") from None
@@ -199,11 +218,12 @@ def _mux_audio(video_path: str, audio_from: str, out_path: str, duration: float)
   base = [_ffmpeg(), "-y", "-nostdin", "-v", "error", "-i", video_path, "-i", audio_from,
           "-map", "0:v:0", "-map", "1:a:0", "-c:v", "copy"]
   tail = ["-t", f"{duration:.6f}", "-f", "mp4", out_path]
-  proc = subprocess.run(base + ["-c:a", "copy"] + tail, capture_output=True, text=True,
-                        errors="replace")
-  if proc.returncode != 0:  # mp4 cannot hold this codec as is: re-encode it to AAC.
-    proc = subprocess.run(base + ["-c:a", "aac", "-b:a", "192k"] + tail,
-                          capture_output=True, text=True, errors="replace")
+  with spawning_ffmpeg():
+    proc = subprocess.run(base + ["-c:a", "copy"] + tail, capture_output=True, text=True,
+                          errors="replace")
+    if proc.returncode != 0:  # mp4 cannot hold this codec as is: re-encode it to AAC.
+      proc = subprocess.run(base + ["-c:a", "aac", "-b:a", "192k"] + tail,
+                            capture_output=True, text=True, errors="replace")
   if proc.returncode != 0:
     msg = proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else "ffmpeg failed"
     raise UserError(f"cannot copy the audio of {audio_from} ({msg})")
@@ -252,7 +272,8 @@ def write_video(path: str, frames: Iterable[np.ndarray], fps: float,
         target, (w, h), pix_fmt_in="rgb24", pix_fmt_out=pix_fmt, fps=fps,
         quality=quality, codec="libx264", macro_block_size=1,
         output_params=["-f", "mp4", "-movflags", "+faststart"])
-    writer.send(None)
+    with spawning_ffmpeg():
+      writer.send(None)
     n = 0
     try:
       for f in _chain(first, it):

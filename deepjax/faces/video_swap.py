@@ -251,11 +251,12 @@ def write_with_audio(path: str, frames: Iterable[np.ndarray], fps: float,
       base = [imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-nostdin", "-v", "error", "-i", silent,
               "-i", audio_from, "-map", "0:v:0", "-map", "1:a:0?", "-c:v", "copy"]
       tail = ["-t", f"{n / fps:.6f}", "-movflags", "+faststart", "-f", "mp4", tmp]
-      proc = subprocess.run(base + ["-c:a", "copy"] + tail, capture_output=True, text=True,
-                            errors="replace")
-      if proc.returncode != 0:
-        proc = subprocess.run(base + ["-c:a", "aac", "-b:a", "192k"] + tail,
-                              capture_output=True, text=True, errors="replace")
+      with video.spawning_ffmpeg():
+        proc = subprocess.run(base + ["-c:a", "copy"] + tail, capture_output=True, text=True,
+                              errors="replace")
+        if proc.returncode != 0:
+          proc = subprocess.run(base + ["-c:a", "aac", "-b:a", "192k"] + tail,
+                                capture_output=True, text=True, errors="replace")
       if proc.returncode != 0:
         msg = (proc.stderr.strip().splitlines() or ["ffmpeg failed"])[-1]
         raise UserError(f"cannot copy the audio of {audio_from} ({msg})")
