@@ -12,7 +12,7 @@
 set -euo pipefail
 DATA=${DATA:-../shared/data}
 RUN=${RUN:-runs/fomm_cpu}
-TRAIN_MINUTES=${TRAIN_MINUTES:-18}
+TRAIN_MINUTES=${TRAIN_MINUTES:-25}
 STEPS=${STEPS:-3000}
 HELD_OUT=${HELD_OUT:-"lp_d18.mp4,lp_d19.mp4"}
 PHOTO=${PHOTO:-$DATA/photos/tpsmm_source.png}

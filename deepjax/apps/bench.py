@@ -54,6 +54,8 @@ ROWS = {
     "reductions": ("deepjax.ops.reductions_bench:bench", {}),
     "conv": ("deepjax.ops.conv_bench:bench_row", {}),
     "adam": ("deepjax.train.optim:bench", {}),
+    "fomm_ab_64": ("deepjax.train.tasks.motion_ab:bench",
+                   {"config_arg": "fomm_vox256:res=64", "batch": 8, "rounds": 8}),
 }
 DEFAULT_ROWS = ("matmul", "synthetic", "ae_seeds", "ae_tiny", "vae_tiny", "gan_tiny",
                 "ae_original", "gan_original", "extract", "swap_video", "fomm_animate_64",
