@@ -92,9 +92,6 @@ class FOMM:
     cost for the small maps. Returns ([kp dict per batch], updated kp_detector variables).
     """
     groups = len(images)
-    if groups == 1:
-      kp, v = self.apply_kp_detector(variables, images[0], train)
-      return [kp], v
     b = images[0].shape[0]
     stacked = jnp.stack(images, axis=1).reshape((b * groups,) + images[0].shape[1:])
     v = variables["kp_detector"]

@@ -58,6 +58,16 @@ def lr_schedule(base_lr: float, train_cfg, num_steps: int):
   return optax.piecewise_constant_schedule(base_lr, bounds)
 
 
+def optimizers(train_cfg, num_steps: int, adam=optim.adam):
+  """{net: Adam} for kp_detector, generator and discriminator: each net's learning rate
+  (`lr_<net>`) on `lr_schedule`, b1/b2/eps from `train_cfg` (eps: torch's and optax's default
+  1e-8). `adam`: the constructor (deepjax.train.optim.adam, or optax.adam)."""
+  b1, b2 = train_cfg.get("adam_b1", 0.5), train_cfg.get("adam_b2", 0.999)
+  eps = float(train_cfg.get("adam_eps", 1e-8))
+  return {k: adam(lr_schedule(train_cfg[f"lr_{k}"], train_cfg, num_steps), b1=b1, b2=b2, eps=eps)
+          for k in ("kp_detector", "generator", "discriminator")}
+
+
 def make_discriminator(model_cfg) -> MultiScaleDiscriminator:
   d = dict(model_cfg["discriminator"])
   return MultiScaleDiscriminator(
@@ -79,13 +89,7 @@ class MotionTask:
     self.weights = dict(config.loss)
     self.use_gan = float(self.weights.get("generator_gan", 0.0) or 0.0) > 0
     self.disc = make_discriminator(config.model) if self.use_gan else None
-    steps = int(config.num_steps)
-    b1, b2 = tc.get("adam_b1", 0.5), tc.get("adam_b2", 0.999)
-    eps = float(tc.get("adam_eps", 1e-8))  # torch's and optax's default
-    lrs = {"kp_detector": tc.lr_kp_detector, "generator": tc.lr_generator,
-           "discriminator": tc.lr_discriminator}
-    self.tx = {k: optim.adam(lr_schedule(lr, tc, steps), b1=b1, b2=b2, eps=eps)
-               for k, lr in lrs.items()}
+    self.tx = optimizers(tc, int(config.num_steps))
     self.scales = tuple(float(s) for s in tc.scales)
     self.transform = dict(tc.transform)
     self.vgg = self._load_vgg(self.weights.get("vgg_weights", ""))

@@ -44,12 +44,7 @@ def _before(task: motion.MotionTask, config) -> motion.MotionTask:
   old = motion.MotionTask(config)
   old.vgg = task.vgg
   old.fomm = SequentialDetectorFOMM(task.fomm.kp_detector, task.fomm.generator)
-  tc = config.train
-  lrs = {"kp_detector": tc.lr_kp_detector, "generator": tc.lr_generator,
-         "discriminator": tc.lr_discriminator}
-  old.tx = {k: optax.adam(motion.lr_schedule(lr, tc, int(config.num_steps)),
-                          b1=tc.get("adam_b1", 0.5), b2=tc.get("adam_b2", 0.999),
-                          eps=float(tc.get("adam_eps", 1e-8))) for k, lr in lrs.items()}
+  old.tx = motion.optimizers(config.train, int(config.num_steps), adam=optax.adam)
   return old
 
 
