@@ -53,6 +53,17 @@ def best_seconds(fn, *args, repeats: int = 5) -> float:
   return best
 
 
+def print_row(fn, *args) -> None:
+  """Prints fn(*args) (a benchmark's result dict) as JSON; bad input (UserError) exits with
+  a one-line error. For the `main` of a benchmark module run with `python -m`."""
+  import json  # pylint: disable=import-outside-toplevel
+  from deepjax.errors import UserError  # pylint: disable=import-outside-toplevel
+  try:
+    print(json.dumps(fn(*args), indent=2))
+  except UserError as e:
+    raise SystemExit(f"error: {e}") from None
+
+
 def time_steps(fn, state, batch, steps: int):
   """Median seconds per call of fn(state, batch) -> (state, metrics); donates state."""
   times = []

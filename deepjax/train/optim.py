@@ -14,7 +14,6 @@ per step. The lerp form is not rewritten. `python -m deepjax.train.optim` (row `
 `python -m deepjax.bench`) times both on the 64 px FOMM's parameters (60 M).
 """
 import argparse
-import json
 import time
 
 import jax
@@ -88,11 +87,8 @@ def main():
   parser.add_argument("--config", default="fomm_vox256:res=64")
   parser.add_argument("--b1", type=float, default=0.5)
   args = parser.parse_args()
-  from deepjax.errors import UserError  # pylint: disable=import-outside-toplevel
-  try:
-    print(json.dumps(bench(args.config, args.b1), indent=2))
-  except UserError as e:
-    raise SystemExit(f"error: {e}") from None
+  from deepjax.benchmarks import print_row  # pylint: disable=import-outside-toplevel
+  print_row(bench, args.config, args.b1)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,6 @@ alike; separate benchmark runs of the two could not tell a 2-5 % difference apar
 Random frames, batch 8, a random-weight VGG19 (as `motion_bench.bench_train`).
 """
 import argparse
-import json
 import statistics
 import time
 
@@ -21,6 +20,7 @@ import numpy as np
 import optax
 
 from deepjax import compile_options
+from deepjax.benchmarks import print_row
 from deepjax.models.motion.fomm import FOMM
 from deepjax.models.motion.fomm_bench import load_config
 from deepjax.models.vgg import random_vgg19_params
@@ -91,11 +91,7 @@ def main():
   args = parser.parse_args()
   if args.rounds < 1 or args.batch < 1:
     raise SystemExit("error: --rounds and --batch must be at least 1")
-  from deepjax.errors import UserError  # pylint: disable=import-outside-toplevel
-  try:
-    print(json.dumps(bench(args.config, args.batch, args.rounds), indent=2))
-  except UserError as e:
-    raise SystemExit(f"error: {e}") from None
+  print_row(bench, args.config, args.batch, args.rounds)
 
 
 if __name__ == "__main__":
