@@ -17,6 +17,7 @@ setup(
     python_requires=">=3.11",
     packages=find_packages(include=["deepjax", "deepjax.*"]),
     install_requires=install_requires,
+    entry_points={"console_scripts": ["deepjax = deepjax.cli:main"]},
     extras_require={
         # PyTorch checkpoint import (deepjax.convert) and the face-alignment backend.
         # Pin torch: an unpinned torch pulls a multi-GB CUDA build.

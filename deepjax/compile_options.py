@@ -2,7 +2,7 @@
 
 On CPU, jax 0.10's XLA hands convolutions to YNNPACK by default. On the 2-core development
 CPU (Zen 4) that path computes convolution *weight gradients* on maps of 32 px and more at
-20-55 GFLOP/s, where XLA's Eigen convolutions reach 110-210 (`python -m deepjax.bench`
+20-55 GFLOP/s, where XLA's Eigen convolutions reach 110-210 (`deepjax bench`
 rows before/after, and PERF_NOTES.md). Keeping YNNPACK for dots only
 (`xla_cpu_experimental_ynn_fusion_type=LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT`) measured:
 faceswap "Original" train step 14.0 -> 9.0 s (batch 64), FOMM vox-256 train step 12.1 ->
@@ -17,7 +17,7 @@ once with a tiny compile; unknown -> no option). `DEEPJAX_CPU_CONV=ynn` keeps XL
 Second option: `xla_cpu_prefer_vector_width=512` (XLA's default is 256): the loops XLA
 generates itself (BatchNorm, activations, the optimiser update, copies) use 512-bit vectors
 where the CPU has them (AVX-512; elsewhere LLVM keeps the widest it has). FOMM 64 px train
-step 2.49 -> 2.40 s (three alternating idle runs each, `python -m deepjax.bench
+step 2.49 -> 2.40 s (three alternating idle runs each, `deepjax bench
 --rows=fomm_train_64 --steps=5`). `DEEPJAX_CPU_VECTOR_WIDTH=256` restores the default.
 
 Your own `jax.jit` of deepjax modules can pass `compiler_options=cpu_options()`, or set

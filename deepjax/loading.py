@@ -31,7 +31,7 @@ def _checkpoint_step_dir(path: str) -> str:
                       and os.path.isdir(os.path.join(c, d, "state"))), reverse=True)
       if steps:
         return os.path.join(c, str(steps[0]))
-  raise UserError(f"no deepjax checkpoint found in {path} (train one with python -m deepjax.train)")
+  raise UserError(f"no deepjax checkpoint found in {path} (train one with deepjax train)")
 
 
 def read_config(path: str) -> ml_collections.ConfigDict:

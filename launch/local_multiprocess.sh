@@ -2,7 +2,7 @@
 # N JAX processes x M CPU devices each on this machine, joined by jax.distributed
 # (gloo CPU collectives): a small model of a multi-host run, for testing.
 #
-#   launch/local_multiprocess.sh N M [python -m deepjax.train flags...]
+#   launch/local_multiprocess.sh N M [deepjax train flags...]
 #   launch/local_multiprocess.sh 2 4 --config=configs/faceswap_ae.py:tiny --workdir=runs/mp
 #
 # Process 0 writes to the terminal; process i>0 to <workdir>/process_<i>.log
@@ -29,7 +29,7 @@ PIDS=()
 stop() { kill -TERM "${PIDS[@]}" 2>/dev/null || true; }
 trap stop TERM INT
 for ((i = 0; i < NPROC; i++)); do
-  ARGS=(-m deepjax.train "$@" --coordinator="localhost:${PORT}" --num_processes="$NPROC"
+  ARGS=(-m deepjax train "$@" --coordinator="localhost:${PORT}" --num_processes="$NPROC"
         --process_id="$i")
   if [[ $i -eq 0 ]]; then
     "$PYTHON" "${ARGS[@]}" &

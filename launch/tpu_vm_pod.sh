@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Training on a Cloud TPU VM pod slice (e.g. v5e-32, v4-64): one process per TPU host.
 #
-#   launch/tpu_vm_pod.sh TPU_NAME ZONE [python -m deepjax.train flags...]
+#   launch/tpu_vm_pod.sh TPU_NAME ZONE [deepjax train flags...]
 #   launch/tpu_vm_pod.sh my-v4-32 us-central2-b --config=configs/faceswap_ae.py --workdir=/mnt/shared/runs/ae
 #
 # Runs the same command on every worker (gcloud ... ssh --worker=all) in a clone of
@@ -21,6 +21,6 @@ if [[ "${1:-}" == "--setup" ]]; then
 pip install -U 'jax[tpu]' && pip install -e ."
 else
   ARGS=$(printf '%q ' "$@")
-  CMD="cd ~/deepjax && DEEPJAX_DISTRIBUTED=auto python -m deepjax.train ${ARGS}"
+  CMD="cd ~/deepjax && DEEPJAX_DISTRIBUTED=auto deepjax train ${ARGS}"
 fi
 exec gcloud compute tpus tpu-vm ssh "$TPU" --zone="$ZONE" --worker=all --command="$CMD"

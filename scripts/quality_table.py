@@ -6,7 +6,7 @@
 Trains the seed article's tiny model, the Original-class AE, VAE and GAN at 64
 px on the same two synthetic identities (same data, resolution, batch and
 number of steps, so the same number of images seen), evaluates each with
-`python -m deepjax.evaluate`'s swap evaluation (held-out clip, exact ground
+`deepjax evaluate`'s swap evaluation (held-out clip, exact ground
 truth, landmark regressor) and writes a markdown table (--output) and JSON
 (same name, .json). Reruns resume finished runs from their checkpoints.
 """
@@ -151,8 +151,8 @@ def main():
   bad = [m for m in args.models if m not in MODELS]
   if bad:
     sys.exit(f"error: unknown models {bad}; known: {', '.join(MODELS)}")
-  from deepjax.apps import cli  # pylint: disable=import-outside-toplevel
-  cli.enable_compilation_cache()
+  from deepjax.cli import program  # pylint: disable=import-outside-toplevel
+  program.enable_compilation_cache()
   from deepjax.eval import swap_quality  # pylint: disable=import-outside-toplevel
   from deepjax.io_utils import write_text_atomic  # pylint: disable=import-outside-toplevel
   from deepjax.train import loop  # pylint: disable=import-outside-toplevel

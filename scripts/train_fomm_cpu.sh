@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # CPU recipe for the first-order motion model (configs/fomm_tiny.py, 64 px) on the real
 # clips of ../shared/data/videos. Stages (run all by default, or name some in STAGES):
-#   extract  square face crops of every clip (python -m deepjax.extract --for=animation)
+#   extract  square face crops of every clip (deepjax extract --for=animation)
 #   train    fomm_tiny on all clips but the held-out ones, stopped after TRAIN_MINUTES
 #            (SIGTERM: the loop saves the step it is on; rerunning resumes)
-#   evaluate reconstruction metrics on the held-out clips (python -m deepjax.evaluate)
-#   animate  a photo driven by a held-out clip (python -m deepjax.animate)
+#   evaluate reconstruction metrics on the held-out clips (deepjax evaluate)
+#   animate  a photo driven by a held-out clip (deepjax animate)
 #   gif      a small GIF of driving | animation for the docs
 # Usage: scripts/train_fomm_cpu.sh            (from the repository root)
 #        STAGES="evaluate animate" TRAIN_MINUTES=20 RUN=runs/fomm_cpu scripts/train_fomm_cpu.sh
@@ -25,24 +25,24 @@ has() { [[ " $STAGES " == *" $1 "* ]]; }
 
 if has extract; then
   # 64 px crops; face boxes from every 10th frame; at most 300 frames per clip.
-  python -m deepjax.extract --for=animation --input="$DATA/videos" --output="$RUN/crops" \
+  deepjax extract --for=animation --input="$DATA/videos" --output="$RUN/crops" \
     --size=64 --every_n_frames=10 --max_frames=300
 fi
 if has train; then
   start=$(date +%s)
   # timeout sends SIGTERM: the loop finishes the step, checkpoints and exits 0.
-  timeout -s TERM "${TRAIN_MINUTES}m" python -m deepjax.train --config=configs/fomm_tiny.py \
+  timeout -s TERM "${TRAIN_MINUTES}m" deepjax train --config=configs/fomm_tiny.py \
     --workdir="$RUN/model" --config.num_steps="$STEPS" --config.data.video_dir="$RUN/crops" \
     --config.data.held_out="$held_tuple" --config.log_every=20 --config.checkpoint_every=200 \
     --config.preview_every=200 || [ $? -eq 124 ]
   echo "training wall time: $(( $(date +%s) - start )) s" | tee -a "$RUN/train_time.txt"
 fi
 if has evaluate; then
-  python -m deepjax.evaluate --task=reconstruction --workdir="$RUN/model" \
+  deepjax evaluate --task=reconstruction --workdir="$RUN/model" \
     --output="$RUN/reconstruction.json"
 fi
 if has animate; then
-  python -m deepjax.animate --workdir="$RUN/model" --source="$PHOTO" \
+  deepjax animate --workdir="$RUN/model" --source="$PHOTO" \
     --driving="$DATA/videos/$DRIVING" --output="$RUN/animation.mp4"
 fi
 if has gif; then

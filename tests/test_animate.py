@@ -1,4 +1,4 @@
-"""deepjax.animation / python -m deepjax.animate: best frame, batching, end to end, bad inputs."""
+"""deepjax.infer.animate / deepjax animate: best frame, batching, end to end, bad inputs."""
 import importlib.util
 import os
 import subprocess
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from deepjax import animation
+from deepjax.infer import animate as animation
 from deepjax.errors import UserError
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -133,7 +133,7 @@ def test_cli_end_to_end_real_clip(tmp_path, workdir, shared_data):
   clip = os.path.join(shared_data, "videos", "lp_d0.mp4")
   info = video.probe_video(clip)
   out = tmp_path / "anim.mp4"
-  cmd = [sys.executable, "-m", "deepjax.animate", f"--workdir={workdir}", f"--source={photo}",
+  cmd = [sys.executable, "-m", "deepjax", "animate", f"--workdir={workdir}", f"--source={photo}",
          f"--driving={clip}", f"--output={out}", "--max_frames=12", "--batch=5",
          "--find_best_frame", "--adapt_scale"]
   r = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, timeout=600)

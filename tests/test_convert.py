@@ -1,4 +1,4 @@
-"""python -m deepjax.convert: reference checkpoints -> deepjax run folders; errors listed.
+"""deepjax convert: reference checkpoints -> deepjax run folders; errors listed.
 
 Weights: the seeded recipe of tests/fixtures/make_fomm_parity_fixture.py at the
 configs/fomm_tiny.py size (names and shapes from tests/fixtures/fomm_parity.npz). Files in
@@ -47,7 +47,7 @@ def tiny_fomm():
 
 
 def _convert(args, timeout=300):
-  return subprocess.run([sys.executable, "-m", "deepjax.convert"] + args, capture_output=True,
+  return subprocess.run([sys.executable, "-m", "deepjax", "convert"] + args, capture_output=True,
                         text=True, timeout=timeout, cwd=REPO,
                         env=dict(os.environ, JAX_PLATFORMS="cpu"))
 

@@ -1,4 +1,4 @@
-"""Swap evaluation: landmark regressor maths and files, python -m deepjax.evaluate end to end."""
+"""Swap evaluation: landmark regressor maths and files, deepjax evaluate end to end."""
 import json
 import os
 import subprocess
@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import pytest
 
-from deepjax import swap_eval
+from deepjax.eval import swap_synthetic as swap_eval
 from deepjax.configs_lib import load_config
 from deepjax.errors import UserError
 from deepjax.eval import landmark_regressor as lmr
@@ -89,7 +89,7 @@ def setup(tmp_path_factory):
 
 def cli(*args):
   env = dict(os.environ, JAX_PLATFORMS="cpu")
-  return subprocess.run([sys.executable, "-m", "deepjax.evaluate", *args], capture_output=True,
+  return subprocess.run([sys.executable, "-m", "deepjax", "evaluate", *args], capture_output=True,
                         text=True, env=env, cwd=REPO, timeout=300, check=False)
 
 

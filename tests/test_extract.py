@@ -1,4 +1,4 @@
-"""Extraction end to end: `python -m deepjax.extract` on real footage, and bad inputs."""
+"""Extraction end to end: `deepjax extract` on real footage, and bad inputs."""
 import json
 import os
 import subprocess
@@ -17,7 +17,7 @@ pytestmark = pytest.mark.filterwarnings("ignore:os.fork")
 
 def _cli(*args):
   env = dict(os.environ, JAX_PLATFORMS="cpu")
-  return subprocess.run([sys.executable, "-m", "deepjax.extract", *args], capture_output=True,
+  return subprocess.run([sys.executable, "-m", "deepjax", "extract", *args], capture_output=True,
                         text=True, env=env, timeout=300)
 
 

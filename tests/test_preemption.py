@@ -2,7 +2,7 @@
 half-written checkpoints are ignored, and resumed runs end bit-identical to uninterrupted
 ones (the data iterator is checkpointed). Also the non-finite guard's skip mode.
 
-The interrupted runs are real `python -m deepjax.train` processes; they use the same
+The interrupted runs are real `deepjax train` processes; they use the same
 XLA flags and mesh as the in-process reference, so their steps compute the same bits.
 """
 import os
@@ -53,7 +53,7 @@ def reference(data_dir, tmp_path_factory):
 
 
 def start_training(tmp_path, data_dir: str, checkpoint_every: int) -> subprocess.Popen:
-  """`python -m deepjax.train` on the small config (stdout piped, line by line)."""
+  """`deepjax train` on the small config (stdout piped, line by line)."""
   cfg = tmp_path / "cfg.py"
   cfg.write_text(
       "import sys\n"
@@ -62,7 +62,7 @@ def start_training(tmp_path, data_dir: str, checkpoint_every: int) -> subprocess
       "def get_config():\n"
       f"  return preemption_config({data_dir!r}, {STEPS}, {checkpoint_every})\n")
   return subprocess.Popen(
-      [sys.executable, "-u", "-m", "deepjax.train", f"--config={cfg}",
+      [sys.executable, "-u", "-m", "deepjax", "train", f"--config={cfg}",
        f"--workdir={tmp_path / 'run'}"], cwd=REPO, stdout=subprocess.PIPE,
       stderr=subprocess.STDOUT, text=True, env=dict(os.environ))
 

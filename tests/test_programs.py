@@ -21,7 +21,7 @@ def run(*args, timeout=900):
 @pytest.mark.slow
 def test_demo_then_swap_images(tmp_path):
   work = tmp_path / "demo"
-  p = run("deepjax.demo", f"--workdir={work}", "--steps=4", "--frames=8")
+  p = run("deepjax", "demo", f"--workdir={work}", "--steps=4", "--frames=8")
   assert p.returncode == 0, p.stderr[-2000:]
   for name in ("preview.png", "swap_a2b.mp4", "metrics.json"):
     assert (work / name).exists(), name
@@ -39,20 +39,20 @@ def test_demo_then_swap_images(tmp_path):
   Image.fromarray(np.full((64, 64), 90, np.uint8)).save(faces / "gray.jpg")
   (faces / "broken.png").write_bytes(b"not an image")
   out = tmp_path / "swapped"
-  p = run("deepjax.swap", f"--workdir={work}", f"--input={faces}", f"--output={out}",
+  p = run("deepjax", "swap", f"--workdir={work}", f"--input={faces}", f"--output={out}",
           "--direction=a2b")
   assert p.returncode == 0, p.stderr[-2000:]
   assert sorted(os.listdir(out)) == ["gray.png", "one.png"]
   assert Image.open(out / "one.png").size == (50, 40)  # written back at the input's size
   assert "skip:" in p.stdout
 
-  p = run("deepjax.swap", f"--workdir={work}", f"--input={tmp_path / 'missing'}",
+  p = run("deepjax", "swap", f"--workdir={work}", f"--input={tmp_path / 'missing'}",
           f"--output={out}")
   assert p.returncode == 2 and p.stderr.strip().startswith("error:")
 
 
 def test_swap_bad_workdir(tmp_path):
-  p = run("deepjax.swap", f"--workdir={tmp_path / 'nothing'}", f"--input={tmp_path}",
+  p = run("deepjax", "swap", f"--workdir={tmp_path / 'nothing'}", f"--input={tmp_path}",
           f"--output={tmp_path / 'o'}")
   assert p.returncode == 2 and "error:" in p.stderr and "Traceback" not in p.stderr
   assert not (tmp_path / "o").exists()
@@ -61,12 +61,12 @@ def test_swap_bad_workdir(tmp_path):
 @pytest.mark.slow
 def test_bench_prints_table_and_json(tmp_path):
   out = tmp_path / "bench.json"
-  p = run("deepjax.bench", "--rows=ae_seeds", "--steps=1", f"--json={out}")
+  p = run("deepjax", "bench", "--rows=ae_seeds", "--steps=1", f"--json={out}")
   assert p.returncode == 0, p.stderr[-2000:]
   assert "matmul f32" in p.stdout and "faceswap_ae:seeds" in p.stdout
   data = json.loads(out.read_text())
   assert data["matmul_gflops"] > 0
   row = [r for r in data["rows"] if r.get("row", "").startswith("train faceswap_ae:seeds")][0]
   assert row["images_per_s"] > 0 and row["gflops"] > 0 and 0 < row["fraction_of_matmul_peak"]
-  p = run("deepjax.bench", "--rows=nope")
+  p = run("deepjax", "bench", "--rows=nope")
   assert p.returncode == 2 and "unknown rows" in p.stderr

@@ -13,7 +13,7 @@ import pytest
 from deepjax.data import video
 from deepjax.faces import detect
 from deepjax.faces import mask as mask_lib
-from deepjax.faces import video_swap
+from deepjax.infer import video_swap
 
 pytestmark = [pytest.mark.filterwarnings("ignore:os.fork"), pytest.mark.real_data,
               pytest.mark.slow]
@@ -32,10 +32,10 @@ def test_extract_train_swap_two_real_clips(shared_data, tmp_path):
   clip_a, clip_b = os.path.join(videos, "lp_d18.mp4"), os.path.join(videos, "lp_d19.mp4")
   faces_a, faces_b, run = tmp_path / "faces_a", tmp_path / "faces_b", tmp_path / "run"
   for src, out in ((clip_a, faces_a), (clip_b, faces_b)):
-    _run("deepjax.extract", f"--input={src}", f"--output={out}", "--size=64",
+    _run("deepjax", "extract", f"--input={src}", f"--output={out}", "--size=64",
          "--max_frames=80", "--every_n_frames=2")
     assert len([n for n in os.listdir(out) if n.endswith(".png")]) >= 36  # ~40 sampled
-  _run("deepjax.train", "--config=configs/faceswap_ae.py:tiny", f"--workdir={run}",
+  _run("deepjax", "train", "--config=configs/faceswap_ae.py:tiny", f"--workdir={run}",
        "--config.data.source=folders", f"--config.data.a={faces_a}",
        f"--config.data.b={faces_b}", "--config.num_steps=30", "--config.batch_size=8",
        f"--config.data.data_dir={tmp_path / 'datasets'}")
@@ -44,7 +44,7 @@ def test_extract_train_swap_two_real_clips(shared_data, tmp_path):
   clip = str(tmp_path / "b20.mp4")
   video_swap.write_with_audio(clip, frames, fps, clip_b)
   out = tmp_path / "swapped" / "b_as_a.mp4"
-  proc = _run("deepjax.swap", f"--workdir={run}", f"--video={clip}", f"--output={out}",
+  proc = _run("deepjax", "swap", f"--workdir={run}", f"--video={clip}", f"--output={out}",
               "--direction=b2a", "--color=mean_std", "--blend=alpha")
   assert "swapped 20/20 frames" in proc.stdout
   assert f"coverage 0.75, centering face ({faces_a / 'alignments.json'})" in proc.stderr

@@ -1,4 +1,4 @@
-"""python -m deepjax.sample end to end on a tiny VAE, and its bad inputs."""
+"""deepjax sample end to end on a tiny VAE, and its bad inputs."""
 import os
 import subprocess
 import sys
@@ -42,7 +42,7 @@ def runs(tmp_path_factory):
 
 def cli(*args):
   env = dict(os.environ, JAX_PLATFORMS="cpu")
-  return subprocess.run([sys.executable, "-m", "deepjax.sample", *args], capture_output=True,
+  return subprocess.run([sys.executable, "-m", "deepjax", "sample", *args], capture_output=True,
                         text=True, env=env, cwd=REPO, timeout=300, check=False)
 
 

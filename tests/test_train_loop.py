@@ -96,7 +96,7 @@ def test_train_cli_bad_inputs(tmp_path):
        f"--config.data.a={tmp_path}/nope", f"--config.data.b={tmp_path}/nope"],
   ]
   for args in cases:
-    p = subprocess.run([sys.executable, "-m", "deepjax.train", *args], capture_output=True,
+    p = subprocess.run([sys.executable, "-m", "deepjax", "train", *args], capture_output=True,
                        text=True, env=env, cwd=REPO, timeout=300, check=False)
     assert p.returncode != 0, args
     assert "Traceback" not in p.stderr, p.stderr

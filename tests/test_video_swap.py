@@ -1,4 +1,4 @@
-"""Video face swap (`deepjax.faces.video_swap`, `python -m deepjax.swap --video`).
+"""Video face swap (`deepjax.infer.video_swap`, `deepjax swap --video`).
 
 Crop -> swap -> paste back is checked with stand-in swappers (identity, colour
 inversion) against the frame itself and against a landmark hull drawn directly in
@@ -18,7 +18,8 @@ from deepjax.data import video
 from deepjax.errors import UserError
 from deepjax.faces import detect
 from deepjax.faces import mask as mask_lib
-from deepjax.faces import swap_bench, video_swap
+from deepjax.bench import video_swap as swap_bench
+from deepjax.infer import video_swap
 
 pytestmark = [pytest.mark.filterwarnings("ignore:os.fork"), pytest.mark.real_data]
 
@@ -199,7 +200,7 @@ def _probe(path):
 def test_cli_video_keeps_frames_fps_size_audio(rand_run, clip, tmp_path):
   out = tmp_path / "new" / "folder" / "swapped.mp4"  # missing folders are created
   env = dict(os.environ, JAX_PLATFORMS="cpu")
-  proc = subprocess.run([sys.executable, "-m", "deepjax.swap", f"--workdir={rand_run}",
+  proc = subprocess.run([sys.executable, "-m", "deepjax", "swap", f"--workdir={rand_run}",
                          f"--video={clip}", f"--output={out}", "--direction=b2a", "--batch=8",
                          "--detector=dlib"], capture_output=True, text=True, env=env,
                         timeout=300)
@@ -304,7 +305,7 @@ def test_bad_inputs_raise_and_leave_no_output(bad_inputs, rand_run, clip, case, 
 def test_cli_bad_video_one_line_exit_2(bad_inputs, rand_run, tmp_path):
   out = tmp_path / "o.mp4"
   env = dict(os.environ, JAX_PLATFORMS="cpu")
-  proc = subprocess.run([sys.executable, "-m", "deepjax.swap", f"--workdir={rand_run}",
+  proc = subprocess.run([sys.executable, "-m", "deepjax", "swap", f"--workdir={rand_run}",
                          f"--video={bad_inputs / 'corrupt.mp4'}", f"--output={out}"],
                         capture_output=True, text=True, env=env, timeout=120)
   assert proc.returncode == 2

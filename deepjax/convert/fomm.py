@@ -146,7 +146,7 @@ def write_run(output_dir: str, variables: Mapping[str, Mapping], config, step: i
   """Saves `variables` as a deepjax run folder `output_dir/checkpoints/<step>/`.
 
   The folder holds `state` (TrainState), `data` ({} : no data iterator) and `config`;
-  `deepjax.load(output_dir)` and `python -m deepjax.animate` read it. Refuses a folder that
+  `deepjax.load(output_dir)` and `deepjax animate` read it. Refuses a folder that
   already has checkpoints. Returns the step folder.
   """
   from deepjax.train import checkpoint as ckpt  # pylint: disable=import-outside-toplevel

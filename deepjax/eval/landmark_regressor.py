@@ -174,7 +174,7 @@ def load(folder: str):
   p, r = os.path.join(folder, "params.msgpack"), os.path.join(folder, "report.json")
   if not (os.path.isfile(p) and os.path.isfile(r)):
     raise UserError(f"no landmark regressor in {folder} (train one with "
-                    "python -m deepjax.evaluate --task=train_landmarks --output=DIR)")
+                    "deepjax evaluate --task=train_landmarks --output=DIR)")
   try:
     with open(p, "rb") as f:
       params = flax.serialization.msgpack_restore(f.read())

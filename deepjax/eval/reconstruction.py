@@ -93,7 +93,7 @@ def _videos_from_folder(folder: str, size: int, max_frames: Optional[int]):
   """{name: uint8 (T,size,size,3)} of every clip in `folder` (centre square, resized)."""
   from deepjax.data import video  # pylint: disable=import-outside-toplevel
   from deepjax.data.builders import talking_heads  # pylint: disable=import-outside-toplevel
-  from deepjax.faces import animation as fa  # pylint: disable=import-outside-toplevel
+  from deepjax.faces import animation_crop as fa  # pylint: disable=import-outside-toplevel
   if not os.path.isdir(folder):
     raise UserError(f"not a folder of videos: {folder}")
   out = {}
@@ -133,7 +133,7 @@ def _videos_from_config(config, max_frames: Optional[int]):
 def cross_identity_error(fomm, variables, size: int, pairs: int = 2, frames: int = 16,
                          seed: int = 7) -> dict:
   """Synthetic X driven by Y (relative motion) vs the exact ground truth render(X, m_Y)."""
-  from deepjax.animation import animate_frames  # pylint: disable=import-outside-toplevel
+  from deepjax.infer.animate import animate_frames  # pylint: disable=import-outside-toplevel
   from deepjax.data import synthetic  # pylint: disable=import-outside-toplevel
   l1, l1_base, psnr = [], [], []
   for p in range(pairs):
@@ -171,7 +171,7 @@ def evaluate_reconstruction(workdir: str, videos: Optional[str] = None,
     {"step", "videos", "frames", "l1", "akd", "aed", "mkr", "landmark_frames",
      "per_video": {...}, "cross_identity": {...}}.
   """
-  from deepjax.animation import load_motion_model  # pylint: disable=import-outside-toplevel
+  from deepjax.infer.animate import load_motion_model  # pylint: disable=import-outside-toplevel
   fomm, variables, config = load_motion_model(workdir)
   size = int(config.data.size)
   clips = (_videos_from_folder(videos, size, max_frames) if videos
@@ -229,7 +229,7 @@ def run_and_report(workdir: str, output: Optional[str] = None, videos: Optional[
 
   from deepjax.io_utils import write_text_atomic  # pylint: disable=import-outside-toplevel
   if not workdir:
-    raise UserError("--workdir is required (a folder written by python -m deepjax.train)")
+    raise UserError("--workdir is required (a folder written by deepjax train)")
   if not os.path.isdir(workdir):
     raise UserError(f"workdir not found: {workdir}")
   if max_frames is not None and max_frames <= 0:

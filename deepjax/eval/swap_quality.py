@@ -2,26 +2,26 @@
 
 On a held-out synthetic clip (motion never seen in training) the model swaps
 A->B and B->A; the exact ground truth is the other identity rendered with the
-same motion (`deepjax.swap_eval`). Besides PSNR/SSIM/L1, the landmarks of each
+same motion (`deepjax.eval.swap_synthetic`). Besides PSNR/SSIM/L1, the landmarks of each
 output are located by the synthetic-face landmark regressor
 (`deepjax.eval.landmark_regressor`) and compared with the renderer's landmarks
 of the ground truth (NME: mean distance / outer inter-ocular distance). The
 same regressor applied to the ground-truth frames gives the floor of that
 measure (the regressor's own error on this clip).
 
-Rows per direction: "model" (what `deepjax.swapping.Swapper` delivers: for mask
+Rows per direction: "model" (what `deepjax.infer.swap.Swapper` delivers: for mask
 models the blend mask*rgb + (1-mask)*input), "model_raw" (mask models only: the
 decoder's RGB), "input" (the face unchanged), "mean_face" (the target's average
 face), "face_paste" (the ground truth's face region pasted into the input: what
 a perfect face-only swap scores on the whole frame) and "ground_truth"
 (regressor floor; image metrics are exact). Image metrics come for the whole
-frame and inside the ground truth's face region (`deepjax.swap_eval`).
+frame and inside the ground truth's face region (`deepjax.eval.swap_synthetic`).
 """
 import jax.numpy as jnp
 import numpy as np
 
 from deepjax import compile_options
-from deepjax import swap_eval
+from deepjax.eval import swap_synthetic as swap_eval
 from deepjax.errors import UserError
 from deepjax.eval import landmark_regressor as lmr
 
@@ -43,7 +43,7 @@ def check_swap_workdir(workdir: str):
 
 def swap_functions(workdir: str):
   """-> (config, {"model": fn, "model_raw": fn or absent}); fn(images, to_identity) -> images."""
-  from deepjax.swapping import Swapper  # pylint: disable=import-outside-toplevel
+  from deepjax.infer.swap import Swapper  # pylint: disable=import-outside-toplevel
   swapper = Swapper(workdir)
   config = swapper.config
   fns = {"model": lambda x, d: swapper(np.asarray(x), "a2b" if d == "b" else "b2a")[0]}

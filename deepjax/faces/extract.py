@@ -1,6 +1,6 @@
 """Face extraction from photos and videos: detect, choose, smooth, align, crop, record.
 
-`extract(inputs, out_dir, options)` is the library behind `python -m deepjax.extract`.
+`extract(inputs, out_dir, options)` is the library behind `deepjax extract`.
 For every source (image or video) it:
 
 1. detects faces on the sampled frames (every `every_n_frames`-th frame of the first

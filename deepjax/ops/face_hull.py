@@ -3,7 +3,7 @@
 The region is the polygon of the jaw line (points 0-16) closed over the
 eyebrows (26 back to 17) -- no forehead. The GAN's mask is pulled towards it
 (`deepjax.train.tasks.gan`) and the swap evaluation measures PSNR/L1 inside it
-(`deepjax.swap_eval`). The numpy masks for real footage, with forehead, growth
+(`deepjax.eval.swap_synthetic`). The numpy masks for real footage, with forehead, growth
 and feathering, are in `deepjax.faces.mask`.
 
 Landmarks are (x, y) in [-1, 1] (align_corners=False pixel centres), as the

@@ -11,7 +11,7 @@ simplifier rewrites 0.5 * g + 0.5 * mu as (g + mu) * 0.5, finds it cheap enough 
 duplicate into the parameter-update fusion, and then has to copy the old first moment
 (its buffer is donated and overwritten in place): two extra passes over every moment
 per step. The lerp form is not rewritten. `python -m deepjax.train.optim` (row `adam` of
-`python -m deepjax.bench`) times both on the 64 px FOMM's parameters (60 M).
+`deepjax bench`) times both on the 64 px FOMM's parameters (60 M).
 """
 import argparse
 import time
@@ -54,7 +54,7 @@ def bench(config_arg: str = "fomm_vox256:res=64", b1: float = 0.5, repeats: int 
   """Seconds per donated update of all keypoint-detector and generator parameters of
   `config_arg`, optax.adam vs this module's adam (best of `repeats`)."""
   from deepjax.models.motion.fomm import FOMM  # pylint: disable=import-outside-toplevel
-  from deepjax.models.motion.fomm_bench import load_config  # pylint: disable=import-outside-toplevel
+  from deepjax.bench.fomm_animate import load_config  # pylint: disable=import-outside-toplevel
   config = load_config(config_arg)
   shapes = FOMM.from_config(config.model).init_shapes((1, int(config.data.size),
                                                        int(config.data.size), 3))
@@ -87,7 +87,7 @@ def main():
   parser.add_argument("--config", default="fomm_vox256:res=64")
   parser.add_argument("--b1", type=float, default=0.5)
   args = parser.parse_args()
-  from deepjax.benchmarks import print_row  # pylint: disable=import-outside-toplevel
+  from deepjax.bench.timing import print_row  # pylint: disable=import-outside-toplevel
   print_row(bench, args.config, args.b1)
 
 

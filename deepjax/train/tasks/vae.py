@@ -12,7 +12,7 @@ same per-pixel scale as the (mean) reconstruction loss; `beta(step)` rises
 linearly from 0 to `config.vae.beta` over `config.vae.warmup_steps` steps
 (KL warm-up, Bowman et al. 2016). Swapping and previews use the mean (no
 sampling). `decode_latent` maps a latent *vector* (the encoder's bottleneck)
-to faces, for random samples and interpolations (`python -m deepjax.sample`).
+to faces, for random samples and interpolations (`deepjax sample`).
 """
 import jax
 import jax.numpy as jnp

@@ -1,1 +1,0 @@
-"""Thin absl programs over the library: train, swap, demo, bench, extract, ..."""

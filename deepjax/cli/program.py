@@ -1,0 +1,93 @@
+"""Shared entry-point wrapper: one-line errors, non-zero exit, no tracebacks.
+
+Every program's `__main__` calls `program.run(main)`. A `UserError` (bad input)
+prints `error: <message>` and exits with status 2; any other exception prints a
+one-line internal error and exits with status 1 (set DEEPJAX_DEBUG=1 to see the
+traceback). absl's flag errors (unknown flags, bad values) keep their own
+one-line message and exit status.
+"""
+import os
+import sys
+
+from absl import app, flags, logging
+
+from deepjax.errors import UserError
+
+
+def _guard(main):
+  def wrapped(argv):
+    if not flags.FLAGS["verbosity"].present:
+      # absl-logged chatter of TFDS/orbax hidden; deepjax's own warnings (Python
+      # logging) still show. --verbosity=0 shows everything.
+      logging.set_verbosity(logging.ERROR)
+    try:
+      return main(argv)
+    except UserError as e:
+      print(f"error: {e}", file=sys.stderr)
+      sys.exit(2)
+    except KeyboardInterrupt:
+      print("interrupted", file=sys.stderr)
+      sys.exit(130)
+    except SystemExit:
+      raise
+    except Exception as e:  # pylint: disable=broad-except
+      if os.environ.get("DEEPJAX_DEBUG"):
+        raise
+      msg = str(e).strip().splitlines()
+      msg = msg[0] if msg else ""
+      print(f"internal error: {type(e).__name__}: {msg} (set DEEPJAX_DEBUG=1 for the traceback)",
+            file=sys.stderr)
+      sys.exit(1)
+  return wrapped
+
+
+def enable_compilation_cache() -> None:
+  """XLA's persistent compilation cache: a second start of a config skips compiling.
+
+  Location: $JAX_COMPILATION_CACHE_DIR if set, else ~/.cache/deepjax/jax;
+  DEEPJAX_COMPILATION_CACHE=0 turns it off.
+  """
+  if os.environ.get("DEEPJAX_COMPILATION_CACHE", "1") == "0":
+    return
+  import jax  # pylint: disable=import-outside-toplevel
+  if not jax.config.jax_compilation_cache_dir:
+    jax.config.update("jax_compilation_cache_dir",
+                      os.path.join(os.path.expanduser("~"), ".cache", "deepjax", "jax"))
+  jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+
+
+def _parse_flags(argv):
+  """absl flag parsing with one-line errors (also for config files and overrides)."""
+  try:
+    return flags.FLAGS(argv)
+  except flags.Error as e:
+    print(f"error: {e}", file=sys.stderr)
+  except Exception as e:  # pylint: disable=broad-except  (config file / override errors)
+    msg = (str(e).strip().splitlines() or [type(e).__name__])[0]
+    print(f"error: bad flag or config override: {msg}", file=sys.stderr)
+  sys.exit(2)
+
+
+def config_value(config_flag):
+  """The parsed config of a `config_flags` holder; UserError if the file failed to load."""
+  try:
+    value = config_flag.value
+    if value is not None:
+      value.keys()  # the value is loaded lazily: touch it so load errors surface here
+    return value
+  except Exception as e:  # pylint: disable=broad-except
+    msg = (str(e).strip().splitlines() or [type(e).__name__])[0]
+    path = getattr(flags.FLAGS[config_flag.name], "config_filename", None)
+    path = path.split(":")[0] if path else path
+    if path and not os.path.exists(path):
+      raise UserError(f"config file not found: {path}") from e
+    raise UserError(f"could not load the config file {path or ''}: {msg}") from e
+
+
+def run(main, argv=None):
+  """Runs an absl `main(argv)` with deepjax's error handling (argv: sys.argv by default).
+
+  absl-logged library chatter is shown from ERROR up (`--verbosity=0` shows INFO).
+  """
+  enable_compilation_cache()
+  app.run(_guard(main), argv=argv, flags_parser=_parse_flags)
