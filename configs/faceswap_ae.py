@@ -75,19 +75,24 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
                                           mouth_weight=2.0))
   c.optimizer = ml_collections.ConfigDict(dict(learning_rate=5e-5, b1=0.5, b2=0.999,
                                                clip_norm=0.0))
-  c.batch_size = 64
-  c.num_steps = 100_000
-  c.log_every = 100
-  c.checkpoint_every = 1000
-  c.preview_every = 1000
-  c.keep_checkpoints = 3
-  c.mesh_devices = 0       # devices in the 'data' mesh; 0 = all
-  c.nonfinite = "stop"     # "stop": stop without saving; "skip": skip the step, count it
+  # The loop (deepjax/train/loop.py):
+  c.batch_size = 64          # global batch: all devices of all processes together
+  c.num_steps = 100_000      # steps to reach; a rerun of the same command resumes up to it
+  c.log_every = 100          # console + TensorBoard scalars of the train step
+  c.eval_every = 1000        # task.eval_step on held-out batches (the data's test split); 0 = off
+  c.eval_batches = 2         # held-out batches averaged at each evaluation
+  c.checkpoint_every = 1000  # orbax checkpoint (state + data iterator + config)
+  c.preview_every = 1000     # preview.png (+ previews/, TensorBoard) of held-out faces; 0 = off
+  c.keep_checkpoints = 3     # newest checkpoints kept
+  c.mesh_devices = 0         # devices in the 'data' mesh; 0 = all
+  c.nonfinite = "stop"       # "stop": stop without saving; "skip": skip the step, count it
 
   if "tiny" in args or "seeds" in args:
     c.batch_size = 16
     c.num_steps = 450        # the demo: ~4 minutes end to end on 2 CPU cores
     c.log_every = 50
+    c.eval_every = 150
+    c.eval_batches = 1
     c.checkpoint_every = 150
     c.preview_every = 150
     c.optimizer.learning_rate = 5e-4 if "tiny" in args else 1e-3

@@ -26,3 +26,26 @@ def shared_data():
   if not os.path.isdir(SHARED_DATA):
     pytest.skip(f"real footage not found at {SHARED_DATA}")
   return SHARED_DATA
+
+
+class _Logged:
+  """What deepjax logged (absl logging) during a test."""
+
+  def __init__(self, caplog):
+    self._caplog = caplog
+
+  @property
+  def text(self) -> str:
+    return "\n".join(r.getMessage() for r in self._caplog.records)
+
+  @property
+  def lines(self) -> list[str]:
+    return self.text.splitlines()
+
+
+@pytest.fixture
+def logged(caplog):
+  """The messages logged through absl logging (INFO and up) during the test."""
+  import logging  # pylint: disable=import-outside-toplevel
+  caplog.set_level(logging.INFO, logger="absl")
+  return _Logged(caplog)

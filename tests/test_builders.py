@@ -99,7 +99,7 @@ def _make_folder(path):
 
 def test_face_folder_build(tmp_path, caplog):
   lm = _make_folder(tmp_path / "faces")
-  with caplog.at_level(logging.WARNING, logger="deepjax.data"):
+  with caplog.at_level(logging.WARNING, logger="absl"):
     builder = face_folders.prepare_face_folder(tmp_path / "faces", size=12,
                                                data_dir=tmp_path / "data", test_fraction=0.0)
   assert "broken.jpg" in caplog.text
@@ -253,7 +253,7 @@ def test_talking_heads(tmp_path, caplog):
   from deepjax.data.builders import talking_heads  # pylint: disable=g-import-not-at-top
   folder = make_video_folder(tmp_path / "vids", n_videos=3, n_frames=7)
   (tmp_path / "vids" / "broken.mp4").write_bytes(b"not a video")
-  with caplog.at_level(logging.WARNING, logger="deepjax.data"):
+  with caplog.at_level(logging.WARNING, logger="absl"):
     b = talking_heads.prepare_talking_heads(folder, size=8, data_dir=tmp_path / "d",
                                             frame_step=2, test_videos=("clip1",))
   assert "broken.mp4" in caplog.text

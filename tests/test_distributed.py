@@ -179,7 +179,7 @@ def prepared_data_dir(config, kind: str = "swap") -> str:
 @pytest.mark.slow
 @pytest.mark.parametrize("kind", ["swap", "motion"])
 def test_two_processes_equal_one_process_and_share_checkpoints(tmp_path, tmp_path_factory, kind,
-                                                                monkeypatch, capsys):
+                                                                monkeypatch, logged):
   import jax  # pylint: disable=import-outside-toplevel
   from deepjax.data import motion_pipeline, pipeline  # pylint: disable=import-outside-toplevel
   from deepjax.train import loop, metrics as mlib  # pylint: disable=import-outside-toplevel
@@ -238,7 +238,7 @@ def test_two_processes_equal_one_process_and_share_checkpoints(tmp_path, tmp_pat
     one_cfg.mesh_devices = 1
   resumed = loop.train_and_evaluate(one_cfg, str(tmp_path / "run"))
   assert resumed["step"] == STEPS
-  assert "written by 2 process(es)" in capsys.readouterr().out
+  assert "written by 2 process(es)" in logged.text
   restored = flat_params(jax.device_get(resumed["state"].params))
   assert all(np.array_equal(restored[k], two[0][k]) for k in restored)
 

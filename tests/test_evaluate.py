@@ -29,7 +29,7 @@ def test_nme_and_pixel_error_by_hand():
 
 
 def test_regressor_trains_saves_and_loads(tmp_path):
-  params, report = lmr.train(TINY_LMR, log=lambda m: None)
+  params, report = lmr.train(TINY_LMR)
   assert set(report["test"]) == {"sharp", "half_blurred"}
   x, y = lmr.synthetic_set(8, 32, lmr.TEST_IDENTITY_BASE, 5)
   pred = lmr.predict(params, x, report["settings"])
@@ -47,7 +47,7 @@ def test_regressor_trains_saves_and_loads(tmp_path):
 def test_trained_regressor_beats_the_mean_shape(tmp_path):
   """Its error on unseen faces is below that of always answering the training mean."""
   s = dict(TINY_LMR, steps=150, n_train=512)
-  params, report = lmr.train(s, log=lambda m: None)
+  params, report = lmr.train(s)
   _, y_train = lmr.synthetic_set(512, 32, lmr.TRAIN_IDENTITY_BASE, 11)
   x, y = lmr.synthetic_set(64, 32, lmr.TEST_IDENTITY_BASE, 77)
   mean_shape = np.broadcast_to(y_train.mean(0), y.shape)
@@ -76,7 +76,7 @@ def tiny_gan(tmp, steps=3):
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
   tmp = tmp_path_factory.mktemp("evaluate")
-  params, report = lmr.train(TINY_LMR, log=lambda m: None)
+  params, report = lmr.train(TINY_LMR)
   lmr.save(str(tmp / "lm"), params, report)
   loop.train_and_evaluate(tiny_gan(tmp), str(tmp / "gan"))
   # A checkpoint of another family (only its config matters to the check).

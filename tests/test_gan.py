@@ -126,12 +126,12 @@ def test_gan_needs_a_mask(tmp_path):
     build_task(c)
 
 
-def test_perceptual_off_without_weights_is_logged(tmp_path, capsys):
+def test_perceptual_off_without_weights_is_logged(tmp_path, logged):
   build_task(small_gan(tmp_path))
-  assert "perceptual loss off" in capsys.readouterr().out
+  assert "perceptual loss off" in logged.text
 
 
-def test_perceptual_with_a_weights_file(tmp_path, capsys):
+def test_perceptual_with_a_weights_file(tmp_path, logged):
   from deepjax.models import vgg
   params = vgg.random_vgg19_params(jax.random.key(0))
   arrays = {}
@@ -142,7 +142,7 @@ def test_perceptual_with_a_weights_file(tmp_path, capsys):
   path = tmp_path / "vgg19.npz"
   np.savez(path, **arrays)
   task = build_task(small_gan(tmp_path, vgg_weights=str(path), perceptual_layers=2))
-  assert "perceptual loss on" in capsys.readouterr().out
+  assert "perceptual loss on" in logged.text
   batch = random_batch(n=2)
   state = task.init(jax.random.key(0), batch)
   _, metrics = jax.jit(task.train_step)(state, batch)
@@ -152,14 +152,14 @@ def test_perceptual_with_a_weights_file(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("devices", [1, 8])
-def test_gan_trains_on_the_loop_and_restores(tmp_path, devices, capsys):
+def test_gan_trains_on_the_loop_and_restores(tmp_path, devices, logged):
   c = small_gan(tmp_path, steps=30, mesh_devices=devices)
   out = loop.train_and_evaluate(c, str(tmp_path / "run"))
   assert out["step"] == 30
-  logged = [l for l in capsys.readouterr().out.splitlines() if l.startswith("step ")]
+  steps = [l for l in logged.lines if l.startswith("step ")]
   rec = [float(l.split("| loss_a ")[1].split()[0]) + float(l.split("| loss_b ")[1].split()[0])
-         for l in logged]
-  d = [float(l.split("| d_loss ")[1].split()[0]) for l in logged]
+         for l in steps]
+  d = [float(l.split("| d_loss ")[1].split()[0]) for l in steps]
   assert all(np.isfinite(rec)) and all(np.isfinite(d))
   assert np.mean(rec[-2:]) < 0.8 * np.mean(rec[:2]), rec
   run = str(tmp_path / "run")

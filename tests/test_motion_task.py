@@ -57,7 +57,7 @@ def test_lr_schedule_milestones_by_hand():
 
 def test_registry_and_fallback_notice(caplog):
   c = tiny_config()
-  with caplog.at_level(logging.WARNING, logger="deepjax"):
+  with caplog.at_level(logging.WARNING, logger="absl"):
     task = build_task(c)
   assert isinstance(task, MotionTask)
   assert task.vgg is None

@@ -94,7 +94,7 @@ def finished_steps(workdir) -> list[int]:
 
 @pytest.mark.slow
 def test_sigterm_saves_exits_zero_and_resumes_bit_identically(tmp_path, data_dir, reference,
-                                                              capsys):
+                                                              logged):
   proc = start_training(tmp_path, data_dir, checkpoint_every=10)
   read_until(proc, "step 2/")
   proc.send_signal(signal.SIGTERM)
@@ -107,7 +107,7 @@ def test_sigterm_saves_exits_zero_and_resumes_bit_identically(tmp_path, data_dir
   assert finished_steps(tmp_path / "run")[-1] == step
 
   resumed = loop.train_and_evaluate(preemption_config(data_dir), str(tmp_path / "run"))
-  assert f"resumed from step {step}" in capsys.readouterr().out
+  assert f"resumed from step {step}" in logged.text
   assert resumed["step"] == STEPS
   assert_same_bits(resumed["state"].params, reference.params, f"stopped at {step}")
   assert_same_bits(resumed["state"].opt_state, reference.opt_state, f"stopped at {step}")
@@ -115,7 +115,7 @@ def test_sigterm_saves_exits_zero_and_resumes_bit_identically(tmp_path, data_dir
 
 @pytest.mark.slow
 def test_kill9_keeps_last_checkpoint_and_resumes_bit_identically(tmp_path, data_dir, reference,
-                                                                 capsys):
+                                                                 logged):
   kill_after = int(np.random.default_rng().integers(3, 9))
   proc = start_training(tmp_path, data_dir, checkpoint_every=1)  # saving all the time
   read_until(proc, f"step {kill_after}/")
@@ -136,7 +136,7 @@ def test_kill9_keeps_last_checkpoint_and_resumes_bit_identically(tmp_path, data_
 
   cfg = preemption_config(data_dir)
   resumed = loop.train_and_evaluate(cfg, str(run))
-  assert f"resumed from step {done[-1]}" in capsys.readouterr().out, (kill_after, done)
+  assert f"resumed from step {done[-1]}" in logged.text, (kill_after, done)
   assert not tmp.exists()  # stale temporaries are removed when the manager opens
   assert resumed["step"] == STEPS
   assert_same_bits(resumed["state"].params, reference.params, (kill_after, done))

@@ -6,6 +6,7 @@ one-line internal error and exits with status 1 (set DEEPJAX_DEBUG=1 to see the
 traceback). absl's flag errors (unknown flags, bad values) keep their own
 one-line message and exit status.
 """
+import logging as logging_std
 import os
 import sys
 
@@ -14,12 +15,48 @@ from absl import app, flags, logging
 from deepjax.errors import UserError
 
 
+class _ConsoleFormat(logging_std.Formatter):
+  """deepjax's own log lines as plain text ("warning: ..." from WARNING up); others as absl."""
+
+  def __init__(self, fallback):
+    super().__init__()
+    self._fallback = fallback
+
+  def format(self, record):
+    if not _from_deepjax(record):
+      return self._fallback.format(record)
+    msg = record.getMessage()
+    return msg if record.levelno < logging_std.WARNING else f"{record.levelname.lower()}: {msg}"
+
+
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+
+
+def _from_deepjax(record) -> bool:
+  return (record.pathname or "").startswith(_PACKAGE_DIR)
+
+
+def _quiet_others(record) -> bool:
+  """Other libraries' records (TFDS, orbax, ...) only from ERROR up."""
+  return _from_deepjax(record) or record.levelno >= logging_std.ERROR
+
+
+def configure_logging() -> None:
+  """Console logging of the programs: deepjax's INFO lines as plain text on stderr, other
+  libraries' absl chatter hidden below ERROR. An explicit --verbosity shows everything absl
+  would show at that level."""
+  handler = logging.get_absl_handler()
+  if flags.FLAGS["verbosity"].present:
+    return
+  logging.set_verbosity(logging.INFO)
+  python_handler = handler.python_handler
+  python_handler.setFormatter(_ConsoleFormat(python_handler.formatter or logging_std.Formatter()))
+  python_handler.addFilter(_quiet_others)
+
+
 def _guard(main):
   def wrapped(argv):
-    if not flags.FLAGS["verbosity"].present:
-      # absl-logged chatter of TFDS/orbax hidden; deepjax's own warnings (Python
-      # logging) still show. --verbosity=0 shows everything.
-      logging.set_verbosity(logging.ERROR)
+    configure_logging()
     try:
       return main(argv)
     except UserError as e:

@@ -31,6 +31,7 @@ from typing import Iterator, Optional
 
 import grain
 import numpy as np
+from absl import logging
 
 from deepjax.data import pipeline
 from deepjax.data.builders import common
@@ -235,7 +236,7 @@ class PairIterator:
         or "pairs" not in state):
       raise UserError("data iterator state is not from deepjax's pair_iterator")
     if state.get("meta") != self._meta:
-      common.log.warning("data iterator state was saved for other data/options (%s, now %s):"
+      logging.warning("data iterator state was saved for other data/options (%s, now %s):"
                          " starting the data from the beginning", state.get("meta"),
                          self._meta)
       return

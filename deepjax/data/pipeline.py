@@ -23,13 +23,13 @@ disjoint) -> `.shuffle(seed)` -> `.repeat()` (train; each epoch reshuffled) ->
 record selection -> `.batch(drop_remainder=True)` -> `to_iter_dataset()`
 (-> `mp_prefetch` when worker_count > 0).
 """
-import logging
 import math
 from typing import Any, Callable, Iterator, Optional
 
 import grain
 import jax
 import numpy as np
+from absl import logging
 
 from deepjax.data.builders import face_folders
 from deepjax.data.builders import synthetic_faces
@@ -214,7 +214,7 @@ class SwapIterator:
       raise UserError("data iterator state is not from this version of deepjax's "
                       "swap_iterator")
     if state.get("meta") != self._meta:
-      logging.getLogger("deepjax.data").warning(
+      logging.warning(
           "data iterator state was saved for other data/options (%s, now %s): "
           "starting the data from the beginning", state.get("meta"), self._meta)
       return

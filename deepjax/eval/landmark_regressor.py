@@ -26,6 +26,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from absl import logging
 
 from deepjax.errors import UserError
 from deepjax.io_utils import atomic_path, write_text_atomic
@@ -86,7 +87,7 @@ def synthetic_set(n: int, size: int, identity_base: int, motion_seed: int, blur_
   return images.astype(np.float32), np.asarray(marks, np.float32)
 
 
-def train(settings: dict | None = None, log=print):
+def train(settings: dict | None = None):
   """Trains the regressor on synthetic faces; -> (params, report dict).
 
   report: settings, train seconds, and the held-out NME / pixel error
@@ -119,7 +120,7 @@ def train(settings: dict | None = None, log=print):
     idx = rng.integers(0, len(x_train), s["batch"])
     params, opt, loss = step(params, opt, x_train[idx], y_train[idx])
     if (i + 1) % 500 == 0 or i + 1 == s["steps"]:
-      log(f"landmark regressor: step {i + 1}/{s['steps']} | L1 {float(loss):.4f}")
+      logging.info(f"landmark regressor: step {i + 1}/{s['steps']} | L1 {float(loss):.4f}")
   train_s = time.perf_counter() - t0
   report = {"settings": s, "train_seconds": round(train_s, 1), "version": VERSION,
             "test": accuracy(params, s)}
@@ -189,12 +190,12 @@ def default_cache_dir() -> str:
   return os.path.join(os.path.expanduser("~"), ".cache", "deepjax", f"landmark_regressor_v{VERSION}")
 
 
-def load_or_train(folder: str | None = None, log=print):
+def load_or_train(folder: str | None = None):
   """The regressor in `folder` (default: the cache); trains and saves it when absent."""
   folder = folder or default_cache_dir()
   if os.path.isfile(os.path.join(folder, "params.msgpack")):
     return load(folder)
-  log(f"training the landmark regressor once (about 1-2 min on CPU) into {folder}")
-  params, report = train(log=log)
+  logging.info(f"training the landmark regressor once (about 1-2 min on CPU) into {folder}")
+  params, report = train()
   save(folder, params, report)
   return params, report

@@ -55,12 +55,12 @@ def swap_functions(workdir: str):
   return config, fns
 
 
-def evaluate(workdir: str, n_frames: int = 64, regressor_dir: str | None = None, log=print):
+def evaluate(workdir: str, n_frames: int = 64, regressor_dir: str | None = None):
   """Full swap evaluation of `workdir`; -> JSON-able dict (see the module docstring)."""
   check_swap_workdir(workdir)
   config, fns = swap_functions(workdir)
   results, clip, outputs = swap_eval.evaluate_swap(fns["model"], config.data, n_frames)
-  lm_params, lm_report = lmr.load_or_train(regressor_dir, log=log)
+  lm_params, lm_report = lmr.load_or_train(regressor_dir)
   settings = lm_report["settings"]
   means = swap_eval.mean_face(config.data)
   for src, dst in (("a", "b"), ("b", "a")):

@@ -24,14 +24,13 @@ from __future__ import annotations
 import dataclasses
 import functools
 import glob
-import logging
 import os
 
 import numpy as np
+from absl import logging
 
 from deepjax.errors import UserError
 
-log = logging.getLogger(__name__)
 
 BACKENDS = ("auto", "dlib", "dlib_cnn", "face_alignment")
 # Detection runs on an image whose longer side is at most this (HOG's cost is per pixel).

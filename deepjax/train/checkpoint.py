@@ -82,9 +82,10 @@ def restore(manager, step: int, abstract_state):
   return out["state"], out["data"]
 
 
-def abstract_with_sharding(shapes, sharding):
-  """ShapeDtypeStructs of `shapes` placed with `sharding` (one for all leaves)."""
-  return jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sharding), shapes)
+def abstract_with_sharding(shapes, shardings):
+  """ShapeDtypeStructs of `shapes` placed with `shardings` (a tree like `shapes`)."""
+  return jax.tree.map(lambda s, sh: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sh),
+                      shapes, shardings)
 
 
 def config_from_dict(d: dict) -> ml_collections.ConfigDict:

@@ -6,10 +6,12 @@ donated state. It checkpoints (state + data iterator + config), resumes from
 the latest checkpoint in `workdir`, logs to the console and TensorBoard, and
 writes preview grids. It never knows which family it runs.
 """
+import dataclasses
 import math
 import os
 import signal
 import time
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -38,9 +40,8 @@ class _StopFlag:
     self._multi = False
 
   def __enter__(self):
-    from jax._src import distributed  # pylint: disable=import-outside-toplevel
-    self._multi = (jax.process_count() > 1
-                   and distributed.global_state.preemption_sync_manager is not None)
+    # jax.distributed.initialize starts the preemption service when this option is on.
+    self._multi = jax.process_count() > 1 and bool(jax.config.jax_enable_preemption_service)
     if not self._multi:
       for sig in (signal.SIGTERM,):
         try:
@@ -107,6 +108,191 @@ def init_state(task, config, mesh, example_batch):
   return state, shapes, state_sharding
 
 
+@dataclasses.dataclass
+class _Run:
+  """What one training run holds: the task, its data, mesh, shardings, state and files."""
+  config: Any
+  workdir: str
+  mesh: Any
+  task: Any
+  it: Any
+  manager: Any
+  state: Any
+  state_sharding: Any
+  guard: str
+
+  @property
+  def repl(self):
+    return parallel.replicated(self.mesh)
+
+  @property
+  def bsharding(self):
+    return parallel.batch_sharding(self.mesh)
+
+
+def _check_config(config) -> str:
+  """The non-finite policy; UserError for run-level config values that cannot work."""
+  guard = config.get("nonfinite", "stop")
+  if guard not in ("stop", "skip"):
+    raise UserError(f"config.nonfinite must be 'stop' or 'skip', not {guard!r}")
+  if int(config.num_steps) <= 0:
+    raise UserError(f"config.num_steps is {int(config.num_steps)}; it must be the positive "
+                    "number of training steps to reach (a rerun resumes up to it)")
+  return guard
+
+
+def _setup(config, workdir: str, guard: str) -> _Run:
+  """Builds the task, mesh and data; restores the latest checkpoint of `workdir` if any."""
+  mesh = parallel.make_mesh(config.get("mesh_devices", 0))
+  parallel.warm_up(mesh)
+  os.makedirs(workdir, exist_ok=True)
+  task = build_task(config)
+  host_bs = parallel.host_batch_size(config.batch_size, mesh)
+  it = task.data_iterator(config, host_bs, config.seed, "train")
+  manager = ckpt.make_manager(workdir, config.get("keep_checkpoints", 3))
+  latest = manager.latest_step()
+  if latest is not None:
+    ckpt.check_compatible(ckpt.read_config(manager, latest), config, workdir)
+  start_data_state = it.get_state()
+  example = parallel.to_global(next(it), mesh)
+  state, shapes, state_sharding = init_state(task, config, mesh, example)
+  if latest is not None:
+    abstract = ckpt.abstract_with_sharding(shapes, state_sharding)
+    state, data_state = ckpt.restore(manager, latest, abstract)
+    _resume_data(it, data_state, start_data_state)
+    mlib.log(f"resumed from step {int(state.step)} in {workdir}")
+  else:
+    it.set_state(start_data_state)
+  return _Run(config, workdir, mesh, task, it, manager, state, state_sharding, guard)
+
+
+class _HeldOut:
+  """Held-out batches (the data's "test" split) for `task.eval_step` and the preview.
+
+  The first `config.eval_batches` test batches are read once, when first needed, and reused
+  at every evaluation so that the figures are comparable across steps. A data set without a
+  test split turns evaluation off (logged once).
+  """
+
+  def __init__(self, run: _Run):
+    self._run = run
+    self._batches = None
+    self._eval_fn = None
+
+  def batches(self) -> list:
+    if self._batches is None:
+      run = self._run
+      n = max(int(run.config.get("eval_batches", 1)), 1)
+      host_bs = parallel.host_batch_size(run.config.batch_size, run.mesh)
+      self._batches = []
+      try:
+        it = run.task.data_iterator(run.config, host_bs, run.config.seed, "test")
+        for _ in range(n):
+          self._batches.append(parallel.to_global(next(it), run.mesh))
+      except (UserError, StopIteration, ValueError, KeyError) as e:
+        mlib.log(f"no held-out evaluation: the data has no usable test split ({e})")
+    return self._batches
+
+  def evaluate(self, state) -> dict:
+    """Mean of `task.eval_step` over the held-out batches ({} without a test split)."""
+    batches = self.batches()
+    if not batches:
+      return {}
+    if self._eval_fn is None:
+      run = self._run
+      self._eval_fn = compile_options.jit(
+          run.task.eval_step, in_shardings=(run.state_sharding, run.bsharding),
+          out_shardings=run.repl)
+    values = [jax.device_get(self._eval_fn(state, b)) for b in batches]
+    return {k: float(np.mean([v[k] for v in values])) for k in values[0]}
+
+
+def _write_preview(run: _Run, preview_fn, state, batch, step: int, writer) -> None:
+  grid = np.asarray(preview_fn(state, batch).addressable_data(0))
+  if jax.process_index() == 0:
+    mlib.write_png(os.path.join(run.workdir, "previews", f"step_{step:07d}.png"), grid)
+    mlib.write_png(os.path.join(run.workdir, "preview.png"), grid)
+    writer.image(step, "preview", grid)
+
+
+def _save(run: _Run, step: int, state, params_finite) -> None:
+  if run.guard == "stop" and not bool(params_finite(state.params)):
+    raise UserError(f"non-finite parameters at step {step}; stopped without saving: the "
+                    f"last good checkpoint in {run.workdir} is kept "
+                    "(config.nonfinite='skip' skips such steps instead)")
+  data_states = {str(jax.process_index()): run.it.get_state()}
+  ckpt.save(run.manager, step, state, _gather_data_states(data_states), run.config)
+
+
+def _host_metrics(run: _Run, metrics, step: int, skipped: int) -> dict:
+  last = {k: float(v) for k, v in jax.device_get(metrics).items() if k != "skipped"}
+  if run.guard == "skip":
+    last["skipped_steps"] = float(skipped)
+  elif not all(math.isfinite(v) for v in last.values()):
+    raise UserError(f"non-finite loss at step {step} ({_fmt(last)}); stopped without "
+                    f"saving: the last good checkpoint in {run.workdir} is kept "
+                    "(config.nonfinite='skip' skips such steps instead)")
+  return last
+
+
+def _due(every, step: int, total: int, last_if_longer: bool) -> bool:
+  """Every `every` steps and at the last step (0 = never). At the last step of a run shorter
+  than `every` only when `last_if_longer`."""
+  every = int(every or 0)
+  at_end = step == total and (last_if_longer or every <= total)
+  return every > 0 and (step % every == 0 or at_end)
+
+
+def _train(run: _Run, stop: _StopFlag, t_start: float) -> tuple[int, dict]:
+  """Steps up to config.num_steps (or a stop signal); logs, evaluates, previews, saves."""
+  config, task = run.config, run.task
+  step_fn = compile_train_step(task, run.state_sharding, run.bsharding, run.repl, run.guard)
+  preview_fn = compile_options.jit(task.preview, in_shardings=(run.state_sharding, run.bsharding),
+                                   out_shardings=run.repl)
+  params_finite = jax.jit(lambda p: _all_finite(p), out_shardings=run.repl)
+  held_out = _HeldOut(run)
+  writer = mlib.MetricWriter(run.workdir)
+  total, state = int(config.num_steps), run.state
+  step = first = int(state.step)
+  progress = mlib.Progress(total, config.batch_size * task.images_per_example, step)
+  last, train_batch, skipped = {}, None, 0
+  while step < total:
+    batch = parallel.to_global(next(run.it), run.mesh)
+    train_batch = batch if train_batch is None else train_batch
+    state, metrics = step_fn(state, batch)
+    step += 1
+    stopping = stop.should_stop(step)
+    if step == first + 1:
+      jax.block_until_ready(metrics)
+      mlib.log(f"first step done {time.perf_counter() - t_start:.1f} s after start "
+               "(data, init, compile)")
+    do_log = step % config.log_every == 0 or step == total or stopping
+    do_save = step % config.checkpoint_every == 0 or step == total or stopping
+    if run.guard == "skip":
+      skipped += int(jax.device_get(metrics["skipped"]))
+    if do_log or do_save:
+      last = _host_metrics(run, metrics, step, skipped)
+    if do_log:
+      mlib.log(progress.line(step, last))
+      writer.scalars(step, last)
+    if do_save:
+      _save(run, step, state, params_finite)
+    if stopping:
+      mlib.log(f"stop signal received: saved step {step}; rerun the same command to resume")
+      break
+    if _due(config.get("eval_every", 0), step, total, False):
+      evaluated = held_out.evaluate(state)
+      if evaluated:
+        mlib.log(f"eval step {step}/{total} (held-out) | {_fmt(evaluated)}")
+        writer.scalars(step, {f"eval/{k}": v for k, v in evaluated.items()})
+    if _due(config.preview_every, step, total, True):
+      shown = (held_out.batches() or [train_batch])[0]
+      _write_preview(run, preview_fn, state, shown, step, writer)
+  writer.close()
+  run.state = state
+  return step, last
+
+
 def train_and_evaluate(config, workdir: str) -> dict:
   """Trains `config.task` in `workdir` (resuming if a checkpoint exists).
 
@@ -114,6 +300,11 @@ def train_and_evaluate(config, workdir: str) -> dict:
   process reads `batch_size / process_count` examples per step from its own
   shard of the data. With several processes (jax.distributed initialized) every
   process calls this with the same config and workdir (a shared filesystem).
+
+  Every `config.eval_every` steps (and at the last step; 0 = never) the task's `eval_step`
+  runs on `config.eval_batches` held-out batches (the data's test split); the means are
+  logged and written to TensorBoard under `eval/`. Previews (every `config.preview_every`
+  steps) show held-out examples when the data has a test split.
 
   SIGTERM (preemption) finishes the running step, saves and returns; rerunning
   resumes exactly (same parameters as an uninterrupted run when the process
@@ -125,100 +316,14 @@ def train_and_evaluate(config, workdir: str) -> dict:
   """
   t_start = time.perf_counter()
   workdir = os.path.abspath(workdir)
-  guard = config.get("nonfinite", "stop")
-  if guard not in ("stop", "skip"):
-    raise UserError(f"config.nonfinite must be 'stop' or 'skip', not {guard!r}")
-  if int(config.num_steps) <= 0:
-    raise UserError(f"config.num_steps is {int(config.num_steps)}; set --config.num_steps=N "
-                    "(the number of training steps to reach; a rerun resumes up to it)")
+  guard = _check_config(config)
   with _StopFlag() as stop:
-    mesh = parallel.make_mesh(config.get("mesh_devices", 0))
-    parallel.warm_up(mesh)
-    os.makedirs(workdir, exist_ok=True)
-    repl = parallel.replicated(mesh)
-    bsharding = parallel.batch_sharding(mesh)
-    task = build_task(config)
-    host_bs = parallel.host_batch_size(config.batch_size, mesh)
-
-    it = task.data_iterator(config, host_bs, config.seed, "train")
-    manager = ckpt.make_manager(workdir, config.get("keep_checkpoints", 3))
-    latest = manager.latest_step()
-    if latest is not None:
-      ckpt.check_compatible(ckpt.read_config(manager, latest), config, workdir)
-
-    start_data_state = it.get_state()
-    example = parallel.to_global(next(it), mesh)
-    state, shapes, state_sharding = init_state(task, config, mesh, example)
-    if latest is not None:
-      abstract = jax.tree.map(lambda s, sh: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sh),
-                              shapes, state_sharding)
-      state, data_state = ckpt.restore(manager, latest, abstract)
-      _resume_data(it, data_state, start_data_state)
-      mlib.log(f"resumed from step {int(state.step)} in {workdir}")
-    else:
-      it.set_state(start_data_state)
-
-    step_fn = compile_train_step(task, state_sharding, bsharding, repl, guard)
-    preview_fn = compile_options.jit(task.preview, in_shardings=(state_sharding, bsharding),
-                         out_shardings=repl)
-    params_finite = jax.jit(lambda p: _all_finite(p), out_shardings=repl)
-    writer = mlib.MetricWriter(workdir)
-    total = int(config.num_steps)
-    step = int(state.step)
-    first = step
-    progress = mlib.Progress(total, config.batch_size * task.images_per_example, step)
-    last = {}
-    preview_batch = None
-    skipped = 0
-
-    def save(step_):
-      if guard == "stop" and not bool(params_finite(state.params)):
-        raise UserError(f"non-finite parameters at step {step_}; stopped without saving: the "
-                        f"last good checkpoint in {workdir} is kept "
-                        "(config.nonfinite='skip' skips such steps instead)")
-      data_states = {str(jax.process_index()): it.get_state()}
-      ckpt.save(manager, step_, state, _gather_data_states(data_states), config)
-
-    while step < total:
-      batch = parallel.to_global(next(it), mesh)
-      if preview_batch is None:
-        preview_batch = batch
-      state, metrics = step_fn(state, batch)
-      step += 1
-      stopping = stop.should_stop(step)
-      if step == first + 1:
-        jax.block_until_ready(metrics)
-        mlib.log(f"first step done {time.perf_counter() - t_start:.1f} s after start "
-                 "(data, init, compile)")
-      do_log = step % config.log_every == 0 or step == total or stopping
-      do_save = step % config.checkpoint_every == 0 or step == total or stopping
-      if guard == "skip":
-        skipped += int(jax.device_get(metrics["skipped"]))
-      if do_log or do_save:
-        last = {k: float(v) for k, v in jax.device_get(metrics).items() if k != "skipped"}
-        if guard == "skip":
-          last["skipped_steps"] = float(skipped)
-        elif not all(math.isfinite(v) for v in last.values()):
-          raise UserError(f"non-finite loss at step {step} ({_fmt(last)}); stopped without "
-                          f"saving: the last good checkpoint in {workdir} is kept "
-                          "(config.nonfinite='skip' skips such steps instead)")
-      if do_log:
-        mlib.log(progress.line(step, last))
-        writer.scalars(step, last)
-      if do_save:
-        save(step)
-      if stopping:
-        mlib.log(f"stop signal received: saved step {step}; rerun the same command to resume")
-        break
-      if config.preview_every and (step % config.preview_every == 0 or step == total):
-        grid = np.asarray(preview_fn(state, preview_batch).addressable_data(0))
-        if jax.process_index() == 0:
-          mlib.write_png(os.path.join(workdir, "previews", f"step_{step:07d}.png"), grid)
-          mlib.write_png(os.path.join(workdir, "preview.png"), grid)
-          writer.image(step, "preview", grid)
-    writer.close()
-    manager.close()
-  return {"step": step, "metrics": last, "state": state, "stopped": stop.stop}
+    run = _setup(config, workdir, guard)
+    try:
+      step, last = _train(run, stop, t_start)
+    finally:
+      run.manager.close()
+  return {"step": step, "metrics": last, "state": run.state, "stopped": stop.stop}
 
 
 def _resume_data(it, data_state: dict, start_state) -> None:

@@ -7,6 +7,7 @@ import time
 
 import jax
 import numpy as np
+from absl import logging
 
 from deepjax.io_utils import atomic_path
 
@@ -77,6 +78,6 @@ def _fmt_time(s: float) -> str:
 
 
 def log(msg: str) -> None:
-  """Console line from process 0 (absl logging + stdout)."""
+  """An info line from process 0 through absl logging (the programs show it on the console)."""
   if jax.process_index() == 0:
-    print(msg, flush=True)
+    logging.info("%s", msg)

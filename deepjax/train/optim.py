@@ -19,7 +19,6 @@ import time
 import jax
 import jax.numpy as jnp
 import optax
-from optax._src import numerics
 
 
 def scale_by_adam(b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8,
@@ -35,7 +34,7 @@ def scale_by_adam(b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8,
     del params
     mu = jax.tree.map(lambda g, m: m + (1.0 - b1) * (g - m), updates, state.mu)
     nu = optax.tree.update_moment_per_elem_norm(updates, state.nu, b2, 2)
-    count = numerics.safe_increment(state.count)
+    count = optax.safe_increment(state.count)
     mu_hat = optax.tree.bias_correction(mu, b1, count)
     nu_hat = optax.tree.bias_correction(nu, b2, count)
     out = jax.tree.map(lambda m, v: m / (jnp.sqrt(v + eps_root) + eps), mu_hat, nu_hat)

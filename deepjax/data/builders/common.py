@@ -5,14 +5,15 @@ and is read back with `builder.as_data_source(split)` (random access, what grain
 needs). Images are handed to `tfds.features.Image` as already-encoded PNG/JPEG bytes
 (encoded with Pillow), which keeps TensorFlow out of both writing and reading.
 """
+import contextlib
 import hashlib
 import io
-import logging
 import os
 import re
 
 import numpy as np
 import tensorflow_datasets as tfds
+from absl import logging
 from PIL import Image
 
 from deepjax.errors import UserError
@@ -20,8 +21,6 @@ from deepjax.errors import UserError
 # Where prepared datasets go when the caller names no folder.
 DEFAULT_DATA_DIR = os.path.join("~", ".cache", "deepjax", "datasets")
 NUM_LANDMARKS = 68
-
-log = logging.getLogger("deepjax.data")
 
 
 class LocalBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
@@ -141,12 +140,15 @@ def name_fraction(name: str) -> float:
 def prepare(builder):
   """Runs `download_and_prepare` (ArrayRecord) unless the data is already there."""
   if not builder.is_prepared():
-    print(f"preparing dataset {builder.name}/{builder.builder_config.name} in {builder.data_dir} "
-          "(once; later runs reuse it)", flush=True)
+    logging.info("preparing data set %s/%s from local files in %s (once; later runs reuse it)",
+                 builder.name, builder.builder_config.name, builder.data_dir)
     tfds.disable_progress_bar()
     try:
-      builder.download_and_prepare(
-          download_config=tfds.download.DownloadConfig(try_download_gcs=False))
+      # TFDS prints "Downloading and preparing dataset Unknown size" to stdout; nothing is
+      # downloaded here, so that line is swallowed.
+      with contextlib.redirect_stdout(io.StringIO()):
+        builder.download_and_prepare(
+            download_config=tfds.download.DownloadConfig(try_download_gcs=False))
     except ValueError as e:
       if "number of generated examples" in str(e):  # every file of a split failed.
         raise UserError(f"no usable data for {builder.name}/{builder.builder_config.name}: "

@@ -35,6 +35,7 @@ import json
 import os
 
 import numpy as np
+from absl import logging
 import tensorflow_datasets as tfds
 
 from deepjax.data import video
@@ -86,7 +87,7 @@ def read_alignments(folder: str) -> dict[str, np.ndarray]:
       continue
     out.setdefault(name, lm)
   if bad:
-    common.log.warning("%s: ignored %d malformed entries: %s", path, len(bad),
+    logging.warning("%s: ignored %d malformed entries: %s", path, len(bad),
                        ", ".join(bad[:20]))
   return out
 
@@ -147,7 +148,7 @@ class FaceFolders(common.LocalBuilder):
       except UserError as e:
         bad.append(f"{os.path.basename(p)} ({e})")
     if bad:
-      common.log.warning("skipped %d unreadable image(s) in %s: %s", len(bad), cfg.folder,
+      logging.warning("skipped %d unreadable image(s) in %s: %s", len(bad), cfg.folder,
                          "; ".join(bad))
     if not good:
       raise UserError(f"no readable images in folder ({len(bad)} unreadable): {cfg.folder}")

@@ -30,6 +30,7 @@ import dataclasses
 import os
 
 import numpy as np
+from absl import logging
 import tensorflow_datasets as tfds
 
 from deepjax.data import video
@@ -144,7 +145,7 @@ class TalkingHeads(common.LocalBuilder):
       except UserError as e:
         bad.append(f"{n} ({e})")
     if bad:
-      common.log.warning("skipped %d unreadable video(s) in %s: %s", len(bad), cfg.folder,
+      logging.warning("skipped %d unreadable video(s) in %s: %s", len(bad), cfg.folder,
                          "; ".join(bad))
     return good
 
@@ -182,7 +183,7 @@ class TalkingHeads(common.LocalBuilder):
       except UserError:
         bad.append(os.path.basename(p))
     if bad:
-      common.log.warning("frame folder %s: skipped %d unreadable frame(s): %s", path, len(bad),
+      logging.warning("frame folder %s: skipped %d unreadable frame(s): %s", path, len(bad),
                          ", ".join(bad[:10]))
 
   def _frames(self, path: str):
@@ -198,7 +199,7 @@ class TalkingHeads(common.LocalBuilder):
         if cfg.max_frames and kept >= cfg.max_frames:
           return
     except UserError as e:
-      common.log.warning("video %s: kept %d frame(s) before an error: %s", path, kept, e)
+      logging.warning("video %s: kept %d frame(s) before an error: %s", path, kept, e)
 
   def _generate_examples(self, split, names):
     cfg = self.builder_config

@@ -25,11 +25,11 @@ discriminator); `opt_state` the same keys.
 
 Batches: {"source", "driving": uint8 (B, H, W, 3), "video": int64 (B,)}.
 """
-import logging
 
 import jax
 import jax.numpy as jnp
 import optax
+from absl import logging
 
 from deepjax.models.motion import fomm as fomm_lib
 from deepjax.models.motion.discriminator import MultiScaleDiscriminator
@@ -38,7 +38,6 @@ from deepjax.train import optim
 from deepjax.train.state import TrainState
 from deepjax.train.tasks.ae import image_grid, to_float
 
-log = logging.getLogger("deepjax")
 
 GEN_NETS = ("kp_detector", "generator")
 
@@ -98,11 +97,11 @@ class MotionTask:
     if not sum(self.weights.get("perceptual", ())):
       return None
     if not path:
-      log.warning("perceptual loss: no VGG19 weights (config.loss.vgg_weights is empty); "
+      logging.warning("perceptual loss: no VGG19 weights (config.loss.vgg_weights is empty); "
                   "using the multi-scale L1 fallback on the image pyramid instead")
       return None
     from deepjax.models.vgg import load_vgg19_params  # pylint: disable=import-outside-toplevel
-    log.info("perceptual loss: VGG19 weights from %s", path)
+    logging.info("perceptual loss: VGG19 weights from %s", path)
     return load_vgg19_params(path)
 
   # --- data -----------------------------------------------------------------
