@@ -66,7 +66,7 @@ def test_one_gradient_all_reduce_per_step_on_8_devices(tmp_path):
 
 
 @pytest.mark.slow
-def test_bfloat16_compute_keeps_float32_params_and_learns(tmp_path, capsys):
+def test_bfloat16_compute_keeps_float32_params_and_learns(tmp_path, logged):
   c = small_config(tmp_path, steps=30, dtype="bfloat16")
   with c.unlocked():
     c.data.data_dir = prepared_data_dir(c)
@@ -81,7 +81,7 @@ def test_bfloat16_compute_keeps_float32_params_and_learns(tmp_path, capsys):
 
   out = loop.train_and_evaluate(c, str(tmp_path / "run"))
   assert {x.dtype for x in jax.tree.leaves(out["state"].params)} == {jnp.dtype("float32")}
-  lines = [l for l in capsys.readouterr().out.splitlines() if l.startswith("step ")]
+  lines = [l for l in logged.lines if l.startswith("step ")]
   losses = [float(l.split("| loss ")[1].split()[0]) for l in lines]
   assert all(np.isfinite(losses)) and len(losses) == 6
   assert np.mean(losses[-2:]) < 0.8 * np.mean(losses[:2]), losses

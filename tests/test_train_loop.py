@@ -42,12 +42,12 @@ def tree_equal(a, b):
 
 
 @pytest.mark.parametrize("devices", [1, 8])
-def test_loss_falls_and_checkpoint_restores_bit_identically(tmp_path, devices, capsys):
+def test_loss_falls_and_checkpoint_restores_bit_identically(tmp_path, devices, logged):
   c = small_config(tmp_path, steps=40, mesh_devices=devices)
   out = loop.train_and_evaluate(c, str(tmp_path / "run"))
   assert out["step"] == 40
-  logged = [l for l in capsys.readouterr().out.splitlines() if l.startswith("step ")]
-  losses = [float(l.split("| loss ")[1].split()[0]) for l in logged]
+  steps = [l for l in logged.lines if l.startswith("step ")]
+  losses = [float(l.split("| loss ")[1].split()[0]) for l in steps]
   assert len(losses) == 8
   assert np.mean(losses[-2:]) < 0.7 * np.mean(losses[:2]), losses
   restored = load_params(str(tmp_path / "run"))
@@ -56,11 +56,11 @@ def test_loss_falls_and_checkpoint_restores_bit_identically(tmp_path, devices, c
   assert os.listdir(tmp_path / "run" / "tb")
 
 
-def test_stopped_run_resumes_from_last_step_bit_identically(tmp_path, capsys):
+def test_stopped_run_resumes_from_last_step_bit_identically(tmp_path, logged):
   full = loop.train_and_evaluate(small_config(tmp_path, steps=20), str(tmp_path / "full"))
   loop.train_and_evaluate(small_config(tmp_path, steps=10), str(tmp_path / "split"))
   resumed = loop.train_and_evaluate(small_config(tmp_path, steps=20), str(tmp_path / "split"))
-  assert "resumed from step 10" in capsys.readouterr().out
+  assert "resumed from step 10" in logged.text
   assert resumed["step"] == 20
   assert tree_equal(resumed["state"].params, full["state"].params)
   assert tree_equal(resumed["state"].opt_state, full["state"].opt_state)

@@ -111,14 +111,14 @@ def test_sampling_uses_the_variance(tmp_path):
 
 
 @pytest.mark.parametrize("devices", [1, 8])
-def test_vae_trains_on_the_loop_and_restores(tmp_path, devices, capsys):
+def test_vae_trains_on_the_loop_and_restores(tmp_path, devices, logged):
   c = small_vae(tmp_path, steps=30, mesh_devices=devices, warmup_steps=10)
   out = loop.train_and_evaluate(c, str(tmp_path / "run"))
   assert out["step"] == 30
-  logged = [l for l in capsys.readouterr().out.splitlines() if l.startswith("step ")]
+  steps = [l for l in logged.lines if l.startswith("step ")]
   rec = [float(l.split("| loss_a ")[1].split()[0]) + float(l.split("| loss_b ")[1].split()[0])
-         for l in logged]
-  kl = [float(l.split("| kl ")[1].split()[0]) for l in logged]
+         for l in steps]
+  kl = [float(l.split("| kl ")[1].split()[0]) for l in steps]
   assert all(np.isfinite(rec)) and all(np.isfinite(kl)) and all(k >= 0 for k in kl)
   assert np.mean(rec[-2:]) < 0.8 * np.mean(rec[:2]), rec
   restored = load_params(str(tmp_path / "run"))
