@@ -50,18 +50,29 @@ def test_run_row_returns_the_schema():
   assert r.row == "data_video" and r.images_per_s > 0 and r.extra["frames"] == 3
 
 
+def bench(*args):
+  env = dict(os.environ, JAX_PLATFORMS="cpu")
+  return subprocess.run([sys.executable, "-m", "deepjax", "bench", *args], capture_output=True,
+                        text=True, env=env, cwd=REPO, check=False)
+
+
+def test_program_rejects_bad_rows_and_row_args(tmp_path):
+  for args, message in ((["--rows=nope,data_video", "--row_arg=bogus=1"], "unknown rows"),
+                        (["--rows=data_video", "--row_arg=bogus=1"], "bogus"),
+                        (["--row_arg=frames"], "KEY=VALUE")):
+    p = bench(*args, f"--json={tmp_path / 'b.json'}")
+    assert p.returncode == 2 and message in p.stderr and "Traceback" not in p.stderr, p.stderr
+  assert not (tmp_path / "b.json").exists()
+
+
+@pytest.mark.slow
 def test_program_runs_rows_with_arguments(tmp_path):
   out = tmp_path / "bench.json"
-  env = dict(os.environ, JAX_PLATFORMS="cpu")
-  cmd = [sys.executable, "-m", "deepjax", "bench", "--rows=data_video", f"--json={out}",
-         "--row_arg=n=128", "--row_arg=frames=3", "--row_arg=width=32", "--row_arg=height=32"]
-  p = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=REPO, check=False)
+  p = bench("--rows=data_video", f"--json={out}", "--row_arg=n=128", "--row_arg=frames=3",
+            "--row_arg=width=32", "--row_arg=height=32")
   assert p.returncode == 0, p.stderr[-2000:]
   rows = json.loads(out.read_text())["rows"]
   assert [r["row"] for r in rows] == ["matmul", "data_video"]
   assert all(set(r) == SCHEMA for r in rows)
   assert rows[0]["extra"] == {"n": 128} and rows[1]["extra"]["frames"] == 3
   assert "data_video" in p.stdout and "decode 32x32" in p.stdout
-  p = subprocess.run([*cmd[:5], "--row_arg=bogus=1"], capture_output=True, text=True,
-                     env=env, cwd=REPO, check=False)
-  assert p.returncode == 2 and "bogus" in p.stderr and "Traceback" not in p.stderr
