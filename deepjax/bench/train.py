@@ -44,7 +44,7 @@ def train_row(config: str, batch: int | None = None, steps: int = 3,
   cfg = load_spec(config)
   bs = int(batch or cfg.batch_size)
   task = build_task(cfg)
-  if random_vgg and getattr(task, "vgg", False) is None:
+  if random_vgg and cfg.task == "motion" and task.vgg is None:
     from deepjax.models.vgg import random_vgg19_params  # pylint: disable=import-outside-toplevel
     task.vgg = random_vgg19_params(jax.random.key(5))
   mesh = parallel.make_mesh()
