@@ -1,5 +1,4 @@
 """deepjax.infer.animate / deepjax animate: best frame, batching, end to end, bad inputs."""
-import importlib.util
 import os
 import subprocess
 import sys
@@ -11,23 +10,9 @@ from PIL import Image
 
 from deepjax.infer import animate as animation
 from deepjax.errors import UserError
+from deepjax.testing import tiny_motion_config
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def _tiny_config(size=32):
-  path = os.path.join(REPO, "configs", "fomm_tiny.py")
-  spec = importlib.util.spec_from_file_location("fomm_tiny_anim_test", path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  c = module.get_config("batch=2,steps=1")
-  c.unlock()
-  c.data.update(size=size, frame_shape=(size, size, 3))
-  c.model.num_kp = 5
-  c.model.kp_detector.update(block_expansion=8, max_features=32, num_blocks=3)
-  c.model.generator.update(block_expansion=8, max_features=32, num_bottleneck_blocks=1)
-  c.model.dense_motion.update(block_expansion=8, max_features=32, num_blocks=3)
-  return c
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +20,7 @@ def workdir(tmp_path_factory):
   """A saved random-init motion checkpoint (the layout the training loop writes)."""
   from deepjax.train import checkpoint as ckpt
   from deepjax.train.tasks.motion import MotionTask
-  c = _tiny_config()
+  c = tiny_motion_config(steps=1)
   task = MotionTask(c)
   batch = {"source": np.zeros((2, 32, 32, 3), np.uint8),
            "driving": np.zeros((2, 32, 32, 3), np.uint8)}

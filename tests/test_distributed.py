@@ -17,6 +17,8 @@ import sys
 import numpy as np
 import pytest
 
+from deepjax import testing
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 STEPS = 6
@@ -34,15 +36,14 @@ def free_port() -> int:
 
 
 def worker_config(data_dir: str, kind: str = "swap", steps: int = STEPS):
-  """The small swap config (tests/test_train_loop.py) or the tiny motion config
-  (tests/test_motion_task.py, synthetic talking heads) over all devices, logging every step."""
+  """The small swap config or the tiny motion config (`deepjax.testing`; synthetic talking
+  heads) over all devices, logging every step."""
   import pathlib  # pylint: disable=import-outside-toplevel
   if kind == "swap":
-    from test_train_loop import small_config  # pylint: disable=import-outside-toplevel
-    c = small_config(pathlib.Path(data_dir), steps=steps, mesh_devices=0)
+    c = testing.small_swap_config("faceswap_ae", pathlib.Path(data_dir) / "datasets", steps,
+                                  mesh_devices=0)
   else:
-    from test_motion_task import tiny_config  # pylint: disable=import-outside-toplevel
-    c = tiny_config(size=32, steps=steps)
+    c = testing.tiny_motion_config(size=32, steps=steps)
     with c.unlocked():
       c.data.source = "synthetic"
       c.data.num_identities = 4
@@ -158,24 +159,6 @@ class ConcatShards:
       it.set_state(s)
 
 
-def prepared_data_dir(config, kind: str = "swap") -> str:
-  """A data_dir holding `config.data` prepared (shared by the scaling tests).
-
-  Synthetic datasets are named by their parameters and generator version, so one
-  folder serves every test and run: $DEEPJAX_TEST_DATA_DIR, else
-  ~/.cache/deepjax/test-datasets (next to the tests' compilation cache).
-  """
-  from deepjax.data import motion_pipeline, pipeline  # pylint: disable=import-outside-toplevel
-  path = os.environ.get("DEEPJAX_TEST_DATA_DIR") or os.path.join(
-      os.path.expanduser("~"), ".cache", "deepjax", "test-datasets")
-  data = config.data.to_dict() | {"data_dir": path}
-  if kind == "swap":
-    pipeline.identity_builders(data, multihost=False)
-  else:
-    motion_pipeline.video_builder(data, multihost=False)
-  return path
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("kind", ["swap", "motion"])
 def test_two_processes_equal_one_process_and_share_checkpoints(tmp_path, tmp_path_factory, kind,
@@ -185,7 +168,7 @@ def test_two_processes_equal_one_process_and_share_checkpoints(tmp_path, tmp_pat
   from deepjax.train import loop, metrics as mlib  # pylint: disable=import-outside-toplevel
   from deepjax.train.tasks import ae, motion  # pylint: disable=import-outside-toplevel
 
-  data_dir = prepared_data_dir(worker_config(str(tmp_path_factory.getbasetemp()), kind), kind)
+  data_dir = testing.prepared_data_dir(worker_config(str(tmp_path_factory.getbasetemp()), kind), kind)
   out = run_workers(tmp_path, data_dir, kind)
   runs = [json.loads((out / f"metrics_{p}.json").read_text()) for p in range(2)]
   assert [r["devices"] for r in runs] == [[2, 4], [2, 4]]

@@ -12,6 +12,7 @@ from deepjax.configs_lib import load_config
 from deepjax.errors import UserError
 from deepjax.eval import landmark_regressor as lmr
 from deepjax.eval import swap_quality
+from deepjax.testing import TINY_SWAP_MODEL, small_swap_config
 from deepjax.train import loop
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -56,20 +57,11 @@ def test_trained_regressor_beats_the_mean_shape(tmp_path):
 
 
 def tiny_gan(tmp, steps=3):
-  c = load_config("faceswap_gan", f"tiny,steps={steps},batch=8")
+  c = small_swap_config("faceswap_gan", tmp / "datasets", steps, model=TINY_SWAP_MODEL,
+                        num_train=16, learning_rate=None, log_every=steps,
+                        checkpoint_every=steps, preview_every=0)
   with c.unlocked():
-    c.data.size = 32
-    c.data.num_train = 16
-    c.data.num_test = 8
-    c.data.data_dir = str(tmp / "datasets")
-    c.model.encoder_features = (16, 32)
-    c.model.latent_dim = 16
-    c.model.upscale_features = 16
-    c.model.decoder_features = (16,)
     c.gan.discriminator.features = (8,)
-    c.log_every = c.checkpoint_every = steps
-    c.preview_every = 0
-    c.mesh_devices = 1
   return c
 
 

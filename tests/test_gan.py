@@ -4,9 +4,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from deepjax.configs_lib import load_config
 from deepjax.errors import UserError
 from deepjax.loading import load, load_params
+from deepjax.testing import small_swap_config
 from deepjax.models.discriminator import PatchDiscriminator
 from deepjax.train import loop
 from deepjax.train.tasks import build_task
@@ -14,23 +14,11 @@ from deepjax.ops.face_hull import face_hull_mask
 
 
 def small_gan(tmp_path, steps=30, mesh_devices=1, arg="tiny", **gan):
-  c = load_config("faceswap_gan", f"{arg},steps={steps},batch=8")
+  c = small_swap_config("faceswap_gan", tmp_path / "datasets", steps, arg=arg,
+                        mesh_devices=mesh_devices)
   with c.unlocked():
-    c.data.size = 32
-    c.data.num_train = 48
-    c.data.num_test = 8
-    c.data.data_dir = str(tmp_path / "datasets")
-    c.model.encoder_features = (16, 32, 64)
-    c.model.latent_dim = 64
-    c.model.upscale_features = 32
-    c.model.decoder_features = (32, 16)
-    c.optimizer.learning_rate = 1e-3
     c.gan.discriminator.features = (8, 16)
     c.gan.update(gan)
-    c.log_every = 5
-    c.checkpoint_every = 10
-    c.preview_every = 10
-    c.mesh_devices = mesh_devices
   return c
 
 

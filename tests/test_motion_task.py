@@ -1,5 +1,4 @@
 """MotionTask (first-order motion training): schedule, fallback notice, a short fit, GAN step."""
-import importlib.util
 import logging
 import os
 
@@ -8,29 +7,11 @@ import numpy as np
 import pytest
 
 from deepjax.data import synthetic
+from deepjax.testing import tiny_motion_config
 from deepjax.train.tasks import build_task
 from deepjax.train.tasks.motion import MotionTask, lr_schedule
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def tiny_config(size=32, gan=0.0, steps=20):
-  """configs/fomm_tiny.py shrunk to `size` px and a few channels (fast on CPU)."""
-  path = os.path.join(REPO, "configs", "fomm_tiny.py")
-  spec = importlib.util.spec_from_file_location("fomm_tiny_test", path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  c = module.get_config(f"batch=2,steps={steps}")
-  c.unlock()
-  c.data.update(size=size, frame_shape=(size, size, 3))
-  c.model.num_kp = 5
-  c.model.kp_detector.update(block_expansion=8, max_features=32, num_blocks=3)
-  c.model.generator.update(block_expansion=8, max_features=32, num_bottleneck_blocks=1)
-  c.model.dense_motion.update(block_expansion=8, max_features=32, num_blocks=3)
-  c.model.discriminator.update(block_expansion=8, max_features=32, num_blocks=2)
-  c.loss.generator_gan = gan
-  c.train.lr_generator = c.train.lr_kp_detector = 2e-3
-  return c
 
 
 def synthetic_pair_batch(size=32, n=2, seed=3):
@@ -47,7 +28,7 @@ def synthetic_pair_batch(size=32, n=2, seed=3):
 
 
 def test_lr_schedule_milestones_by_hand():
-  c = tiny_config()
+  c = tiny_motion_config()
   c.train.update(num_epochs=10, epoch_milestones=(6, 9), lr_decay=0.1)
   sched = lr_schedule(1e-3, c.train, 100)
   # milestone 6/10 of 100 steps -> step 60; 9/10 -> step 90.
@@ -56,7 +37,7 @@ def test_lr_schedule_milestones_by_hand():
 
 
 def test_registry_and_fallback_notice(caplog):
-  c = tiny_config()
+  c = tiny_motion_config()
   with caplog.at_level(logging.WARNING, logger="absl"):
     task = build_task(c)
   assert isinstance(task, MotionTask)
@@ -66,7 +47,7 @@ def test_registry_and_fallback_notice(caplog):
 
 def test_missing_vgg_file_is_user_error(tmp_path):
   from deepjax.errors import UserError
-  c = tiny_config()
+  c = tiny_motion_config()
   c.loss.vgg_weights = str(tmp_path / "nope.npz")
   with pytest.raises(UserError):
     MotionTask(c)
@@ -74,7 +55,7 @@ def test_missing_vgg_file_is_user_error(tmp_path):
 
 @pytest.mark.slow
 def test_short_fit_lowers_reconstruction_loss():
-  c = tiny_config()
+  c = tiny_motion_config()
   task = MotionTask(c)
   batch = synthetic_pair_batch()
   state = jax.jit(task.init)(jax.random.key(0), batch)
@@ -99,7 +80,7 @@ def test_short_fit_lowers_reconstruction_loss():
 
 @pytest.mark.slow
 def test_gan_step_updates_discriminator():
-  c = tiny_config(gan=1.0)
+  c = tiny_motion_config(gan=1.0)
   task = MotionTask(c)
   batch = synthetic_pair_batch()
   state = jax.jit(task.init)(jax.random.key(1), batch)

@@ -20,10 +20,9 @@ import pytest
 
 from deepjax import compile_options
 from deepjax.errors import UserError
+from deepjax.testing import prepared_data_dir, small_swap_config, tree_equal
 from deepjax.train import loop, parallel
 from deepjax.train.tasks import ae
-from test_distributed import prepared_data_dir
-from test_train_loop import small_config, tree_equal
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
@@ -31,7 +30,7 @@ STEPS = 30
 
 
 def preemption_config(data_dir: str, steps: int = STEPS, checkpoint_every: int = 10):
-  c = small_config(pathlib.Path(data_dir), steps=steps, mesh_devices=1)
+  c = small_swap_config("faceswap_ae", pathlib.Path(data_dir) / "datasets", steps)
   with c.unlocked():
     c.data.data_dir = data_dir
     c.log_every = 1

@@ -7,27 +7,16 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from deepjax.configs_lib import load_config
+from deepjax.testing import TINY_SWAP_MODEL, small_swap_config
 from deepjax.train import loop
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def tiny(name, tmp, steps=3):
-  c = load_config(name, f"tiny,steps={steps},batch=8")
-  with c.unlocked():
-    c.data.size = 32
-    c.data.num_train = 16
-    c.data.num_test = 8
-    c.data.data_dir = str(tmp / "datasets")
-    c.model.encoder_features = (16, 32)
-    c.model.latent_dim = 16
-    c.model.upscale_features = 16
-    c.model.decoder_features = (16,)
-    c.log_every = c.checkpoint_every = steps
-    c.preview_every = 0
-    c.mesh_devices = 1
-  return c
+  return small_swap_config(name, tmp / "datasets", steps, model=TINY_SWAP_MODEL, num_train=16,
+                           learning_rate=None, log_every=steps, checkpoint_every=steps,
+                           preview_every=0)
 
 
 @pytest.fixture(scope="module")

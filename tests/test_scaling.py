@@ -9,10 +9,9 @@ import numpy as np
 import pytest
 
 from deepjax.errors import UserError
+from deepjax.testing import prepared_data_dir, small_swap_config
 from deepjax.train import loop, parallel
 from deepjax.train.tasks import build_task
-from test_distributed import prepared_data_dir
-from test_train_loop import small_config
 
 COLLECTIVES = ("all-reduce", "all-gather", "reduce-scatter", "all-to-all", "collective-permute")
 # XLA packs the per-step all-reduces into this many ops for the small config on CPU
@@ -42,7 +41,7 @@ def hlo_collectives(hlo: str) -> dict:
 
 
 def test_one_gradient_all_reduce_per_step_on_8_devices(tmp_path):
-  c = small_config(tmp_path, mesh_devices=8)
+  c = small_swap_config("faceswap_ae", tmp_path / "datasets", mesh_devices=8)
   task = build_task(c)
   mesh = parallel.make_mesh(8)
   batch = parallel.to_global(fake_swap_batch(c.batch_size, c.data.size), mesh)
@@ -67,7 +66,7 @@ def test_one_gradient_all_reduce_per_step_on_8_devices(tmp_path):
 
 @pytest.mark.slow
 def test_bfloat16_compute_keeps_float32_params_and_learns(tmp_path, logged):
-  c = small_config(tmp_path, steps=30, dtype="bfloat16")
+  c = small_swap_config("faceswap_ae", tmp_path / "datasets", 30, model={"dtype": "bfloat16"})
   with c.unlocked():
     c.data.data_dir = prepared_data_dir(c)
     c.preview_every = 0

@@ -3,42 +3,20 @@ import os
 import subprocess
 import sys
 
-import jax
 import numpy as np
 import pytest
 
-from deepjax.configs_lib import load_config
 from deepjax.errors import UserError
 from deepjax.loading import load_params
+from deepjax.testing import small_swap_config, tree_equal
 from deepjax.train import loop
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def small_config(tmp_path, steps=30, mesh_devices=1, **model):
-  c = load_config("faceswap_ae", f"tiny,steps={steps},batch=8")
-  with c.unlocked():
-    c.data.size = 32
-    c.data.num_train = 48
-    c.data.num_test = 8
-    c.data.data_dir = str(tmp_path / "datasets")
-    c.model.encoder_features = (16, 32, 64)
-    c.model.latent_dim = 64
-    c.model.upscale_features = 32
-    c.model.decoder_features = (32, 16)
-    c.model.update(model)
-    c.optimizer.learning_rate = 1e-3
-    c.log_every = 5
-    c.checkpoint_every = 10
-    c.preview_every = 10
-    c.mesh_devices = mesh_devices
-  return c
-
-
-def tree_equal(a, b):
-  la, lb = jax.tree.leaves(a), jax.tree.leaves(b)
-  return len(la) == len(lb) and all(np.array_equal(np.asarray(x), np.asarray(y))
-                                    for x, y in zip(la, lb))
+  return small_swap_config("faceswap_ae", tmp_path / "datasets", steps, model=model,
+                           mesh_devices=mesh_devices)
 
 
 @pytest.mark.parametrize("devices", [1, 8])

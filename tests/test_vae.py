@@ -9,32 +9,20 @@ import pytest
 from deepjax import losses
 from deepjax.configs_lib import load_config
 from deepjax.loading import load_params
+from deepjax.testing import small_swap_config
 from deepjax.train import loop
 from deepjax.train.tasks import build_task
 from deepjax.train.tasks.vae import kl_weight
 
 
 def small_vae(tmp_path, steps=30, mesh_devices=1, arch="original", **vae):
-  c = load_config("faceswap_vae", f"tiny,steps={steps},batch=8")
+  c = small_swap_config("faceswap_vae", tmp_path / "datasets", steps, preview_every=0,
+                        mesh_devices=mesh_devices)
   with c.unlocked():
-    c.data.size = 32
-    c.data.num_train = 48
-    c.data.num_test = 8
-    c.data.data_dir = str(tmp_path / "datasets")
     if arch == "seeds":
       c.model = load_config("faceswap_ae", "seeds").model
       c.model.variational = True
-    else:
-      c.model.encoder_features = (16, 32, 64)
-      c.model.latent_dim = 64
-      c.model.upscale_features = 32
-      c.model.decoder_features = (32, 16)
-    c.optimizer.learning_rate = 1e-3
     c.vae.update(vae)
-    c.log_every = 5
-    c.checkpoint_every = 10
-    c.preview_every = 0
-    c.mesh_devices = mesh_devices
   return c
 
 

@@ -18,8 +18,8 @@ from deepjax.data import video
 from deepjax.errors import UserError
 from deepjax.faces import detect
 from deepjax.faces import mask as mask_lib
-from deepjax.bench import video_swap as swap_bench
 from deepjax.infer import video_swap
+from deepjax.testing import random_swap_run
 
 pytestmark = [pytest.mark.filterwarnings("ignore:os.fork"), pytest.mark.real_data]
 
@@ -56,7 +56,7 @@ def frames512():
 @pytest.fixture(scope="module")
 def rand_run(tmp_path_factory):
   """A randomly initialised tiny swap model (64 px) in a run folder."""
-  return swap_bench.random_swap_run(str(tmp_path_factory.mktemp("swaprun") / "run"))
+  return random_swap_run(str(tmp_path_factory.mktemp("swaprun") / "run"))
 
 
 @pytest.fixture(scope="module")

@@ -1,21 +1,18 @@
-"""Speed of the three convolution formulations of `deepjax.ops.conv` on FOMM's shapes.
-
-    python -m deepjax.bench.conv [--cases=gen_final,kp_heat]
+"""Speed of the convolution formulations of `deepjax.ops.conv` on FOMM's shapes (row
+`conv` of `deepjax bench`; `deepjax bench --rows=conv` writes the per-case figures to the
+JSON).
 
 For each case (the first-order motion model's convolutions with few input or output
 channels, 64 px frames, batch 8, keypoint detector and dense motion at 32 px), the time
 of the forward pass and of forward + backward (gradients for input and kernel, a
 non-linear loss so nothing is skipped), as ms and GFLOP/s, for `lax` and `im2col`;
-and which one `conv.conv2d` picks. Row "conv" of `deepjax bench`.
+and which one `conv.conv2d` picks.
 """
-import argparse
-import json
-
 import jax
 import jax.numpy as jnp
 
 from deepjax import compile_options
-from deepjax.bench.timing import best_seconds
+from deepjax.bench.timing import Result, time_calls
 from deepjax.ops import conv
 
 # name -> (input shape, kernel size, output channels, padding)
@@ -35,7 +32,7 @@ CASES = {
 FNS = {"lax": conv.conv_lax, "im2col": conv.conv_im2col}
 
 
-def bench(cases=None, repeats: int = 5):
+def cases_table(cases=None, repeats: int = 5) -> list[dict]:
   """-> list of rows {case, formulation, fwd_ms, fwd_gflops, train_ms, train_gflops, picked}."""
   rows = []
   for name in cases or CASES:
@@ -50,17 +47,23 @@ def bench(cases=None, repeats: int = 5):
       fwd = compile_options.jit(lambda x, w, f=f: f(x, w, pad))
       grad = compile_options.jit(jax.grad(lambda x, w, f=f: jnp.sum(jnp.sin(f(x, w, pad))),
                                           argnums=(0, 1)))
-      t_fwd = best_seconds(fwd, x, w, repeats=repeats)
-      t_train = best_seconds(grad, x, w, repeats=repeats)
+      t_fwd = time_calls(fwd, x, w, repeats=repeats).best
+      t_train = time_calls(grad, x, w, repeats=repeats).best
       rows.append({"case": name, "formulation": label, "picked": label == picked,
                    "fwd_ms": 1e3 * t_fwd, "fwd_gflops": flops / t_fwd / 1e9,
                    "train_ms": 1e3 * t_train, "train_gflops": 3 * flops / t_train / 1e9})
   return rows
 
 
-def bench_row() -> dict:
-  """The `conv` row of `deepjax bench`: is the picked formulation the fastest?"""
-  rows = bench()
+def conv_row(cases: tuple | str = (), repeats: int = 5) -> Result:
+  """Is the picked formulation the fastest (fwd + bwd)? `cases`: some of CASES (a tuple
+  or a comma-separated string; all if empty); per-case figures go to `extra["cases"]`."""
+  if isinstance(cases, str):  # `--row_arg=cases=a,b`
+    cases = tuple(c for c in cases.split(",") if c)
+  bad = [c for c in cases if c not in CASES]
+  if bad:
+    raise ValueError(f"unknown conv cases {bad}; known: {', '.join(CASES)}")
+  rows = cases_table(cases or None, repeats)
   ratios = {}
   for case in dict.fromkeys(r["case"] for r in rows):
     mine = [r for r in rows if r["case"] == case]
@@ -68,36 +71,6 @@ def bench_row() -> dict:
     ratios[case] = picked / min(r["train_ms"] for r in mine)
   worst = max(ratios, key=ratios.get)
   fastest = sum(v <= 1.0 for v in ratios.values())
-  return {"row": "conv", "cases": rows, "picked_over_fastest": ratios,
-          "note": f"picked = fastest fwd+bwd in {fastest}/{len(ratios)} cases; worst "
-                  f"{worst} at {ratios[worst]:.2f}x the fastest"}
-
-
-def format_rows(rows) -> str:
-  lines = [f"{'case':<14}{'formulation':<12}{'fwd ms':>9}{'GFLOP/s':>9}{'fwd+bwd ms':>12}"
-           f"{'GFLOP/s':>9}  picked"]
-  for r in rows:
-    lines.append(f"{r['case']:<14}{r['formulation']:<12}{r['fwd_ms']:>9.1f}"
-                 f"{r['fwd_gflops']:>9.0f}{r['train_ms']:>12.1f}{r['train_gflops']:>9.0f}"
-                 f"  {'<-' if r['picked'] else ''}")
-  return "\n".join(lines)
-
-
-def main():
-  p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-  p.add_argument("--cases", default=",".join(CASES), help=f"some of {', '.join(CASES)}")
-  p.add_argument("--json", default="")
-  args = p.parse_args()
-  cases = [c for c in args.cases.split(",") if c]
-  bad = [c for c in cases if c not in CASES]
-  if bad:
-    raise SystemExit(f"error: unknown cases {bad}; known: {', '.join(CASES)}")
-  rows = bench(cases)
-  print(format_rows(rows))
-  if args.json:
-    with open(args.json, "w", encoding="utf-8") as f:
-      json.dump(rows, f, indent=2)
-
-
-if __name__ == "__main__":
-  main()
+  return Result(note=f"picked = fastest fwd+bwd in {fastest}/{len(ratios)} cases; worst "
+                     f"{worst} at {ratios[worst]:.2f}x the fastest",
+                extra={"cases": rows, "picked_over_fastest": ratios})

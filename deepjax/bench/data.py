@@ -1,21 +1,16 @@
-"""Benchmarks of the data layer (rows for `deepjax bench`).
+"""Benchmarks of the data layer (rows `data_swap`, `data_video` of `deepjax bench`).
 
 Each function builds its own inputs in a temporary folder (random images, a
-synthetic clip), times the work and returns a row dict: "row", "batch",
-"images_per_s" or "frames_per_s", "peak_rss_mb", "note".
+synthetic clip) and times the library functions on them.
 """
 import os
-import resource
 import tempfile
 import time
 
 import numpy as np
 
+from deepjax.bench.timing import Result, time_calls
 from deepjax.data import video
-
-
-def _rss_mb() -> float:
-  return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
 def _random_faces(folder: str, n: int, side: int, seed: int) -> None:
@@ -28,12 +23,13 @@ def _random_faces(folder: str, n: int, side: int, seed: int) -> None:
     video.write_image(os.path.join(folder, f"{i:05d}.jpg"), img)
 
 
-def bench_swap_pipeline(size: int = 64, batch: int = 32, images: int = 256,
-                        source_side: int = 256, steps: int = 30, worker_count: int = 0) -> dict:
+def swap_pipeline_row(size: int = 64, batch: int = 32, images: int = 256,
+                      source_side: int = 256, steps: int = 30, worker_count: int = 0) -> Result:
   """Prepares two face folders of JPEGs (`source_side` px) and times `swap_iterator`.
 
   Reports preparation speed (images/s, decode + resize + PNG encode + write) in
-  the note and the iterator's speed as images_per_s (A and B images per second).
+  the note and the iterator's median seconds per batch (after one warm-up batch: threads,
+  first reads); images_per_s counts A and B images.
   """
   from deepjax.data import pipeline  # pylint: disable=g-import-not-at-top
   with tempfile.TemporaryDirectory() as tmp:
@@ -47,19 +43,15 @@ def bench_swap_pipeline(size: int = 64, batch: int = 32, images: int = 256,
     pipeline.identity_builders(cfg, multihost=False)
     prepare_s = time.perf_counter() - t0
     it = pipeline.swap_iterator(cfg, batch, seed=0, shard_by_process=False)
-    next(it)  # warm-up: threads, first reads.
-    t0 = time.perf_counter()
-    for _ in range(steps):
-      next(it)
-    step_s = (time.perf_counter() - t0) / steps
-  return {"row": f"data swap_iterator {size}px w{worker_count}", "batch": batch,
-          "step_s": step_s, "images_per_s": 2 * batch / step_s, "peak_rss_mb": _rss_mb(),
-          "note": f"prepare {2 * images / prepare_s:.0f} img/s ({source_side}px jpg -> "
-                  f"{size}px png)"}
+    t = time_calls(next, it, repeats=steps, warmup=1)
+  return Result(batch=batch, step_s=t.median, images_per_s=2 * batch / t.median,
+                note=f"swap_iterator {size}px w{worker_count}; prepare "
+                     f"{2 * images / prepare_s:.0f} img/s ({source_side}px jpg -> {size}px png)",
+                extra={"mean_s": t.mean, "prepare_s": prepare_s})
 
 
-def bench_video_io(width: int = 512, height: int = 512, frames: int = 60) -> dict:
-  """Encodes then decodes a synthetic H.264 clip; frames_per_s is the decode speed."""
+def video_io_row(width: int = 512, height: int = 512, frames: int = 60) -> Result:
+  """Encodes then decodes a synthetic H.264 clip; images_per_s is the decode frames/s."""
   y, x = np.mgrid[0:height, 0:width]
   clip = np.stack([np.stack([(x + 4 * t) % 256, (y + 2 * t) % 256,
                              np.full_like(x, 3 * t % 256)], -1).astype(np.uint8)
@@ -72,6 +64,7 @@ def bench_video_io(width: int = 512, height: int = 512, frames: int = 60) -> dic
     t0 = time.perf_counter()
     n = sum(1 for _ in video.iter_video(path))
     decode_s = time.perf_counter() - t0
-  return {"row": f"data video {width}x{height}", "frames_per_s": n / decode_s,
-          "peak_rss_mb": _rss_mb(),
-          "note": f"decode; encode {frames / encode_s:.0f} frames/s (libx264 crf 15)"}
+  return Result(images_per_s=n / decode_s,
+                note=f"decode {width}x{height} frames/s; encode {frames / encode_s:.0f} "
+                     "frames/s (libx264 crf 15)",
+                extra={"decode_s": decode_s, "encode_s": encode_s, "frames": n})

@@ -1,29 +1,30 @@
-"""Extraction speed: detection + landmarks + alignment + crop per frame (no file output)."""
+"""Extraction speed (row `extract` of `deepjax bench`): `deepjax extract`'s per-source
+work, `faces.extract.extract_source`, on the first frames of a clip."""
 from __future__ import annotations
 
 import os
+import tempfile
 import time
 
+from deepjax.bench.timing import Result
 from deepjax.data import video
 from deepjax.errors import UserError
-from deepjax.faces import detect, track
-from deepjax.ops import align
-
+from deepjax.faces import detect, extract
 
 # A 512x512 talking-head clip of the shared footage (../shared/data next to the repo).
 DEFAULT_CLIP = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.dirname(os.path.abspath(__file__))))), "shared", "data", "videos", "lp_d11.mp4")
 
 
-def bench_extract(video_path: str | None = None, max_frames: int = 100, size: int = 64,
-                  backend: str = "dlib") -> dict:
-  """Times the per-frame extraction work on the first `max_frames` frames of a clip.
+def extract_row(video_path: str | None = None, max_frames: int = 100, size: int = 64,
+                backend: str = "dlib") -> Result:
+  """Frames/s of `extract_source` (default options but `size`, `max_frames`, `backend`)
+  on the first `max_frames` frames of a clip: decoding (twice: detection pass and crop
+  pass), detection + landmarks, alignment, crop and PNG writing.
 
-  `video_path` defaults to the shared 512 px clip `lp_d11.mp4` (UserError if absent).
-
-  Decoding is done first and not timed; the models are loaded (and warmed on the
-  first frame) before timing. Returns {"frames", "seconds", "frames_per_s",
-  "detection_rate", "decode_frames_per_s", "width", "height", "backend"}.
+  `video_path` defaults to the shared 512 px clip `lp_d11.mp4` (UserError if absent). The
+  models are loaded (and warmed on the first frame) before timing; decoding alone is
+  timed separately (note).
   """
   video_path = video_path or DEFAULT_CLIP
   if not os.path.isfile(video_path):
@@ -32,18 +33,17 @@ def bench_extract(video_path: str | None = None, max_frames: int = 100, size: in
   frames, _, _ = video.read_video(video_path, max_frames=max_frames)
   decode_s = time.perf_counter() - t0
   detect.detect_faces(frames[0], backend)  # loads the models
-  detector = detect.FrameDetector(backend)  # as `deepjax extract` runs it
-  found = 0
-  start = time.perf_counter()
-  for frame in frames:
-    faces = detector(frame)
-    if faces:
-      found += 1
-      face = faces[track.main_face_index(faces, frame.shape[:2])]
-      m = align.alignment_matrix(face.landmarks, size)
-      align.crop(frame, m, size)
-  seconds = time.perf_counter() - start
-  n = len(frames)
-  return {"row": "extract", "clip": os.path.basename(video_path), "frames": n, "seconds": round(seconds, 3), "frames_per_s": round(n / seconds, 2),
-          "detection_rate": round(found / n, 4), "decode_frames_per_s": round(n / decode_s, 1),
-          "width": int(frames.shape[2]), "height": int(frames.shape[1]), "backend": backend}
+  opts = extract.ExtractOptions(size=size, detector=backend, max_frames=max_frames)
+  with tempfile.TemporaryDirectory(prefix="bench_extract_") as tmp:
+    t0 = time.perf_counter()
+    out = extract.extract_source(video_path, "video", tmp, opts, backend)
+    seconds = time.perf_counter() - t0
+  n = out["source"]["frames_sampled"]
+  rate = out["source"]["frames_with_face"] / n
+  return Result(images_per_s=n / seconds,
+                note=f"extract {os.path.basename(video_path)} ({backend}): faces in "
+                     f"{100 * rate:.0f}% of {n} frames; decode alone {len(frames) / decode_s:.0f} "
+                     "frames/s",
+                extra={"frames": n, "seconds": seconds, "detection_rate": rate,
+                       "decode_frames_per_s": len(frames) / decode_s,
+                       "width": int(frames.shape[2]), "height": int(frames.shape[1])})

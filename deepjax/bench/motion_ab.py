@@ -1,6 +1,5 @@
-"""Same-process A/B of the first-order motion train step: now vs. without two formulations.
-
-    python -m deepjax.bench.motion_ab [--config=fomm_vox256:res=64] [--rounds=8]
+"""Same-process A/B of the first-order motion train step: now vs. without two formulations
+(row `fomm_ab_64` of `deepjax bench`).
 
 "before" is MotionTask's step with optax.adam instead of deepjax.train.optim.adam and the
 keypoint detector called three times (source, driving, transformed driving) instead of
@@ -9,20 +8,17 @@ Both are the same maths (tests/test_optim.py, tests/test_motion_models.py). Thei
 compiled steps run alternately, `rounds` times each, in one process, so that the
 machine's speed drifting over minutes (a shared 2-core CPU varies by ~10 %) hits both
 alike; separate benchmark runs of the two could not tell a 2-5 % difference apart.
-Random frames, batch 8, a random-weight VGG19 (as `motion_bench.bench_train`).
+Random frames, batch 8, a random-weight VGG19 (as `train_row(random_vgg=True)`).
 """
-import argparse
 import statistics
-import time
 
 import jax
 import numpy as np
 import optax
 
 from deepjax import compile_options
-from deepjax.bench.timing import print_row
+from deepjax.bench.timing import Result, load_spec, time_calls
 from deepjax.models.motion.fomm import FOMM
-from deepjax.bench.fomm_animate import load_config
 from deepjax.models.vgg import random_vgg19_params
 from deepjax.train.tasks import motion
 
@@ -48,51 +44,33 @@ def _before(task: motion.MotionTask, config) -> motion.MotionTask:
   return old
 
 
-def bench(config_arg: str = "fomm_vox256:res=64", batch: int = 8, rounds: int = 8) -> dict:
-  """Seconds per step of "before" and "now", alternating; medians, means and their ratio."""
-  config = load_config(config_arg)
-  size = int(config.data.size)
-  now = motion.MotionTask(config)
+def ab_row(config: str = "fomm_vox256:res=64", batch: int = 8, rounds: int = 8) -> Result:
+  """Seconds per step of "before" and "now", alternating; medians, means and their ratio.
+  step_s is the median of "now"."""
+  from deepjax.bench.train import random_batch_for  # pylint: disable=import-outside-toplevel
+  cfg = load_spec(config)
+  now = motion.MotionTask(cfg)
   if now.vgg is None:
     now.vgg = random_vgg19_params(jax.random.key(5))
-  tasks = {"before": _before(now, config), "now": now}
-  rng = np.random.default_rng(0)
-  data = {k: rng.integers(0, 256, (batch, size, size, 3), dtype=np.uint8)
-          for k in ("source", "driving")}
+  tasks = {"before": _before(now, cfg), "now": now}
+  data = random_batch_for(cfg, batch, np.random.default_rng(0))
   steps, states = {}, {}
   for name, task in tasks.items():
     states[name] = compile_options.jit(task.init)(jax.random.key(0), data)
     fn = compile_options.jit(task.train_step, donate_argnums=(0,))
     steps[name] = fn.lower(states[name], data).compile()
-    states[name], m = steps[name](states[name], data)  # warm-up
-    jax.block_until_ready(m)
+    states[name] = time_calls(steps[name], states[name], data, repeats=0, carry=1).last[0]
   times = {name: [] for name in tasks}
   for _ in range(rounds):
     for name in tasks:
-      t = time.perf_counter()
-      states[name], m = steps[name](states[name], data)
-      jax.block_until_ready((states[name], m))
-      times[name].append(time.perf_counter() - t)
-  out = {"row": "fomm_ab", "config": config_arg, "batch": batch, "rounds": rounds}
+      t = time_calls(steps[name], states[name], data, repeats=1, warmup=0, carry=1)
+      states[name] = t.last[0]
+      times[name].extend(t.seconds)
+  extra = {"config": config, "rounds": rounds}
   for name, ts in times.items():
-    out[f"{name}_median_s"] = statistics.median(ts)
-    out[f"{name}_mean_s"] = statistics.mean(ts)
-  out["before_over_now"] = out["before_median_s"] / out["now_median_s"]
-  out["note"] = (f"median s/step before {out['before_median_s']:.3f}, now "
-                 f"{out['now_median_s']:.3f} ({out['before_over_now']:.3f}x)")
-  return out
-
-
-def main():
-  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-  parser.add_argument("--config", default="fomm_vox256:res=64")
-  parser.add_argument("--batch", type=int, default=8)
-  parser.add_argument("--rounds", type=int, default=8)
-  args = parser.parse_args()
-  if args.rounds < 1 or args.batch < 1:
-    raise SystemExit("error: --rounds and --batch must be at least 1")
-  print_row(bench, args.config, args.batch, args.rounds)
-
-
-if __name__ == "__main__":
-  main()
+    extra[f"{name}_median_s"] = statistics.median(ts)
+    extra[f"{name}_mean_s"] = statistics.mean(ts)
+  ratio = extra["before_over_now"] = extra["before_median_s"] / extra["now_median_s"]
+  return Result(batch=batch, step_s=extra["now_median_s"], extra=extra,
+                note=f"median s/step before {extra['before_median_s']:.3f}, now "
+                     f"{extra['now_median_s']:.3f} ({ratio:.3f}x)")

@@ -1,6 +1,6 @@
-"""Start-up time of `deepjax train` with a cold and a warm compilation cache.
+"""Start-up time of `deepjax train` with a cold and a warm compilation cache (row `startup`).
 
-`bench(config_arg="tiny")` runs the same training command twice in fresh
+`startup_row(config_arg="tiny")` runs the same training command twice in fresh
 processes, with a fresh XLA persistent compilation cache folder and fresh run
 folders, and measures the seconds from process start until the first train
 step has finished (the loop prints "first step done ..."). The data is prepared
@@ -12,6 +12,8 @@ import subprocess
 import sys
 import tempfile
 import time
+
+from deepjax.bench.timing import Result
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CONFIG = os.path.join(REPO, "configs", "faceswap_ae.py")
@@ -39,14 +41,10 @@ def _time_to_first_step(args: list[str], env: dict, timeout: float) -> float:
   return seen
 
 
-def bench(config_arg: str = "tiny", timeout: float = 900) -> dict:
-  """Cold vs warm start of `deepjax train --config=configs/faceswap_ae.py:ARG`.
-
-  Returns:
-    {"name", "config", "cold_start_s", "warm_start_s", "saved_s", "speedup"}:
-    seconds until the first step finished for the first start (empty
-    compilation cache) and the second (same cache), on the default devices.
-  """
+def startup_row(config_arg: str = "tiny", timeout: float = 900) -> Result:
+  """Cold vs warm start of `deepjax train --config=configs/faceswap_ae.py:ARG`: seconds
+  until the first step finished for the first start (empty compilation cache; compile_s)
+  and the second (same cache; step_s), on the default devices."""
   from deepjax.configs_lib import load_config  # pylint: disable=import-outside-toplevel
   from deepjax.data import pipeline  # pylint: disable=import-outside-toplevel
   with tempfile.TemporaryDirectory(prefix="deepjax-bench-startup-") as tmp:
@@ -62,10 +60,8 @@ def bench(config_arg: str = "tiny", timeout: float = 900) -> dict:
               f"--config.data.data_dir={data_dir}", "--config.preview_every=0"]
       times.append(_time_to_first_step(args, env, timeout))
   cold, warm = times
-  return {"name": "train_startup", "config": f"faceswap_ae:{config_arg}",
-          "cold_start_s": round(cold, 2), "warm_start_s": round(warm, 2),
-          "saved_s": round(cold - warm, 2), "speedup": round(cold / warm, 2)}
-
-
-if __name__ == "__main__":
-  print(bench(*sys.argv[1:2]))
+  return Result(compile_s=cold, step_s=warm,
+                note=f"deepjax train faceswap_ae:{config_arg} to its first step: cold "
+                     f"{cold:.1f} s, warm cache {warm:.1f} s ({cold / warm:.2f}x)",
+                extra={"cold_start_s": round(cold, 2), "warm_start_s": round(warm, 2),
+                       "saved_s": round(cold - warm, 2), "speedup": round(cold / warm, 2)})

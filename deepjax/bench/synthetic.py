@@ -1,68 +1,51 @@
-"""Speed of the synthetic face renderer: `bench(size, n)` -> dict (a `deepjax.bench` row).
+"""Speed of the synthetic face renderer (row `synthetic` of `deepjax bench`).
 
 By default the process is pinned to one CPU core (`os.sched_setaffinity`) while it renders,
 so the figure is frames/s on one core whatever XLA's thread pool size; the CPU-time figure
-(`frames_per_s_cpu`) is robust to other processes sharing that core.
-
-    python -c "from deepjax.bench.synthetic import bench; print(bench())"
+(`extra["frames_per_s_cpu"]`) is robust to other processes sharing that core.
 """
+import contextlib
 import os
-import resource
-import time
 
 import numpy as np
 
+from deepjax.bench.timing import Result, time_calls
 from deepjax.data import synthetic as syn
 
 
-def bench(size: int = 64, n: int = 2000, one_core: bool = True, repeats: int = 3) -> dict:
-  """Renders n frames of n different identities with random motion, `repeats` times.
-
-  Returns frames/s (wall and CPU time; host-side work included), the first call's extra
-  time (compilation), landmark-only throughput and identity sampling rate.
-  """
-  old_affinity = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
-  if one_core and old_affinity:
-    os.sched_setaffinity(0, {min(old_affinity)})
+@contextlib.contextmanager
+def _one_core(enabled: bool):
+  """Pins this process to its lowest CPU while inside (where the OS allows it)."""
+  old = os.sched_getaffinity(0) if enabled and hasattr(os, "sched_getaffinity") else None
+  if old:
+    os.sched_setaffinity(0, {min(old)})
   try:
-    t = time.perf_counter()
-    idents = [syn.sample_identity(s) for s in range(n)]
-    sample_s = time.perf_counter() - t
-    ident = syn.stack_identities(idents)
-    motion = syn.sample_motion(0, n)
-    t = time.perf_counter()
-    images, _ = syn.render(ident, motion, size)
-    first_s = time.perf_counter() - t
-    walls, cpus = [], []
-    for _ in range(repeats):
-      t, c = time.perf_counter(), time.process_time()
-      images, _ = syn.render(ident, motion, size)
-      walls.append(time.perf_counter() - t)
-      cpus.append(time.process_time() - c)
-    syn.landmarks(ident, motion)
-    t = time.perf_counter()
-    syn.landmarks(ident, motion)
-    lm_s = time.perf_counter() - t
+    yield
   finally:
-    if one_core and old_affinity:
-      os.sched_setaffinity(0, old_affinity)
-  best = min(walls)
-  return {
-      "row": f"synthetic render {size}px" + (" (1 core)" if one_core else ""),
-      "batch": n,
-      "size": size,
-      "compile_s": max(first_s - best, 0.0),
-      "step_s": best,
-      "images_per_s": n / best,
-      "frames_per_s": n / best,
-      "frames_per_s_cpu": n / min(cpus),
-      "landmarks_per_s": n / lm_s,
-      "identities_per_s": n / sample_s,
-      "mean_pixel": float(np.mean(images)),
-      "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
-      "note": f"cpu-time {n / min(cpus):.0f} frames/s",
-  }
+    if old:
+      os.sched_setaffinity(0, old)
 
 
-if __name__ == "__main__":
-  print(bench())
+def synthetic_row(size: int = 64, n: int = 2000, one_core: bool = True,
+                  repeats: int = 3) -> Result:
+  """Renders n frames of n different identities with random motion, `repeats` times after
+  one warm-up render: best seconds per render (host-side work included), the warm-up's
+  extra time (compilation), CPU-time frames/s, landmark-only and identity sampling rates.
+  """
+  with _one_core(one_core):
+    sample = time_calls(lambda: [syn.sample_identity(s) for s in range(n)], repeats=1,
+                        warmup=0)
+    ident = syn.stack_identities(sample.last)
+    motion = syn.sample_motion(0, n)
+    render = time_calls(syn.render, ident, motion, size, repeats=repeats, warmup=1)
+    landmarks = time_calls(syn.landmarks, ident, motion, repeats=1, warmup=1)
+  best = render.best
+  cpu_fps = n / min(render.cpu_seconds)
+  return Result(
+      batch=n, compile_s=max(render.warmup_seconds[0] - best, 0.0), step_s=best,
+      images_per_s=n / best,
+      note=f"synthetic render {size}px" + (" (1 core)" if one_core else "")
+           + f", cpu-time {cpu_fps:.0f} frames/s",
+      extra={"size": size, "frames_per_s_cpu": cpu_fps,
+             "landmarks_per_s": n / landmarks.best, "identities_per_s": n / sample.best,
+             "mean_pixel": float(np.mean(render.last[0]))})

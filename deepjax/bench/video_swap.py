@@ -1,57 +1,19 @@
-"""Video swap speed, and a randomly initialised swap run for benchmarks and tests.
-
-`random_swap_run(workdir)` writes a checkpoint of an *untrained* swap model in the
-layout `deepjax.train` writes (`checkpoints/<step>/{state,config}`), so `Swapper`
-and `deepjax swap` load it like a trained run: the full video path
-(detection, crop, batched model call, paste back, encode) can be timed and tested
-without training first.
-"""
+"""Video swap speed (row `swap_video` of `deepjax bench`): `deepjax swap --video`'s
+`infer.video_swap.swap_video` with an untrained model (`deepjax.testing.random_swap_run`)."""
 from __future__ import annotations
 
 import os
 import tempfile
 import time
 
-from deepjax.errors import UserError
 from deepjax.bench.extract import DEFAULT_CLIP
+from deepjax.bench.timing import Result
+from deepjax.errors import UserError
+from deepjax.testing import random_swap_run
 
 
-def random_swap_run(workdir: str, arg: str = "tiny", seed: int = 0, data: dict | None = None
-                    ) -> str:
-  """Saves a randomly initialised `configs/faceswap_ae.py:<arg>` model under `workdir`.
-
-  Args:
-    workdir: run folder to create (its `checkpoints/0` is written).
-    arg: config argument ("tiny", "seeds", "original", ...).
-    seed: init seed.
-    data: optional overrides of `config.data` (e.g. {"source": "folders", "a": ...}).
-  Returns:
-    `workdir`.
-  """
-  import jax  # pylint: disable=import-outside-toplevel
-  import jax.numpy as jnp  # pylint: disable=import-outside-toplevel
-  import numpy as np  # pylint: disable=import-outside-toplevel
-  from deepjax import loading  # pylint: disable=import-outside-toplevel
-  from deepjax.configs_lib import load_config  # pylint: disable=import-outside-toplevel
-  from deepjax.train import checkpoint  # pylint: disable=import-outside-toplevel
-  config = load_config("faceswap_ae", arg)
-  if data:
-    with config.unlocked():
-      for k, v in data.items():
-        config.data[k] = v
-  model = loading.build_model(config)
-  size = int(config.data.size)
-  x = jnp.zeros((1, size, size, 3), jnp.float32)
-  params = model.init(jax.random.key(seed), x, method=model.init_all)["params"]
-  state = {"step": np.zeros((), np.int32), "params": jax.tree.map(np.asarray, params)}
-  manager = checkpoint.make_manager(workdir, max_to_keep=1)
-  checkpoint.save(manager, 0, state, {}, config)
-  manager.close()
-  return workdir
-
-
-def bench_swap_video(video_path: str | None = None, max_frames: int = 100, batch: int = 16,
-                     color: str = "mean_std", blend: str = "alpha") -> dict:
+def swap_video_row(video_path: str | None = None, max_frames: int = 100, batch: int = 16,
+                   color: str = "mean_std", blend: str = "alpha") -> Result:
   """Frames per second of the whole video swap on the first `max_frames` frames.
 
   Uses a randomly initialised `faceswap_ae:tiny` model (64 px; the model's weights
@@ -60,9 +22,8 @@ def bench_swap_video(video_path: str | None = None, max_frames: int = 100, batch
   batched model call, colour matching, blending, paste back and H.264 encoding
   with the audio copied; not timed: writing the checkpoint, loading the model and
   the detector, and one warm-up chunk (model compilation).
-  Returns {"row", "clip", "frames", "with_face", "seconds", "frames_per_s",
-  "cpu_seconds" (this process's CPU time, all its threads; the ffmpeg encoder and
-  decoder processes not included), "width", "height", "batch", "color", "blend"}.
+  images_per_s is frames/s; `extra["cpu_seconds"]` is this process's CPU time (all its
+  threads; the ffmpeg encoder and decoder processes not included).
   """
   from deepjax.data import video  # pylint: disable=import-outside-toplevel
   from deepjax.faces import detect  # pylint: disable=import-outside-toplevel
@@ -83,13 +44,10 @@ def bench_swap_video(video_path: str | None = None, max_frames: int = 100, batch
     out = video_swap.swap_video(swapper, video_path, os.path.join(tmp, "out.mp4"), opts,
                                 progress=False, log=lambda m: None)
     cpu = time.process_time() - cpu
-  return {"row": "swap video 512px", "clip": os.path.basename(video_path),
-          "frames": out["frames"], "with_face": out["with_face"], "seconds": out["seconds"],
-          "frames_per_s": out["frames_per_s"], "cpu_seconds": round(cpu, 2),
-          "width": out["width"], "height": out["height"], "batch": batch, "color": color,
-          "blend": blend}
-
-
-if __name__ == "__main__":
-  t = time.perf_counter()
-  print(bench_swap_video(), f"({time.perf_counter() - t:.1f} s in all)")
+  return Result(batch=batch, images_per_s=out["frames_per_s"],
+                note=f"swap video {os.path.basename(video_path)} ({out['width']}x"
+                     f"{out['height']}, {out['frames']} frames, {out['with_face']} with a face)",
+                extra={"frames": out["frames"], "with_face": out["with_face"],
+                       "seconds": out["seconds"], "cpu_seconds": round(cpu, 2),
+                       "width": out["width"], "height": out["height"], "color": color,
+                       "blend": blend})

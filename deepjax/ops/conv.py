@@ -7,7 +7,7 @@ XLA:CPU runs fastest for the shape at hand; both are the same maths (tested agai
   1-4 px) 20-60x below its usual speed; one matmul does not. The patches hold kh*kw
   copies of the input, so it is for small maps only.
 - `conv_lax` (`lax.conv_general_dilated`) otherwise: on FOMM's larger maps it beats im2col
-  (`python -m deepjax.bench.conv`: 3x3 convs at 16-64 px run fwd+bwd at 110-190
+  (`deepjax bench --rows=conv`: 3x3 convs at 16-64 px run fwd+bwd at 110-190
   GFLOP/s, im2col at 85-160); for few output channels (the 7x7 heads with 1-11 maps) it is
   slow per FLOP but those convolutions are cheap (12-60 ms of a FOMM step).
 

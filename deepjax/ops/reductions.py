@@ -4,8 +4,7 @@ XLA:CPU (jax 0.10) reduces a (B, H, W, C) activation over B, H and W at 1-3 GB/s
 BatchNorm's statistics of one 8x64x64x128 map take ~10 ms, a conv bias's gradient as
 long, and the first-order motion model has ~100 of them per train step. The same sum as
 a contraction with a ones vector over row blocks runs 5-20x faster
-(`python -m deepjax.bench.reductions`, or the `reductions` row of
-`deepjax bench`). Everything here is numerically the plain formula
+(`deepjax bench --rows=reductions`). Everything here is numerically the plain formula
 (tests/test_reductions.py compares values and gradients with jnp.sum and
 flax.linen.BatchNorm).
 
