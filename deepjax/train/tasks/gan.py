@@ -64,20 +64,13 @@ def with_mask_bias(gen, value: float):
   return {k: fix(v) if k.startswith("decoder_") else v for k, v in gen.items()}
 
 
-def load_perceptual(gan_cfg, log=print):
-  """VGG19 parameters for the perceptual term, or None (term off, with a log line)."""
-  weight = float(gan_cfg.get("perceptual_weight", 0.0))
-  path = gan_cfg.get("vgg_weights", "")
-  if not weight:
-    return None
-  if not path:
-    log("gan: perceptual loss off (no VGG19 weights file; set config.gan.vgg_weights to a "
-        ".npz, see deepjax/models/vgg.py)")
+def load_perceptual(gan_cfg):
+  """VGG19 parameters for the perceptual term, or None (term off, with a warning)."""
+  if not float(gan_cfg.get("perceptual_weight", 0.0)):
     return None
   from deepjax.models import vgg  # pylint: disable=import-outside-toplevel
-  params = vgg.load_vgg19_params(path)
-  log(f"gan: perceptual loss on (VGG19 weights from {path}, weight {weight})")
-  return params
+  return vgg.load_for_loss(gan_cfg.get("vgg_weights", ""), "config.gan.vgg_weights",
+                           "the gan task's perceptual loss is off")
 
 
 def perceptual_distance(vgg_params, x, y, layers: int = 5):
@@ -101,8 +94,7 @@ class GANTask(AETask):
     self.d_loss_fn, self.g_loss_fn = GAN_LOSSES[g.loss]
     self.disc = discriminator.from_config(g.discriminator)
     self.disc_tx = make_optimizer(g.disc_optimizer)
-    from deepjax.train import metrics as mlib  # pylint: disable=import-outside-toplevel
-    vgg_params = load_perceptual(g, mlib.log)
+    vgg_params = load_perceptual(g)
     self.vgg = None if vgg_params is None else jax.tree.map(np.asarray, vgg_params)
 
   # --- state ----------------------------------------------------------------
