@@ -96,16 +96,12 @@ class SyntheticFacesConfig(tfds.core.BuilderConfig):
 class SyntheticFaces(common.LocalBuilder):
   """Rendered frames of one synthetic identity (see module docstring)."""
 
-  VERSION = tfds.core.Version("1.0.0")
-  RELEASE_NOTES = {"1.0.0": "First version."}
-
-  def _info(self) -> tfds.core.DatasetInfo:
+  def _description(self) -> str:
     cfg = self.builder_config
-    return tfds.core.DatasetInfo(
-        builder=self,
-        description=f"Synthetic identity {cfg.identity_seed} at {cfg.size}x{cfg.size}.",
-        features=_features(cfg.size, ("identity", "index")),
-    )
+    return f"Synthetic identity {cfg.identity_seed} at {cfg.size}x{cfg.size}."
+
+  def _features(self) -> tfds.features.FeaturesDict:
+    return _features(self.builder_config.size, ("identity", "index"))
 
   def _split_generators(self, dl_manager):
     del dl_manager
@@ -192,18 +188,14 @@ class SyntheticVideos(SyntheticFaces):
   `synthetic_faces` plus `video` int64 (index in the split) and `frame` int64.
   """
 
-  VERSION = tfds.core.Version("1.0.0")
-  RELEASE_NOTES = {"1.0.0": "First version."}
+  VIDEO_MAJOR = True
 
-  def _info(self) -> tfds.core.DatasetInfo:
+  def _description(self) -> str:
     cfg = self.builder_config
-    return tfds.core.DatasetInfo(
-        builder=self,
-        description=f"Synthetic talking-head clips at {cfg.size}x{cfg.size}.",
-        features=_features(cfg.size, ("identity", "video", "frame")),
-        disable_shuffling=True,
-        metadata=tfds.core.MetadataDict(),
-    )
+    return f"Synthetic talking-head clips at {cfg.size}x{cfg.size}."
+
+  def _features(self) -> tfds.features.FeaturesDict:
+    return _features(self.builder_config.size, ("identity", "video", "frame"))
 
   def _split_generators(self, dl_manager):
     del dl_manager
