@@ -3,7 +3,7 @@
 On CPU, jax 0.10's XLA hands convolutions to YNNPACK by default. On the 2-core development
 CPU (Zen 4) that path computes convolution *weight gradients* on maps of 32 px and more at
 20-55 GFLOP/s, where XLA's Eigen convolutions reach 110-210 (`deepjax bench`
-rows before/after, and PERF_NOTES.md). Keeping YNNPACK for dots only
+rows before/after, and docs/performance.md). Keeping YNNPACK for dots only
 (`xla_cpu_experimental_ynn_fusion_type=LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT`) measured:
 faceswap "Original" train step 14.0 -> 9.0 s (batch 64), FOMM vox-256 train step 12.1 ->
 7.8 s (batch 2, 256 px), FOMM animation 18.5 -> 22.9 frames/s (64 px).

@@ -1,5 +1,6 @@
-"""deepjax.ops.conv: the two stride-1 convolution formulations equal lax.conv, values and
-gradients, and Conv2d modules pick one by shape with the same parameters."""
+"""deepjax.ops.conv: the two stride-1 convolution formulations (and small_map_conv) equal
+lax.conv, values and gradients, and Conv2d modules pick one by shape with the same
+parameters."""
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -55,3 +56,35 @@ def test_conv2d_module_equals_lax_conv(hw, cin, cout, k, p):
   out = jax.jit(module.apply)({"params": {"kernel": w, "bias": bias}}, x)
   ref = lax_conv(x, w, p) + bias.reshape(1, 1, 1, -1)
   np.testing.assert_allclose(np.asarray(out), np.asarray(ref), atol=1e-4, rtol=1e-5)
+
+
+def test_small_map_conv_matches_xla_with_gradients():
+  import flax.linen as nn
+  x = jax.random.normal(jax.random.key(0), (3, 4, 4, 5))
+  plain = nn.Conv(6, (3, 3))
+  fast = nn.Conv(6, (3, 3), conv_general_dilated=conv.small_map_conv)
+  params = plain.init(jax.random.key(1), x)
+
+  def loss(m):
+    return lambda p, x_: jnp.sum(jnp.sin(m.apply(p, x_)))
+
+  np.testing.assert_allclose(fast.apply(params, x), plain.apply(params, x), atol=1e-5)
+  g_fast = jax.grad(loss(fast), argnums=(0, 1))(params, x)
+  g_plain = jax.grad(loss(plain), argnums=(0, 1))(params, x)
+  for a, b in zip(jax.tree.leaves(g_fast), jax.tree.leaves(g_plain)):
+    np.testing.assert_allclose(a, b, atol=1e-4)
+  # larger maps take XLA's own convolution
+  y = jax.random.normal(jax.random.key(2), (1, 8, 8, 5))
+  np.testing.assert_allclose(fast.apply(params, y), plain.apply(params, y), atol=1e-5)
+
+
+def test_im2col_with_asymmetric_padding_equals_lax_conv():
+  """((top, bottom), (left, right)) padding, as flax's nn.Conv passes it to small_map_conv."""
+  rng = np.random.default_rng(7)
+  x = jnp.asarray(rng.standard_normal((2, 3, 4, 5)), jnp.float32)
+  w = jnp.asarray(rng.standard_normal((3, 3, 5, 4)), jnp.float32)
+  pad = ((1, 0), (2, 1))
+  ref = jax.lax.conv_general_dilated(x, w, (1, 1), pad, dimension_numbers=("NHWC", "HWIO", "NHWC"))
+  assert conv.formulation(x.shape, w.shape, pad) == "im2col"
+  for fn in (conv.conv_im2col, conv.conv_lax, conv.conv2d):
+    np.testing.assert_allclose(np.asarray(fn(x, w, pad)), np.asarray(ref), atol=1e-4, rtol=1e-5)

@@ -1,4 +1,6 @@
 """The GAN face-swap task: shapes, masks, both networks update, training on the loop."""
+import logging
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -114,12 +116,13 @@ def test_gan_needs_a_mask(tmp_path):
     build_task(c)
 
 
-def test_perceptual_off_without_weights_is_logged(tmp_path, logged):
-  build_task(small_gan(tmp_path))
-  assert "perceptual loss off" in logged.text
+def test_perceptual_off_without_weights_is_logged(tmp_path, caplog):
+  with caplog.at_level(logging.WARNING, logger="absl"):
+    build_task(small_gan(tmp_path))
+  assert "perceptual loss is off" in caplog.text
 
 
-def test_perceptual_with_a_weights_file(tmp_path, logged):
+def test_perceptual_with_a_weights_file(tmp_path, caplog):
   from deepjax.models import vgg
   params = vgg.random_vgg19_params(jax.random.key(0))
   arrays = {}
@@ -129,8 +132,9 @@ def test_perceptual_with_a_weights_file(tmp_path, logged):
     arrays[f"features.{i}.bias"] = np.asarray(value["bias"])
   path = tmp_path / "vgg19.npz"
   np.savez(path, **arrays)
-  task = build_task(small_gan(tmp_path, vgg_weights=str(path), perceptual_layers=2))
-  assert "perceptual loss on" in logged.text
+  with caplog.at_level(logging.INFO, logger="absl"):
+    task = build_task(small_gan(tmp_path, vgg_weights=str(path), perceptual_layers=2))
+  assert f"VGG19 weights from {path}" in caplog.text
   batch = random_batch(n=2)
   state = task.init(jax.random.key(0), batch)
   _, metrics = jax.jit(task.train_step)(state, batch)

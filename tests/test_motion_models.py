@@ -6,9 +6,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from deepjax.convert.fomm import variables_from_torch
 from deepjax.errors import UserError
 from deepjax.models import hourglass as hg
-from deepjax.models.motion.fomm import FOMM, generator_losses, variables_from_torch
+from deepjax.models.motion.fomm import FOMM, generator_losses
 from deepjax.models.motion.generator import OcclusionAwareGenerator
 from deepjax.models.motion.keypoint_detector import KeypointDetector
 
@@ -371,7 +372,8 @@ def test_vgg_max_pool_matches_reduce_window():
 
 
 def test_discriminator_from_config_shapes_and_small_pyramid_error():
-  from deepjax.models.motion.fomm import build_discriminator, perceptual_pyramid_loss  # pylint: disable=import-outside-toplevel
+  from deepjax.models.motion.discriminator import build_discriminator  # pylint: disable=import-outside-toplevel
+  from deepjax.models.motion.fomm import perceptual_pyramid_loss  # pylint: disable=import-outside-toplevel
   config = _load_config("fomm_vox256")
   disc = build_discriminator(config.model)
   pyramid = {1.0: jax.ShapeDtypeStruct((2, 256, 256, 3), jnp.float32)}

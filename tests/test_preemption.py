@@ -154,8 +154,8 @@ class NanAETask(ae.AETask):
     self._scale = jnp.where(jnp.isin(state.step, jnp.asarray(BAD_STEPS)), jnp.nan, 1.0)
     return super().train_step(state, batch)
 
-  def loss_fn(self, params, batch, key):
-    total, metrics = super().loss_fn(params, batch, key)
+  def loss_fn(self, params, batch, key, step=0):
+    total, metrics = super().loss_fn(params, batch, key, step)
     return total * self._scale, {**metrics, "loss": total * self._scale}
 
 

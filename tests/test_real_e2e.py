@@ -13,7 +13,6 @@ import pytest
 from deepjax.data import video
 from deepjax.faces import detect
 from deepjax.faces import mask as mask_lib
-from deepjax.infer import video_swap
 
 pytestmark = [pytest.mark.filterwarnings("ignore:os.fork"), pytest.mark.real_data,
               pytest.mark.slow]
@@ -42,7 +41,7 @@ def test_extract_train_swap_two_real_clips(shared_data, tmp_path):
   # the video to swap: the first 20 frames of B's clip, with its audio
   frames, fps, _ = video.read_video(clip_b, max_frames=20)
   clip = str(tmp_path / "b20.mp4")
-  video_swap.write_with_audio(clip, frames, fps, clip_b)
+  video.write_video(clip, frames, fps, audio_from=clip_b)
   out = tmp_path / "swapped" / "b_as_a.mp4"
   proc = _run("deepjax", "swap", f"--workdir={run}", f"--video={clip}", f"--output={out}",
               "--direction=b2a", "--color=mean_std", "--blend=alpha")

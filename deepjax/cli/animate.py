@@ -37,12 +37,8 @@ _MAX_FRAMES = flags.DEFINE_integer("max_frames", None, "Animate at most this man
 
 def main(argv):
   from deepjax.errors import UserError  # pylint: disable=import-outside-toplevel
-  if len(argv) > 1:
-    raise UserError(f"unexpected arguments: {' '.join(argv[1:])}")
-  for name, flag in (("workdir", _WORKDIR), ("source", _SOURCE), ("driving", _DRIVING),
-                     ("output", _OUTPUT)):
-    if not flag.value:
-      raise UserError(f"--{name} is required")
+  program.check_args(argv, [(name, flag.value, None) for name, flag in (
+      ("workdir", _WORKDIR), ("source", _SOURCE), ("driving", _DRIVING), ("output", _OUTPUT))])
   if _BATCH.value < 1 or _EVERY.value < 1:
     raise UserError("--batch and --detect_every must be >= 1")
   if _MAX_FRAMES.value is not None and _MAX_FRAMES.value < 1:

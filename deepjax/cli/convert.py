@@ -23,12 +23,8 @@ _OUTPUT = flags.DEFINE_string("output", None, "Run folder to create (must not ho
 
 def main(argv):
   from deepjax.errors import UserError  # pylint: disable=import-outside-toplevel
-  if len(argv) > 1:
-    raise UserError(f"unexpected arguments: {' '.join(argv[1:])}")
-  if not _INPUT.value:
-    raise UserError("--input is required (a .pth.tar checkpoint)")
-  if not _OUTPUT.value:
-    raise UserError("--output is required (a run folder)")
+  program.check_args(argv, (("input", _INPUT.value, "a .pth.tar checkpoint"),
+                            ("output", _OUTPUT.value, "a run folder")))
   config = program.config_value(_CONFIG)
   if config is None:
     raise UserError("--config is required, e.g. --config=configs/fomm_vox256.py")

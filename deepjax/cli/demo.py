@@ -41,9 +41,7 @@ def side_by_side(*clips, scale: int = 3):
 
 
 def main(argv):
-  from deepjax.errors import UserError  # pylint: disable=import-outside-toplevel
-  if len(argv) > 1:
-    raise UserError(f"unexpected arguments: {' '.join(argv[1:])}")
+  program.check_args(argv)
   from deepjax.eval import swap_synthetic as swap_eval  # pylint: disable=import-outside-toplevel
   from deepjax.data import video  # pylint: disable=import-outside-toplevel
   from deepjax.io_utils import write_text_atomic  # pylint: disable=import-outside-toplevel

@@ -80,8 +80,7 @@ TASKS = {"swap": swap, "reconstruction": reconstruction, "train_landmarks": trai
 
 def main(argv):
   from deepjax.errors import UserError  # pylint: disable=import-outside-toplevel
-  if len(argv) > 1:
-    raise UserError(f"unexpected arguments: {' '.join(argv[1:])}")
+  program.check_args(argv)
   if _TASK.value not in TASKS:
     raise UserError(f"unknown --task {_TASK.value!r}; known: {', '.join(TASKS)}")
   TASKS[_TASK.value]()

@@ -105,6 +105,19 @@ def _parse_flags(argv):
   sys.exit(2)
 
 
+def check_args(argv, required=()) -> None:
+  """UserError for command-line words that are not flags, or a required flag left empty.
+
+  `required`: (flag name, value, what the flag names or None) triples, in the order the
+  messages should come: "--NAME is required (WHAT)".
+  """
+  if len(argv) > 1:
+    raise UserError(f"unexpected arguments: {' '.join(argv[1:])}")
+  for name, value, what in required:
+    if not value:
+      raise UserError(f"--{name} is required" + (f" ({what})" if what else ""))
+
+
 def config_value(config_flag):
   """The parsed config of a `config_flags` holder; UserError if the file failed to load."""
   try:

@@ -38,10 +38,7 @@ def main(argv):
   from deepjax.train import metrics as mlib  # pylint: disable=import-outside-toplevel
   from deepjax.train.tasks import build_task  # pylint: disable=import-outside-toplevel
   from deepjax.train.tasks.ae import numpy_grid  # pylint: disable=import-outside-toplevel
-  if len(argv) > 1:
-    raise UserError(f"unexpected arguments: {' '.join(argv[1:])}")
-  if not _WORKDIR.value:
-    raise UserError("--workdir is required (a folder written by deepjax train)")
+  program.check_args(argv, (("workdir", _WORKDIR.value, "a folder written by deepjax train"),))
   for name, flag in (("n", _N), ("steps", _STEPS), ("scale", _SCALE)):
     if flag.value <= 0 or (name == "steps" and flag.value < 2):
       raise UserError(f"--{name} must be {'at least 2' if name == 'steps' else 'positive'}, "

@@ -80,12 +80,8 @@ def swap_images(swapper, paths, output_dir, direction, log=print):
 
 def main(argv):
   from deepjax.errors import UserError  # pylint: disable=import-outside-toplevel
-  if len(argv) > 1:
-    raise UserError(f"unexpected arguments: {' '.join(argv[1:])}")
-  if not _WORKDIR.value:
-    raise UserError("--workdir (a trained swap model's run folder) is required")
-  if not _OUTPUT.value:
-    raise UserError("--output is required")
+  program.check_args(argv, (("workdir", _WORKDIR.value, "a trained swap model's run folder"),
+                            ("output", _OUTPUT.value, None)))
   if bool(_INPUT.value) == bool(_VIDEO.value):
     raise UserError("give exactly one of --input (face images) or --video")
   from deepjax.infer.swap import Swapper  # pylint: disable=import-outside-toplevel

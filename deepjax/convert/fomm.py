@@ -11,9 +11,10 @@ The reference code (github.com/AliaksandrSiarohin/first-order-model) saves
   variables = fomm_variables(state, fomm, config.data.size)
   write_run("runs/vox", variables, config)           # a deepjax run folder
 
-Per-entry name and layout mapping: `deepjax.models.motion.fomm.variables_from_torch`.
-This module adds the whole-checkpoint check (every missing, unexpected and mis-shaped
-entry listed in one UserError) and the run-folder layout (`train_state_from_variables`).
+The torch <-> Flax name map is one table, `entry_map` (torch name -> Flax key and shape,
+built from a module's variables); `variables_from_torch` maps one module's state dict
+with it, `fomm_variables` a whole checkpoint (every missing, unexpected and mis-shaped
+entry listed in one UserError), `train_state_from_variables` gives the run-folder layout.
 """
 import os
 import re
@@ -39,12 +40,15 @@ def _torch_name(path: Tuple[str, ...], leaf: str) -> str:
   return ".".join(parts + [leaf])
 
 
-def expected_entries(template: Mapping) -> Dict[str, Tuple[int, ...]]:
-  """Torch state-dict names and shapes that fill one module's Flax variables `template`.
+def entry_map(template: Mapping) -> Dict[str, Tuple[Tuple[str, ...], Tuple[int, ...]]]:
+  """The name map of one module: torch state-dict name -> (Flax key, torch shape).
 
-  `template`: {"params": ..., "batch_stats": ...} of arrays or ShapeDtypeStructs.
-  Conv kernels (kh, kw, I, O) are `weight` (O, I, kh, kw) (`weight_orig` under spectral
-  norm); norm scales `weight`; BatchNorm statistics `running_mean` / `running_var`.
+  The one table between the two frameworks: both directions (which torch entries a
+  template expects, `variables_from_torch`) are read from it. `template`: {"params": ...,
+  "batch_stats": ...} of arrays or ShapeDtypeStructs; a Flax key is (collection, *module
+  path, leaf). Conv kernels (kh, kw, I, O) are `weight` (O, I, kh, kw) (`weight_orig` under
+  spectral norm), Dense kernels (I, O) are `weight` (O, I); norm scales `weight`; BatchNorm
+  statistics `running_mean` / `running_var`; spectral-norm vectors `weight_u` / `weight_v`.
   """
   flat = {}
   for col in ("params", "batch_stats"):
@@ -55,14 +59,28 @@ def expected_entries(template: Mapping) -> Dict[str, Tuple[int, ...]]:
     col, path, leaf = key[0], key[1:-1], key[-1]
     spectral = ("batch_stats",) + path + ("u",) in flat
     if col == "params" and leaf == "kernel":
-      name, shape = ("weight_orig" if spectral else "weight"), (shape[3], shape[2]) + shape[:2]
+      name = "weight_orig" if spectral else "weight"
+      shape = (shape[3], shape[2]) + shape[:2] if len(shape) == 4 else shape[::-1]
     elif col == "params":
       name = {"scale": "weight", "bias": "bias"}[leaf]
     else:
       name = {"mean": "running_mean", "var": "running_var", "u": "weight_u",
               "v": "weight_v"}[leaf]
-    out[_torch_name(path, name)] = shape
+    out[_torch_name(path, name)] = (key, shape)
   return out
+
+
+def from_torch_layout(key: Tuple[str, ...], value: np.ndarray) -> np.ndarray:
+  """A torch value for the Flax `key` in Flax's layout (kernels transposed)."""
+  value = np.asarray(value)
+  if key[-1] == "kernel":
+    return value.transpose(2, 3, 1, 0) if value.ndim == 4 else value.T
+  return value
+
+
+def expected_entries(template: Mapping) -> Dict[str, Tuple[int, ...]]:
+  """Torch state-dict names and shapes that fill one module's Flax variables `template`."""
+  return {name: shape for name, (_, shape) in entry_map(template).items()}
 
 
 def check_entries(state: Mapping[str, np.ndarray], template: Mapping, part: str) -> List[str]:
@@ -80,6 +98,29 @@ def check_entries(state: Mapping[str, np.ndarray], template: Mapping, part: str)
       problems.append(f"shape of {part}.{name} is {tuple(np.shape(state[name]))}, "
                       f"expected {expected[name]}")
   return problems
+
+
+def variables_from_torch(state_dict: Mapping[str, np.ndarray], template: Mapping,
+                         what: str = "checkpoint") -> Dict[str, Dict]:
+  """One module's reference PyTorch state dict -> its Flax variables, by `entry_map`.
+
+  `template` is one module's variables (e.g. `fomm.init_shapes(...)["generator"]`);
+  `num_batches_tracked` and the fixed Gaussian kernels of AntiAliasInterpolation2d
+  (`*.down.weight`, recomputed here) are ignored. Returns {"params", "batch_stats"} of
+  float32 jax arrays. Raises UserError naming the first missing, unexpected or mis-shaped
+  entry (and how many more there are).
+  """
+  problems = check_entries(state_dict, template, what)
+  if problems:
+    more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+    raise UserError(f"{problems[0]}{more}")
+  result: Dict[str, Dict] = {}
+  for name, (key, _) in entry_map(template).items():
+    node = result
+    for k in key[:-1]:
+      node = node.setdefault(k, {})
+    node[key[-1]] = jnp.asarray(from_torch_layout(key, state_dict[name]), jnp.float32)
+  return result
 
 
 def split_parts(state: Mapping[str, np.ndarray]) -> Dict[str, Dict[str, np.ndarray]]:
@@ -106,7 +147,6 @@ def fomm_variables(state: Mapping[str, np.ndarray], fomm, image_size: int,
   Raises:
     UserError listing every missing, unexpected and mis-shaped entry.
   """
-  from deepjax.models.motion.fomm import variables_from_torch  # pylint: disable=import-outside-toplevel
   parts = split_parts(state)
   templates = fomm.init_shapes((1, image_size, image_size, 3))
   problems = []
@@ -120,8 +160,7 @@ def fomm_variables(state: Mapping[str, np.ndarray], fomm, image_size: int,
     more = f"; and {len(problems) - 40} more" if len(problems) > 40 else ""
     raise UserError(f"{what} does not fit the config's model ({len(problems)} problems): "
                     f"{shown}{more}")
-  return {part: variables_from_torch(parts[part], templates[part], f"{what}: {part}")
-          for part in PARTS}
+  return {part: variables_from_torch(parts[part], templates[part], part) for part in PARTS}
 
 
 def train_state_from_variables(variables: Mapping[str, Mapping], seed: int = 0):

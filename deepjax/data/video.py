@@ -217,7 +217,7 @@ def _mux_audio(video_path: str, audio_from: str, out_path: str, duration: float)
   """
   base = [_ffmpeg(), "-y", "-nostdin", "-v", "error", "-i", video_path, "-i", audio_from,
           "-map", "0:v:0", "-map", "1:a:0", "-c:v", "copy"]
-  tail = ["-t", f"{duration:.6f}", "-f", "mp4", out_path]
+  tail = ["-t", f"{duration:.6f}", "-movflags", "+faststart", "-f", "mp4", out_path]
   with spawning_ffmpeg():
     proc = subprocess.run(base + ["-c:a", "copy"] + tail, capture_output=True, text=True,
                           errors="replace")

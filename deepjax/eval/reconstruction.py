@@ -28,6 +28,7 @@ import numpy as np
 from PIL import Image
 
 from deepjax import compile_options
+from deepjax.batching import map_batches
 from deepjax.errors import UserError
 
 
@@ -42,19 +43,11 @@ def _reconstruct_fn(fomm):
 def reconstruct_video(fomm, variables, frames: np.ndarray, batch_size: int = 16) -> np.ndarray:
   """uint8 (T,S,S,3) -> uint8 (T,S,S,3): every frame from frame 0, absolute keypoints."""
   fn = _reconstruct_fn(fomm)
-  t = len(frames)
-  b = max(1, min(batch_size, t))
+  b = max(1, min(batch_size, len(frames)))
   x = frames.astype(np.float32) / 255.0
-  out = np.empty_like(frames)
-  src = np.repeat(x[:1], b, axis=0)
-  for start in range(0, t, b):
-    chunk = x[start:start + b]
-    n = len(chunk)
-    if n < b:
-      chunk = np.concatenate([chunk, np.repeat(chunk[-1:], b - n, axis=0)])
-    pred = np.asarray(fn(variables, jnp.asarray(src), jnp.asarray(chunk)))[:n]
-    out[start:start + n] = np.clip(pred * 255.0 + 0.5, 0, 255).astype(np.uint8)
-  return out
+  src = jnp.asarray(np.repeat(x[:1], b, axis=0))
+  preds = map_batches(lambda chunk: fn(variables, src, jnp.asarray(chunk)), x, b)
+  return np.clip(preds * 255.0 + 0.5, 0, 255).astype(np.uint8)
 
 
 def _face(image: np.ndarray, detect_size: int):

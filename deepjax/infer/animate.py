@@ -31,6 +31,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from deepjax import compile_options
+from deepjax.batching import map_batches
 from deepjax.errors import UserError
 
 CROPS = ("face", "center", "none")
@@ -196,8 +197,9 @@ def animate_frames(fomm, variables, source: np.ndarray, driving: np.ndarray,
                    ) -> np.ndarray:
   """uint8 source (S,S,3) and driving frames (T,S,S,3) -> uint8 animation (T,S,S,3).
 
-  Frames go through one jitted function in batches of `batch_size` (the last batch is
-  padded, so there is one compilation); `progress(n)` is called after each batch.
+  Frames go through one jitted function in batches of `batch_size`
+  (`deepjax.batching.map_batches`: the last batch is padded, so there is one compilation);
+  `progress(n)` is called after each batch.
   """
   t = len(driving)
   if t == 0:
@@ -210,18 +212,11 @@ def animate_frames(fomm, variables, source: np.ndarray, driving: np.ndarray,
   kp_source = detect(variables, src)
   kp_initial = detect(variables, to_f(driving[initial_frame][None]))
   step = compile_options.jit(make_animate_fn(fomm, relative, adapt_scale))
-  b = max(1, min(int(batch_size), t))
-  out = np.empty_like(driving)
-  for start in range(0, t, b):
-    chunk = driving[start:start + b]
-    n = len(chunk)
-    if n < b:
-      chunk = np.concatenate([chunk, np.repeat(chunk[-1:], b - n, axis=0)])
-    pred = step(variables, src, kp_source, kp_initial, to_f(chunk))
-    out[start:start + n] = np.asarray(jnp.clip(pred * 255.0 + 0.5, 0, 255).astype(jnp.uint8))[:n]
-    if progress is not None:
-      progress(n)
-  return out
+
+  def animate_batch(frames):
+    pred = step(variables, src, kp_source, kp_initial, to_f(frames))
+    return jnp.clip(pred * 255.0 + 0.5, 0, 255).astype(jnp.uint8)
+  return map_batches(animate_batch, driving, batch_size, progress)
 
 
 def animate_file(workdir: str, source_path: str, driving_path: str, output: str,

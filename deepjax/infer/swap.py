@@ -9,6 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from deepjax import compile_options
+from deepjax.batching import map_batches
 from deepjax.errors import UserError
 from deepjax.loading import load
 
@@ -44,14 +45,4 @@ class Swapper:
     if faces.ndim != 4 or faces.shape[1:] != (self.size, self.size, 3):
       raise UserError(f"faces must be (N,{self.size},{self.size},3), got {faces.shape}")
     fn = self._fn(DIRECTIONS[direction])
-    outs, masks = [], []
-    for i in range(0, len(faces), self.batch_size):
-      chunk = faces[i:i + self.batch_size]
-      n = len(chunk)
-      if n < self.batch_size and len(faces) > self.batch_size:  # keep one compiled shape
-        chunk = np.concatenate([chunk, np.zeros((self.batch_size - n,) + chunk.shape[1:],
-                                                chunk.dtype)])
-      rgb, mask = fn(self.params, jnp.asarray(chunk))
-      outs.append(np.asarray(rgb)[:n])
-      masks.append(np.asarray(mask)[:n])
-    return np.concatenate(outs), np.concatenate(masks)
+    return map_batches(lambda chunk: fn(self.params, jnp.asarray(chunk)), faces, self.batch_size)

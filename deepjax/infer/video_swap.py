@@ -19,18 +19,16 @@ clips). For each chunk:
    "mean_std" in Lab, "histogram"); "alpha" or "seamless" (Poisson) blend.
 
 Frames without a face pass through unchanged. The output has the input's frame
-count, size and fps, and the input's audio stream (`data.video.write_video`, atomic:
-a failed run leaves no output file). A video in which no frame has a face is an
-error (nothing was swapped; no output is written).
+count, size and fps, and the input's audio stream, cut to the video's length
+(`data.video.write_video`, atomic: a failed run leaves no output file). A video in which
+no frame has a face is an error (nothing was swapped; no output is written).
 """
 from __future__ import annotations
 
 import dataclasses
 import json
 import os
-import subprocess
 import sys
-import tempfile
 import time
 from typing import Callable, Iterable, Iterator, Optional
 
@@ -40,7 +38,6 @@ from deepjax.data import video
 from deepjax.errors import UserError
 from deepjax.faces import detect, paste, track
 from deepjax.faces import mask as mask_lib
-from deepjax.io_utils import atomic_path
 from deepjax.ops import align
 
 FACE_MODES = ("main", "all")
@@ -229,43 +226,6 @@ def _limited(chunks: Iterator[np.ndarray], max_frames: Optional[int]) -> Iterato
     yield c
 
 
-def write_with_audio(path: str, frames: Iterable[np.ndarray], fps: float,
-                     audio_from: Optional[str]) -> int:
-  """`video.write_video`, but the audio never shortens the video.
-
-  `write_video(..., audio_from=)` muxes with ffmpeg's `-shortest`, which drops video
-  frames when the audio track ends before the picture does. Here the frames are
-  encoded first, then the audio is copied (AAC re-encode if mp4 cannot hold it) and
-  cut at the video's duration (`-t frames / fps`): every frame is kept.
-  Atomic: on any error no file is left at `path`.
-  """
-  if audio_from is None:
-    return video.write_video(path, frames, fps)
-  with atomic_path(path) as tmp:
-    fd, silent = tempfile.mkstemp(prefix=".swap.", suffix=".partial.mp4",
-                                  dir=os.path.dirname(tmp))
-    os.close(fd)
-    try:
-      n = video.write_video(silent, frames, fps)
-      import imageio_ffmpeg  # pylint: disable=import-outside-toplevel
-      base = [imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-nostdin", "-v", "error", "-i", silent,
-              "-i", audio_from, "-map", "0:v:0", "-map", "1:a:0?", "-c:v", "copy"]
-      tail = ["-t", f"{n / fps:.6f}", "-movflags", "+faststart", "-f", "mp4", tmp]
-      with video.spawning_ffmpeg():
-        proc = subprocess.run(base + ["-c:a", "copy"] + tail, capture_output=True, text=True,
-                              errors="replace")
-        if proc.returncode != 0:
-          proc = subprocess.run(base + ["-c:a", "aac", "-b:a", "192k"] + tail,
-                                capture_output=True, text=True, errors="replace")
-      if proc.returncode != 0:
-        msg = (proc.stderr.strip().splitlines() or ["ffmpeg failed"])[-1]
-        raise UserError(f"cannot copy the audio of {audio_from} ({msg})")
-    finally:
-      if os.path.exists(silent):
-        os.remove(silent)
-  return n
-
-
 def check_output(output: str, video_path: str) -> str:
   """UserError unless `output` is a writable .mp4 path other than the input."""
   if not output:
@@ -352,7 +312,8 @@ def swap_video(swapper, video_path: str, output: str, opts: SwapOptions,
 
   start = time.perf_counter()
   try:
-    n = write_with_audio(output, guarded(), info.fps, video_path if info.has_audio else None)
+    n = video.write_video(output, guarded(), info.fps,
+                          audio_from=video_path if info.has_audio else None)
   finally:
     if bar is not None:
       bar.close()

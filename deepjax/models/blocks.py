@@ -6,7 +6,7 @@ All blocks are Flax linen modules over NHWC float arrays.
 explicitly (dilate the cotangent with interior zeros, then a stride-1
 convolution with the flipped, in/out-swapped kernel) inside a
 `jax.custom_vjp`. XLA:CPU computes that gradient ~100x below its neighbours
-for 5x5 stride-2 convolutions on small maps (see PERF_NOTES), the last
+for 5x5 stride-2 convolutions on small maps (docs/performance.md), the last
 encoder layers of faceswap's "Original" model. The custom gradient is chosen
 only for small maps (where it measured 24-47x faster); on large maps XLA's own
 gradient is used. `tests/test_blocks.py` checks both against `jax.grad` of the
@@ -17,6 +17,8 @@ from typing import Sequence
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+
+from deepjax.ops import conv
 
 # Input maps at or below this size use the explicit input gradient.
 EXPLICIT_DX_MAX_SIZE = 16
@@ -104,41 +106,6 @@ class StridedConv(nn.Module):
     return y + b.astype(dtype).reshape(1, 1, 1, -1)
 
 
-# Output maps of at most this many pixels use im2col + one matmul (see `small_map_conv`).
-IM2COL_MAX_PIXELS = 16
-
-
-def small_map_conv(lhs, rhs, window_strides, padding, lhs_dilation=None, rhs_dilation=None,
-                   dimension_numbers=None, feature_group_count=1, batch_group_count=1,
-                   precision=None, preferred_element_type=None):
-  """`lax.conv_general_dilated` that computes tiny-map stride-1 convolutions as im2col.
-
-  XLA:CPU runs many-channel convolutions on 4x4 maps (the first upscale of faceswap's
-  "Original" model: 1024 -> 2048 channels) about half as fast as the same work as one
-  matmul; elsewhere it calls XLA's convolution. Used as `nn.Conv(conv_general_dilated=...)`.
-  """
-  plain = (tuple(window_strides) == (1, 1) and not any(d != 1 for d in (lhs_dilation or ()))
-           and not any(d != 1 for d in (rhs_dilation or ())) and feature_group_count == 1
-           and batch_group_count == 1 and not isinstance(padding, str))
-  if plain:
-    (pt, pb), (pl, pr) = padding
-    kh, kw, cin, cout = rhs.shape
-    b, h, w, _ = lhs.shape
-    oh, ow = h + pt + pb - kh + 1, w + pl + pr - kw + 1
-    if oh * ow <= IM2COL_MAX_PIXELS:
-      xp = jnp.pad(lhs, ((0, 0), (pt, pb), (pl, pr), (0, 0)))
-      cols = [xp[:, dy:dy + oh, dx:dx + ow, :] for dy in range(kh) for dx in range(kw)]
-      patches = jnp.concatenate(cols, axis=-1).reshape(b * oh * ow, kh * kw * cin)
-      y = jnp.dot(patches, rhs.reshape(kh * kw * cin, cout), precision=precision,
-                  preferred_element_type=preferred_element_type)
-      return y.reshape(b, oh, ow, cout)
-  return jax.lax.conv_general_dilated(
-      lhs, rhs, window_strides, padding, lhs_dilation=lhs_dilation, rhs_dilation=rhs_dilation,
-      dimension_numbers=dimension_numbers, feature_group_count=feature_group_count,
-      batch_group_count=batch_group_count, precision=precision,
-      preferred_element_type=preferred_element_type)
-
-
 def leaky(x, slope: float = 0.1):
   return nn.leaky_relu(x, slope)
 
@@ -164,7 +131,7 @@ class UpscaleBlock(nn.Module):
   @nn.compact
   def __call__(self, x):
     x = nn.Conv(4 * self.features, (3, 3), dtype=self.dtype,
-                conv_general_dilated=small_map_conv)(x)
+                conv_general_dilated=conv.small_map_conv)(x)
     return pixel_shuffle(leaky(x), 2)
 
 

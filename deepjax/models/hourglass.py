@@ -118,46 +118,43 @@ def upsample_nearest2(x_BxHxWxC):
   return jnp.repeat(jnp.repeat(x_BxHxWxC, 2, axis=1), 2, axis=2)
 
 
-class DownBlock2d(nn.Module):
-  """conv -> BatchNorm -> ReLU -> 2x2 average pool. (B,H,W,C) -> (B,H/2,W/2,out).
+class ConvNormBlock(nn.Module):
+  """The fields and the conv -> BatchNorm -> ReLU of the blocks below.
 
-  `norm_groups`: BatchNorm groups (see BatchNorm), as in the blocks below.
+  `norm_groups`: BatchNorm groups (see BatchNorm). Layers `conv`, `norm`.
   """
   out_features: int
   kernel_size: IntPair = 3
   padding: IntPair = 1
   norm_groups: int = 1
 
-  @nn.compact
-  def __call__(self, x, train: bool = False):
+  def conv_norm_relu(self, x, train: bool):
     x = conv2d(self.out_features, self.kernel_size, self.padding, "conv")(x)
-    x = nn.relu(batch_norm(train, groups=self.norm_groups)(x))
-    return avg_pool2(x)
-
-
-class UpBlock2d(nn.Module):
-  """nearest x2 upsample -> conv -> BatchNorm -> ReLU. (B,H,W,C) -> (B,2H,2W,out)."""
-  out_features: int
-  kernel_size: IntPair = 3
-  padding: IntPair = 1
-  norm_groups: int = 1
-
-  @nn.compact
-  def __call__(self, x, train: bool = False):
-    x = conv2d(self.out_features, self.kernel_size, self.padding, "conv")(upsample_nearest2(x))
     return nn.relu(batch_norm(train, groups=self.norm_groups)(x))
 
 
-class SameBlock2d(nn.Module):
-  """conv -> BatchNorm -> ReLU at the same resolution."""
-  out_features: int
-  kernel_size: IntPair = 3
-  padding: IntPair = 1
+class DownBlock2d(ConvNormBlock):
+  """conv -> BatchNorm -> ReLU -> 2x2 average pool. (B,H,W,C) -> (B,H/2,W/2,out)."""
 
   @nn.compact
   def __call__(self, x, train: bool = False):
-    x = conv2d(self.out_features, self.kernel_size, self.padding, "conv")(x)
-    return nn.relu(batch_norm(train)(x))
+    return avg_pool2(self.conv_norm_relu(x, train))
+
+
+class UpBlock2d(ConvNormBlock):
+  """nearest x2 upsample -> conv -> BatchNorm -> ReLU. (B,H,W,C) -> (B,2H,2W,out)."""
+
+  @nn.compact
+  def __call__(self, x, train: bool = False):
+    return self.conv_norm_relu(upsample_nearest2(x), train)
+
+
+class SameBlock2d(ConvNormBlock):
+  """conv -> BatchNorm -> ReLU at the same resolution."""
+
+  @nn.compact
+  def __call__(self, x, train: bool = False):
+    return self.conv_norm_relu(x, train)
 
 
 class ResBlock2d(nn.Module):
@@ -180,12 +177,21 @@ def hourglass_features(block_expansion: int, i: int, max_features: int) -> int:
   return min(max_features, block_expansion * (2 ** i))
 
 
-class Encoder(nn.Module):
-  """num_blocks DownBlock2d; returns [x, d1, ..., d_num_blocks] (skips for the decoder)."""
+class HourglassShape(nn.Module):
+  """The fields of the hourglass and its halves: width at depth i is
+  `hourglass_features(block_expansion, i, max_features)`; `norm_groups`: see BatchNorm."""
   block_expansion: int
   num_blocks: int = 3
   max_features: int = 256
   norm_groups: int = 1
+
+  def shape_fields(self):
+    """(block_expansion, num_blocks, max_features, norm_groups), the fields in order."""
+    return self.block_expansion, self.num_blocks, self.max_features, self.norm_groups
+
+
+class Encoder(HourglassShape):
+  """num_blocks DownBlock2d; returns [x, d1, ..., d_num_blocks] (skips for the decoder)."""
 
   @nn.compact
   def __call__(self, x, train: bool = False) -> List[jax.Array]:
@@ -197,15 +203,11 @@ class Encoder(nn.Module):
     return outs
 
 
-class Decoder(nn.Module):
+class Decoder(HourglassShape):
   """UpBlock2d per level, each followed by concatenation [up, skip] on channels.
 
   Output channels: block_expansion + channels of the encoder input (`out_filters`).
   """
-  block_expansion: int
-  num_blocks: int = 3
-  max_features: int = 256
-  norm_groups: int = 1
 
   @nn.compact
   def __call__(self, skips: Sequence[jax.Array], train: bool = False):
@@ -218,25 +220,19 @@ class Decoder(nn.Module):
     return out
 
 
-class Hourglass(nn.Module):
+class Hourglass(HourglassShape):
   """U-Net-like encoder/decoder. (B,H,W,C) -> (B,H,W,block_expansion + C).
 
-  H and W must be divisible by 2**num_blocks. `norm_groups`: see BatchNorm.
+  H and W must be divisible by 2**num_blocks.
   """
-  block_expansion: int
-  num_blocks: int = 3
-  max_features: int = 256
-  norm_groups: int = 1
 
   @nn.compact
   def __call__(self, x, train: bool = False):
     div = 2 ** self.num_blocks
     if x.shape[1] % div or x.shape[2] % div:
       raise ValueError(f"hourglass input {x.shape[1:3]} not divisible by {div}")
-    skips = Encoder(self.block_expansion, self.num_blocks, self.max_features,
-                    self.norm_groups, name="encoder")(x, train)
-    return Decoder(self.block_expansion, self.num_blocks, self.max_features,
-                   self.norm_groups, name="decoder")(skips, train)
+    skips = Encoder(*self.shape_fields(), name="encoder")(x, train)
+    return Decoder(*self.shape_fields(), name="decoder")(skips, train)
 
 
 def gaussian_kernel_1d(scale: float) -> np.ndarray:

@@ -5,6 +5,7 @@ torchvision's `vgg19().features` (layers 0-1, 2-6, 7-11, 12-20, 21-29), on input
 normalised with ImageNet mean (0.485, 0.456, 0.406) and std (0.229, 0.224, 0.225).
 
 Weights are never downloaded: `load_vgg19_params(path)` reads a user-supplied `.npz`
+(`load_for_loss` is the same for a loss term, with a warning when no file is set)
 holding torchvision's parameter names and layouts, i.e. keys `features.{i}.weight`
 (O, I, 3, 3) and `features.{i}.bias` (O,) for the 13 convolutions
 i in {0, 2, 5, 7, 10, 12, 14, 16, 19, 21, 23, 25, 28} (the `features.` prefix may be
@@ -15,11 +16,12 @@ omitted). For example, on a machine with torchvision and its weights:
   np.savez("vgg19.npz", **{k: v.numpy() for k, v in sd.items()})
 """
 import os
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from absl import logging
 
 from deepjax.errors import UserError
 from deepjax.ops import conv, reductions
@@ -39,6 +41,7 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 VggParams = Dict[str, Dict[str, jax.Array]]
+
 
 
 def vgg19_param_shapes() -> Dict[str, tuple]:
@@ -85,6 +88,22 @@ def load_vgg19_params(path: str) -> VggParams:
   except (OSError, ValueError) as e:
     raise UserError(f"cannot read VGG19 weights from {path!r}: {e}") from None
   return vgg19_params_from_torch(state)
+
+
+def load_for_loss(path: str, config_key: str, without: str) -> Optional[VggParams]:
+  """VGG19 parameters for a perceptual loss term that is on, or None without a weights file.
+
+  `path`: the user's `.npz` (empty: none); `config_key` names the setting and `without`
+  says what the caller does without weights, both for the warning logged then. Raises
+  UserError for a missing or malformed file.
+  """
+  if not path:
+    logging.warning("perceptual loss: no VGG19 weights file (%s is empty; see "
+                "deepjax/models/vgg.py): %s", config_key, without)
+    return None
+  params = load_vgg19_params(path)
+  logging.info("perceptual loss: VGG19 weights from %s", path)
+  return params
 
 
 def random_vgg19_params(key) -> VggParams:

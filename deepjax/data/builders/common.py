@@ -28,8 +28,25 @@ class LocalBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
 
   TFDS looks for a `checksums.tsv` next to the builder's code through
   `importlib_resources` (not installed here); local builders download nothing,
-  so `code_path` is None.
+  so `code_path` is None. Subclasses give `_description()` and `_features()`;
+  `VIDEO_MAJOR = True` keeps records in key order (`video_key`, no TFDS shuffling) with
+  a metadata dict for `set_video_counts`.
   """
+  VERSION = tfds.core.Version("1.0.0")
+  RELEASE_NOTES = {"1.0.0": "First version."}
+  VIDEO_MAJOR = False
+
+  def _description(self) -> str:
+    raise NotImplementedError
+
+  def _features(self) -> tfds.features.FeaturesDict:
+    raise NotImplementedError
+
+  def _info(self) -> tfds.core.DatasetInfo:
+    video = ({"disable_shuffling": True, "metadata": tfds.core.MetadataDict()}
+             if self.VIDEO_MAJOR else {})
+    return tfds.core.DatasetInfo(builder=self, description=self._description(),
+                                 features=self._features(), **video)
 
   @tfds.core.utils.classproperty
   @classmethod

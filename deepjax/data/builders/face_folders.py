@@ -122,17 +122,13 @@ def split_files(names: list[str], test_fraction: float) -> tuple[list[str], list
 class FaceFolders(common.LocalBuilder):
   """Face images of one identity from a folder (see module docstring)."""
 
-  VERSION = tfds.core.Version("1.0.0")
-  RELEASE_NOTES = {"1.0.0": "First version."}
+  def _description(self) -> str:
+    return f"Faces of one identity from {self.builder_config.folder}."
 
-  def _info(self) -> tfds.core.DatasetInfo:
+  def _features(self) -> tfds.features.FeaturesDict:
     cfg = self.builder_config
-    return tfds.core.DatasetInfo(
-        builder=self,
-        description=f"Faces of one identity from {cfg.folder}.",
-        features=common.face_features(cfg.size, cfg.encoding,
-                                      file=tfds.features.Tensor(shape=(), dtype=np.object_)),
-    )
+    return common.face_features(cfg.size, cfg.encoding,
+                                file=tfds.features.Tensor(shape=(), dtype=np.object_))
 
   def _usable_files(self) -> list[str]:
     """Names of the images that decode; warns about the others."""

@@ -53,6 +53,35 @@ def default_split_seeds(identity_seed: int) -> tuple[int, int]:
   return int(a), int(b)
 
 
+def _features(size: int, int_fields) -> tfds.features.FeaturesDict:
+  """`common.face_features` (PNG) + int64 scalars `int_fields` + one float32 feature per
+  motion field of `sample_motion`."""
+  sample = _synthetic().sample_motion(0, 1)
+  motion = {k: tfds.features.Tensor(shape=tuple(np.shape(v)[1:]), dtype=np.float32)
+            for k, v in sorted(sample.items())}
+  reserved = {"image", "landmarks", "has_landmarks", *int_fields} & set(motion)
+  if reserved:
+    raise ValueError(f"motion fields clash with feature names: {sorted(reserved)}")
+  ints = {k: tfds.features.Tensor(shape=(), dtype=np.int64) for k in int_fields}
+  return common.face_features(size, "png", **ints, **motion)
+
+
+def _rendered(identity, motion, size: int):
+  """Renders `motion` (fields of leading n) of `identity` in chunks; yields (i, record
+  fields image (PNG bytes), landmarks, has_landmarks and the frame's motion fields)."""
+  syn = _synthetic()
+  num = len(next(iter(motion.values())))
+  for start in range(0, num, _RENDER_CHUNK):
+    stop = min(num, start + _RENDER_CHUNK)
+    chunk = {k: v[start:stop] for k, v in motion.items()}
+    images, landmarks = syn.render(identity, chunk, size)
+    images = np.round(np.clip(np.asarray(images, np.float32), 0, 1) * 255).astype(np.uint8)
+    landmarks = np.asarray(landmarks, np.float32)
+    for j in range(stop - start):
+      yield start + j, {"image": common.encode_image(images[j]), "landmarks": landmarks[j],
+                        "has_landmarks": True, **{k: v[j] for k, v in chunk.items()}}
+
+
 @dataclasses.dataclass
 class SyntheticFacesConfig(tfds.core.BuilderConfig):
   """identity_seed; frames per split; size; motion seeds (train, test)."""
@@ -67,29 +96,12 @@ class SyntheticFacesConfig(tfds.core.BuilderConfig):
 class SyntheticFaces(common.LocalBuilder):
   """Rendered frames of one synthetic identity (see module docstring)."""
 
-  VERSION = tfds.core.Version("1.0.0")
-  RELEASE_NOTES = {"1.0.0": "First version."}
-
-  def _motion_shapes(self) -> dict[str, tuple[int, ...]]:
-    sample = _synthetic().sample_motion(0, 1)
-    return {k: tuple(np.shape(v)[1:]) for k, v in sorted(sample.items())}
-
-  def _info(self) -> tfds.core.DatasetInfo:
+  def _description(self) -> str:
     cfg = self.builder_config
-    motion = {k: tfds.features.Tensor(shape=s, dtype=np.float32)
-              for k, s in self._motion_shapes().items()}
-    reserved = {"image", "landmarks", "has_landmarks", "identity", "index"} & set(motion)
-    if reserved:
-      raise ValueError(f"motion fields clash with feature names: {sorted(reserved)}")
-    return tfds.core.DatasetInfo(
-        builder=self,
-        description=f"Synthetic identity {cfg.identity_seed} at {cfg.size}x{cfg.size}.",
-        features=common.face_features(
-            cfg.size, "png",
-            identity=tfds.features.Tensor(shape=(), dtype=np.int64),
-            index=tfds.features.Tensor(shape=(), dtype=np.int64),
-            **motion),
-    )
+    return f"Synthetic identity {cfg.identity_seed} at {cfg.size}x{cfg.size}."
+
+  def _features(self) -> tfds.features.FeaturesDict:
+    return _features(self.builder_config.size, ("identity", "index"))
 
   def _split_generators(self, dl_manager):
     del dl_manager
@@ -105,22 +117,8 @@ class SyntheticFaces(common.LocalBuilder):
     identity = syn.sample_identity(cfg.identity_seed)
     motion = {k: np.asarray(v, np.float32)
               for k, v in syn.sample_motion(motion_seed, num).items()}
-    for start in range(0, num, _RENDER_CHUNK):
-      stop = min(num, start + _RENDER_CHUNK)
-      chunk = {k: v[start:stop] for k, v in motion.items()}
-      images, landmarks = syn.render(identity, chunk, cfg.size)
-      images = np.round(np.clip(np.asarray(images, np.float32), 0, 1) * 255).astype(np.uint8)
-      landmarks = np.asarray(landmarks, np.float32)
-      for j in range(stop - start):
-        i = start + j
-        yield i, {
-            "image": common.encode_image(images[j]),
-            "landmarks": landmarks[j],
-            "has_landmarks": True,
-            "identity": int(cfg.identity_seed),
-            "index": i,
-            **{k: v[j] for k, v in chunk.items()},
-        }
+    for i, frame in _rendered(identity, motion, cfg.size):
+      yield i, dict(frame, identity=int(cfg.identity_seed), index=i)
 
 
 def synthetic_config(identity_seed: int, num_train: int, size: int = 64,
@@ -190,25 +188,14 @@ class SyntheticVideos(SyntheticFaces):
   `synthetic_faces` plus `video` int64 (index in the split) and `frame` int64.
   """
 
-  VERSION = tfds.core.Version("1.0.0")
-  RELEASE_NOTES = {"1.0.0": "First version."}
+  VIDEO_MAJOR = True
 
-  def _info(self) -> tfds.core.DatasetInfo:
+  def _description(self) -> str:
     cfg = self.builder_config
-    motion = {k: tfds.features.Tensor(shape=s, dtype=np.float32)
-              for k, s in self._motion_shapes().items()}
-    return tfds.core.DatasetInfo(
-        builder=self,
-        description=f"Synthetic talking-head clips at {cfg.size}x{cfg.size}.",
-        features=common.face_features(
-            cfg.size, "png",
-            identity=tfds.features.Tensor(shape=(), dtype=np.int64),
-            video=tfds.features.Tensor(shape=(), dtype=np.int64),
-            frame=tfds.features.Tensor(shape=(), dtype=np.int64),
-            **motion),
-        disable_shuffling=True,
-        metadata=tfds.core.MetadataDict(),
-    )
+    return f"Synthetic talking-head clips at {cfg.size}x{cfg.size}."
+
+  def _features(self) -> tfds.features.FeaturesDict:
+    return _features(self.builder_config.size, ("identity", "video", "frame"))
 
   def _split_generators(self, dl_manager):
     del dl_manager
@@ -225,17 +212,8 @@ class SyntheticVideos(SyntheticFaces):
       identity = syn.sample_identity(seed)
       motion = {k: np.asarray(v, np.float32)
                 for k, v in syn.motion_clip(clip_seed(seed), cfg.num_frames).items()}
-      for start in range(0, cfg.num_frames, _RENDER_CHUNK):
-        stop = min(cfg.num_frames, start + _RENDER_CHUNK)
-        chunk = {k: v[start:stop] for k, v in motion.items()}
-        images, landmarks = syn.render(identity, chunk, cfg.size)
-        images = np.round(np.clip(np.asarray(images), 0, 1) * 255).astype(np.uint8)
-        for j in range(stop - start):
-          yield common.video_key(vid, start + j), {
-              "image": common.encode_image(images[j]),
-              "landmarks": np.asarray(landmarks[j], np.float32),
-              "has_landmarks": True, "identity": int(seed), "video": vid,
-              "frame": start + j, **{k: v[j] for k, v in chunk.items()}}
+      for i, frame in _rendered(identity, motion, cfg.size):
+        yield common.video_key(vid, i), dict(frame, identity=int(seed), video=vid, frame=i)
     common.set_video_counts(self, split, [f"identity_{s}" for s in identity_seeds],
                             [cfg.num_frames] * len(identity_seeds))
 

@@ -111,26 +111,22 @@ def split_videos(names: list[str], test_fraction: float,
 class TalkingHeads(common.LocalBuilder):
   """Frames of a folder of talking-head videos (see module docstring)."""
 
-  VERSION = tfds.core.Version("1.0.0")
-  RELEASE_NOTES = {"1.0.0": "First version."}
+  VIDEO_MAJOR = True
 
-  def _info(self) -> tfds.core.DatasetInfo:
+  def _description(self) -> str:
+    return f"Frames of the videos in {self.builder_config.folder}."
+
+  def _features(self) -> tfds.features.FeaturesDict:
     cfg = self.builder_config
     if cfg.encoding not in ("png", "jpeg"):
       raise UserError(f"image encoding must be 'png' or 'jpeg', got '{cfg.encoding}'")
-    return tfds.core.DatasetInfo(
-        builder=self,
-        description=f"Frames of the videos in {cfg.folder}.",
-        features=tfds.features.FeaturesDict({
-            "image": tfds.features.Image(shape=(cfg.size, cfg.size, 3),
-                                         encoding_format=cfg.encoding),
-            "video": tfds.features.Tensor(shape=(), dtype=np.int64),
-            "frame": tfds.features.Tensor(shape=(), dtype=np.int64),
-            "name": tfds.features.Tensor(shape=(), dtype=np.object_),
-        }),
-        disable_shuffling=True,
-        metadata=tfds.core.MetadataDict(),
-    )
+    return tfds.features.FeaturesDict({
+        "image": tfds.features.Image(shape=(cfg.size, cfg.size, 3),
+                                     encoding_format=cfg.encoding),
+        "video": tfds.features.Tensor(shape=(), dtype=np.int64),
+        "frame": tfds.features.Tensor(shape=(), dtype=np.int64),
+        "name": tfds.features.Tensor(shape=(), dtype=np.object_),
+    })
 
   def _usable(self, names: list[str]) -> list[str]:
     """The clips that open (frame folders always do); warns about the others."""

@@ -6,7 +6,8 @@ normalisation follows `torch.nn.utils.spectral_norm` (one power iteration per tr
 call on the (O, I*kh*kw) matrix in torch's OIHW order; the vectors `u`, `v` live in the
 `batch_stats` collection and carry no gradient; `weight_orig` is the `kernel` param).
 """
-from typing import Dict, List, Sequence, Tuple
+import dataclasses
+from typing import Any, Dict, List, Mapping, Sequence, Tuple
 
 import flax.linen as nn
 import jax
@@ -78,8 +79,8 @@ class DiscDownBlock2d(nn.Module):
     return x
 
 
-class Discriminator(nn.Module):
-  """Pix2Pix-like patch discriminator: (image, kp) -> (feature maps, prediction map)."""
+class DiscriminatorOptions(nn.Module):
+  """The fields of one scale's patch discriminator (shared by the multi-scale one)."""
   num_channels: int = 3
   block_expansion: int = 64
   num_blocks: int = 4
@@ -88,6 +89,10 @@ class Discriminator(nn.Module):
   use_kp: bool = False
   num_kp: int = 10
   kp_variance: float = 0.01
+
+
+class Discriminator(DiscriminatorOptions):
+  """Pix2Pix-like patch discriminator: (image, kp) -> (feature maps, prediction map)."""
 
   @nn.compact
   def __call__(self, x_BxHxWxC, kp_value_BxKx2=None, train: bool = False
@@ -106,28 +111,30 @@ class Discriminator(nn.Module):
     return feature_maps, prediction
 
 
-class MultiScaleDiscriminator(nn.Module):
-  """One Discriminator per pyramid scale.
+_OPTIONS = tuple(f.name for f in dataclasses.fields(DiscriminatorOptions)
+                 if f.name not in ("parent", "name"))
+
+
+class MultiScaleDiscriminator(DiscriminatorOptions):
+  """One Discriminator per pyramid scale (the other fields: each scale's Discriminator).
 
   Call: (pyramid {scale: (B, H*scale, W*scale, C)}, kp_value (B, K, 2) or None, train) ->
   {scale: (feature maps list, prediction map (B, h, w, 1))}.
   """
   scales: Sequence[float] = (1.0,)
-  block_expansion: int = 64
-  num_blocks: int = 4
-  max_features: int = 512
-  sn: bool = False
-  use_kp: bool = False
-  num_kp: int = 10
-  num_channels: int = 3
-  kp_variance: float = 0.01
 
   @nn.compact
   def __call__(self, pyramid: Dict[float, jax.Array], kp_value=None, train: bool = False):
-    out = {}
-    for s in self.scales:
-      disc = Discriminator(self.num_channels, self.block_expansion, self.num_blocks,
-                           self.max_features, self.sn, self.use_kp, self.num_kp,
-                           self.kp_variance, name=f"discs_{scale_key(s)}")
-      out[s] = disc(pyramid[s], kp_value, train)
-    return out
+    options = {k: getattr(self, k) for k in _OPTIONS}
+    return {s: Discriminator(**options, name=f"discs_{scale_key(s)}")(pyramid[s], kp_value, train)
+            for s in self.scales}
+
+
+def build_discriminator(model_cfg: Mapping[str, Any]) -> MultiScaleDiscriminator:
+  """MultiScaleDiscriminator from `config.model`: its `discriminator` section (fields of
+  MultiScaleDiscriminator; absent ones keep their defaults), `num_kp` and `num_channels`."""
+  m = dict(model_cfg)
+  d = dict(m["discriminator"])
+  if "scales" in d:
+    d["scales"] = tuple(float(s) for s in d["scales"])
+  return MultiScaleDiscriminator(num_kp=m["num_kp"], num_channels=m["num_channels"], **d)

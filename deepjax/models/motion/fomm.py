@@ -13,8 +13,9 @@ checkpoints them with separate optimisers).
   frames = fomm.animate(variables, source_1xHxWx3, kp_source, kp_norm)["prediction"]
 
 Training: `generator_losses(fomm, variables, source, driving, key, ...)` is the
-reference's GeneratorFullModel (perceptual pyramid + equivariance; the GAN terms are not
-here yet) and returns the updated BatchNorm statistics.
+reference's GeneratorFullModel without its GAN terms (perceptual pyramid + equivariance)
+and returns the updated BatchNorm statistics; the GAN terms (generator LSGAN, feature
+matching) and the discriminator's loss are in deepjax.train.tasks.motion, which adds them.
 
 Coordinates and grid_sample convention: see deepjax.ops.keypoints (keypoints) and
 `align_corners` in the model config (False = what the reference code does under
@@ -28,7 +29,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from deepjax.errors import UserError
 from deepjax.models.hourglass import anti_alias_interpolate
 from deepjax.models.motion.generator import OcclusionAwareGenerator
 from deepjax.models.motion.keypoint_detector import KeypointDetector
@@ -160,15 +160,6 @@ class FOMM:
     return generated, dict(variables, generator=gen_vars)
 
 
-def build_discriminator(model_cfg: Mapping[str, Any]):
-  """MultiScaleDiscriminator from `config.model` (its `discriminator` section)."""
-  from deepjax.models.motion.discriminator import MultiScaleDiscriminator  # pylint: disable=import-outside-toplevel
-  m = dict(model_cfg)
-  d = dict(m["discriminator"])
-  d["scales"] = tuple(float(s) for s in d["scales"])
-  return MultiScaleDiscriminator(num_kp=m["num_kp"], num_channels=m["num_channels"], **d)
-
-
 def image_pyramid(image_BxHxWxC, scales: Sequence[float]) -> Dict[float, jax.Array]:
   """{scale: anti-aliased downscale} (the reference's ImagePyramide)."""
   return {s: anti_alias_interpolate(image_BxHxWxC, s) for s in scales}
@@ -211,7 +202,7 @@ def perceptual_pyramid_loss(vgg_params, prediction, target, scales: Sequence[flo
 def generator_losses(fomm: FOMM, variables: Variables, source, driving, key,
                      loss_weights: Mapping[str, Any], transform_params: Mapping[str, Any],
                      scales: Sequence[float], vgg_params=None, train: bool = True):
-  """The reference's GeneratorFullModel without GAN terms.
+  """The reference's GeneratorFullModel without GAN terms (deepjax.train.tasks.motion adds them).
 
   Args:
     source, driving: (B, H, W, C) float32 in [0, 1].
@@ -224,7 +215,8 @@ def generator_losses(fomm: FOMM, variables: Variables, source, driving, key,
     (total, (loss_values dict of weighted scalars, generated, new_variables)).
   """
   if loss_weights.get("generator_gan", 0):
-    raise ValueError("generator_gan > 0 needs the discriminator terms (not implemented)")
+    raise ValueError("generator_gan > 0: the GAN terms are the training task's "
+                     "(deepjax.train.tasks.motion); pass generator_gan=0 here")
   w_val = loss_weights.get("equivariance_value", 0)
   w_jac = loss_weights.get("equivariance_jacobian", 0)
   transformed = None
@@ -249,69 +241,3 @@ def generator_losses(fomm: FOMM, variables: Variables, source, driving, key,
           params, kp_t["value"], kp_d["jacobian"], kp_t["jacobian"])
   total = sum(losses.values()) if losses else jnp.zeros((), jnp.float32)
   return total, (losses, generated, variables)
-
-
-def _torch_path(name: str) -> Tuple[Tuple[str, ...], str]:
-  """'a.down_blocks.0.conv.weight' -> (('a', 'down_blocks_0', 'conv'), 'weight')."""
-  parts = name.split(".")
-  path = []
-  for p in parts[:-1]:
-    # List indices and ModuleDict scale keys ("0", "1", "0-5") join their parent's name.
-    if path and p[:1].isdigit() and p.replace("-", "").isdigit():
-      path[-1] = f"{path[-1]}_{p}"
-    else:
-      path.append(p)
-  return tuple(path), parts[-1]
-
-
-def variables_from_torch(state_dict: Mapping[str, np.ndarray], template: Variables,
-                         what: str = "checkpoint") -> Variables:
-  """Maps a reference PyTorch state dict onto a Flax variables template by name and shape.
-
-  Conv `weight` (or spectral-norm `weight_orig`) (O, I, kh, kw) -> `kernel` (kh, kw, I, O),
-  spectral-norm `weight_u`/`weight_v` -> batch_stats `u`/`v`; BatchNorm/InstanceNorm
-  `weight`/`bias` ->
-  params `scale`/`bias`, `running_mean`/`running_var` -> batch_stats `mean`/`var`;
-  `num_batches_tracked` and the fixed Gaussian kernels of AntiAliasInterpolation2d
-  (`*.down.weight`, recomputed here) are ignored. `template` is one module's variables (e.g.
-  `fomm.init(...)["generator"]`). Raises UserError for missing, unexpected or mis-shaped
-  entries.
-  """
-  flat_t = {}
-  for col in ("params", "batch_stats"):
-    for path, leaf in jax.tree_util.tree_flatten_with_path(template.get(col, {}))[0]:
-      flat_t[(col,) + tuple(k.key for k in path)] = leaf
-  out = {}
-  for name, value in state_dict.items():
-    path, leaf = _torch_path(name)
-    value = np.asarray(value)
-    if leaf == "num_batches_tracked" or (path and path[-1] == "down" and leaf == "weight"):
-      continue  # counters; the fixed Gaussian buffers of AntiAliasInterpolation2d
-    if leaf in ("weight", "weight_orig") and value.ndim == 4:
-      key, value = ("params",) + path + ("kernel",), value.transpose(2, 3, 1, 0)
-    elif leaf in ("weight_u", "weight_v"):  # spectral norm power-iteration vectors
-      key = ("batch_stats",) + path + (leaf[-1],)
-    elif leaf == "weight" and value.ndim == 1:
-      key = ("params",) + path + ("scale",)
-    elif leaf == "bias":
-      key = ("params",) + path + ("bias",)
-    elif leaf in ("running_mean", "running_var"):
-      key = ("batch_stats",) + path + ({"running_mean": "mean", "running_var": "var"}[leaf],)
-    else:
-      raise UserError(f"{what}: unexpected entry '{name}'")
-    if key not in flat_t:
-      raise UserError(f"{what}: entry '{name}' has no counterpart {'/'.join(key)}")
-    if tuple(flat_t[key].shape) != value.shape:
-      raise UserError(f"{what}: '{name}' has shape {value.shape}, "
-                      f"expected {tuple(flat_t[key].shape)}")
-    out[key] = jnp.asarray(value, jnp.float32)
-  missing = sorted(set(flat_t) - set(out))
-  if missing:
-    raise UserError(f"{what}: missing {'/'.join(missing[0])} (and {len(missing) - 1} more)")
-  result: Variables = {}
-  for key, value in out.items():
-    node = result
-    for k in key[:-1]:
-      node = node.setdefault(k, {})
-    node[key[-1]] = value
-  return result

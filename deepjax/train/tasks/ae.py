@@ -120,8 +120,10 @@ class AETask:
     """Latent -> (rgb, mask or None) with `ident`'s decoder."""
     return self.model.apply({"params": params}, z, ident, method=self.model.decode)
 
-  def loss_fn(self, params, batch, key):
-    """Returns (loss, metrics) for one batch; `key` drives augmentation."""
+  def loss_fn(self, params, batch, key, step=0):
+    """Returns (loss, metrics) for one batch; `key` drives augmentation. `step` (the
+    training step) is unused here; subclasses' losses may depend on it (VAETask)."""
+    del step
     total, metrics = 0.0, {}
     keys = jax.random.split(key, len(IDENTITIES))
     pairs = {ident: self.augmented_pair(k, batch, ident) for k, ident in zip(keys, IDENTITIES)}
@@ -139,7 +141,7 @@ class AETask:
   # --- steps ----------------------------------------------------------------
   def train_step(self, state: TrainState, batch):
     grad_fn = jax.value_and_grad(self.loss_fn, has_aux=True)
-    (_, metrics), grads = grad_fn(state.params, batch, state.step_key())
+    (_, metrics), grads = grad_fn(state.params, batch, state.step_key(), state.step)
     updates, opt_state = self.tx.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
     return state.replace(step=state.step + 1, params=params, opt_state=opt_state), metrics

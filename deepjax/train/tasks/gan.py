@@ -66,19 +66,12 @@ def with_mask_bias(gen, value: float):
 
 
 def load_perceptual(gan_cfg):
-  """VGG19 parameters for the perceptual term, or None (term off, with a log line)."""
-  weight = float(gan_cfg.get("perceptual_weight", 0.0))
-  path = gan_cfg.get("vgg_weights", "")
-  if not weight:
-    return None
-  if not path:
-    logging.info("gan: perceptual loss off (no VGG19 weights file; set config.gan.vgg_weights to a "
-        ".npz, see deepjax/models/vgg.py)")
+  """VGG19 parameters for the perceptual term, or None (term off, with a warning)."""
+  if not float(gan_cfg.get("perceptual_weight", 0.0)):
     return None
   from deepjax.models import vgg  # pylint: disable=import-outside-toplevel
-  params = vgg.load_vgg19_params(path)
-  logging.info(f"gan: perceptual loss on (VGG19 weights from {path}, weight {weight})")
-  return params
+  return vgg.load_for_loss(gan_cfg.get("vgg_weights", ""), "config.gan.vgg_weights",
+                           "the gan task's perceptual loss is off")
 
 
 def perceptual_distance(vgg_params, x, y, layers: int = 5):

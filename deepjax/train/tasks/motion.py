@@ -25,19 +25,19 @@ discriminator); `opt_state` the same keys.
 
 Batches: {"source", "driving": uint8 (B, H, W, 3), "video": int64 (B,)}.
 """
-
 import jax
 import jax.numpy as jnp
 import optax
 from absl import logging
 
+from deepjax import losses
+from deepjax.models import vgg
 from deepjax.models.motion import fomm as fomm_lib
-from deepjax.models.motion.discriminator import MultiScaleDiscriminator
+from deepjax.models.motion.discriminator import build_discriminator
 from deepjax.ops import keypoints as kpo
 from deepjax.train import optim
 from deepjax.train.state import TrainState
 from deepjax.train.tasks.ae import image_grid, to_float
-
 
 GEN_NETS = ("kp_detector", "generator")
 
@@ -67,16 +67,6 @@ def optimizers(train_cfg, num_steps: int, adam=optim.adam):
           for k in ("kp_detector", "generator", "discriminator")}
 
 
-def make_discriminator(model_cfg) -> MultiScaleDiscriminator:
-  d = dict(model_cfg["discriminator"])
-  return MultiScaleDiscriminator(
-      scales=tuple(float(s) for s in d.get("scales", (1.0,))),
-      block_expansion=d["block_expansion"], num_blocks=d["num_blocks"],
-      max_features=d["max_features"], sn=bool(d.get("sn", False)),
-      use_kp=bool(d.get("use_kp", False)), num_kp=model_cfg["num_kp"],
-      num_channels=model_cfg["num_channels"], kp_variance=d.get("kp_variance", 0.01))
-
-
 class MotionTask:
   """Keypoint detector + occlusion-aware generator (+ optional discriminator)."""
   images_per_example = 1  # one generated frame per (source, driving) pair
@@ -87,7 +77,7 @@ class MotionTask:
     tc = config.train
     self.weights = dict(config.loss)
     self.use_gan = float(self.weights.get("generator_gan", 0.0) or 0.0) > 0
-    self.disc = make_discriminator(config.model) if self.use_gan else None
+    self.disc = build_discriminator(config.model) if self.use_gan else None
     self.tx = optimizers(tc, int(config.num_steps))
     self.scales = tuple(float(s) for s in tc.scales)
     self.transform = dict(tc.transform)
@@ -96,13 +86,8 @@ class MotionTask:
   def _load_vgg(self, path):
     if not sum(self.weights.get("perceptual", ())):
       return None
-    if not path:
-      logging.warning("perceptual loss: no VGG19 weights (config.loss.vgg_weights is empty); "
-                  "using the multi-scale L1 fallback on the image pyramid instead")
-      return None
-    from deepjax.models.vgg import load_vgg19_params  # pylint: disable=import-outside-toplevel
-    logging.info("perceptual loss: VGG19 weights from %s", path)
-    return load_vgg19_params(path)
+    return vgg.load_for_loss(path, "config.loss.vgg_weights",
+                             "using the multi-scale L1 fallback on the image pyramid instead")
 
   # --- data -----------------------------------------------------------------
   def data_iterator(self, config, batch_size, seed, split):
@@ -143,10 +128,11 @@ class MotionTask:
     kp = kpo.detach_kp(kp_driving)["value"]
     fake, _ = self._disc_apply(disc_vars, prediction, kp, False)
     real, _ = self._disc_apply(disc_vars, driving, kp, False)
-    gan, fm = 0.0, 0.0
+    gan = self.weights["generator_gan"] * losses.lsgan_g_loss(
+        [fake[s][1] for s in self.disc.scales])
+    fm = 0.0
     fm_w = tuple(self.weights.get("feature_matching", ()))
     for s in self.disc.scales:
-      gan = gan + self.weights["generator_gan"] * jnp.mean((1.0 - fake[s][1]) ** 2)
       for i, (a, b) in enumerate(zip(real[s][0], fake[s][0])):
         if i < len(fm_w) and fm_w[i]:
           fm = fm + fm_w[i] * jnp.mean(jnp.abs(jax.lax.stop_gradient(a) - b))
@@ -173,16 +159,16 @@ class MotionTask:
     return total, (losses, generated, new_state)
 
   def discriminator_loss(self, disc_params, disc_stats, prediction, driving, kp_driving):
-    """LSGAN: weight * mean((1 - D(real))^2 + D(fake)^2) over scales; fake detached."""
+    """LSGAN (deepjax.losses): weight * sum over scales of mean((D(real) - 1)^2) + mean(D(fake)^2);
+    fake detached."""
     kp = kpo.detach_kp(kp_driving)["value"]
     dv = {"params": disc_params, "batch_stats": disc_stats}
     real, stats = self._disc_apply(dv, driving, kp, True)
     dv = {"params": disc_params, "batch_stats": stats}
     fake, stats = self._disc_apply(dv, jax.lax.stop_gradient(prediction), kp, True)
     w = float(self.weights.get("discriminator_gan", 1.0))
-    loss = 0.0
-    for s in self.disc.scales:
-      loss = loss + w * jnp.mean((1.0 - real[s][1]) ** 2 + fake[s][1] ** 2)
+    loss = w * losses.lsgan_d_loss([real[s][1] for s in self.disc.scales],
+                                   [fake[s][1] for s in self.disc.scales])
     return loss, stats
 
   # --- steps ----------------------------------------------------------------

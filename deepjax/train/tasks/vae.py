@@ -16,12 +16,10 @@ to faces, for random samples and interpolations (`deepjax sample`).
 """
 import jax
 import jax.numpy as jnp
-import optax
 
 from deepjax import losses
 from deepjax.errors import UserError
 from deepjax.models.blocks import UpscaleBlock
-from deepjax.train.state import TrainState
 from deepjax.train.tasks.ae import IDENTITIES, AETask
 
 
@@ -66,13 +64,6 @@ class VAETask(AETask):
     metrics["beta"] = beta
     metrics["loss"] = total
     return total, metrics
-
-  def train_step(self, state: TrainState, batch):
-    grad_fn = jax.value_and_grad(self.loss_fn, has_aux=True)
-    (_, metrics), grads = grad_fn(state.params, batch, state.step_key(), state.step)
-    updates, opt_state = self.tx.update(grads, state.opt_state, state.params)
-    params = optax.apply_updates(state.params, updates)
-    return state.replace(step=state.step + 1, params=params, opt_state=opt_state), metrics
 
   # --- latent space ---------------------------------------------------------
   def latent_shape(self, size: int) -> tuple:
