@@ -1,0 +1,159 @@
+"""The package's layout rules, read from the source with `ast` (nothing is imported).
+
+- models/, ops/ and losses.py are pure: they import nothing from the packages that
+  train, load data, find faces, infer, convert, benchmark or run programs;
+- only cli/ parses flags (absl.flags, ml_collections.config_flags) and prints;
+- no module reaches into private APIs (jax._src, optax._src).
+"""
+import ast
+import os
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PACKAGE = os.path.join(REPO, "deepjax")
+
+PURE = ("deepjax/models/", "deepjax/ops/", "deepjax/losses.py")
+NOT_FROM_PURE = ("deepjax.train", "deepjax.data", "deepjax.faces", "deepjax.infer",
+                 "deepjax.cli", "deepjax.bench", "deepjax.convert")
+FLAG_MODULES = ("absl.flags", "ml_collections.config_flags")
+PRIVATE = ("jax._src", "optax._src")
+
+
+def _modules():
+  """{repo-relative path: parsed module} of every .py file under deepjax/."""
+  out = {}
+  for root, _, files in os.walk(PACKAGE):
+    for name in sorted(files):
+      if name.endswith(".py"):
+        path = os.path.join(root, name)
+        with open(path, encoding="utf-8") as f:
+          out[os.path.relpath(path, REPO).replace(os.sep, "/")] = ast.parse(f.read(), path)
+  return out
+
+
+MODULES = _modules()
+
+
+def _package_of(path: str) -> str:
+  """Dotted package of a module file: deepjax/ops/warp.py -> deepjax.ops."""
+  parts = path[:-len(".py")].split("/")
+  return ".".join(parts if parts[-1] == "__init__" else parts[:-1]).removesuffix(".__init__")
+
+
+def _imports(path: str, tree: ast.Module):
+  """(line, dotted name) of every import in the module, at any depth; `from a import b`
+  gives both `a` and `a.b` (b may be a module), relative imports are resolved."""
+  for node in ast.walk(tree):
+    if isinstance(node, ast.Import):
+      for alias in node.names:
+        yield node.lineno, alias.name
+    elif isinstance(node, ast.ImportFrom):
+      base = node.module or ""
+      if node.level:
+        pkg = _package_of(path).split(".")
+        pkg = pkg[:len(pkg) - (node.level - 1)]
+        base = ".".join(pkg + ([base] if base else []))
+      yield node.lineno, base
+      for alias in node.names:
+        yield node.lineno, f"{base}.{alias.name}"
+
+
+def _under(name: str, prefixes) -> bool:
+  return any(name == p or name.startswith(p + ".") for p in prefixes)
+
+
+def _fmt(offenders):
+  return "\n  " + "\n  ".join(offenders)
+
+
+def _offenders(check):
+  found = []
+  for path, tree in sorted(MODULES.items()):
+    found += [f"{path}:{line}: {what}" for line, what in check(path, tree)]
+  return found
+
+
+def test_modules_found():
+  assert len(MODULES) > 50 and "deepjax/losses.py" in MODULES and \
+      "deepjax/cli/__init__.py" in MODULES
+
+
+def _pure_imports(path, tree):
+  if not path.startswith(PURE):
+    return []
+  return [(line, f"imports {name}") for line, name in _imports(path, tree)
+          if _under(name, NOT_FROM_PURE)]
+
+
+def test_models_ops_losses_import_no_higher_layer():
+  bad = _offenders(_pure_imports)
+  assert not bad, "models/, ops/ and losses.py must not import these:" + _fmt(bad)
+
+
+def _flag_imports(path, tree):
+  if path.startswith("deepjax/cli/"):
+    return []
+  return [(line, f"imports {name}") for line, name in _imports(path, tree)
+          if _under(name, FLAG_MODULES)]
+
+
+def test_only_cli_parses_flags():
+  bad = _offenders(_flag_imports)
+  assert not bad, "only deepjax/cli/ may import flag parsers:" + _fmt(bad)
+
+
+def _prints(path, tree):
+  if path.startswith("deepjax/cli/"):
+    return []
+  return [(node.lineno, "calls print(") for node in ast.walk(tree)
+          if isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+          and node.func.id == "print"]
+
+
+def test_only_cli_prints():
+  bad = _offenders(_prints)
+  assert not bad, "the library logs (absl logging); only deepjax/cli/ prints:" + _fmt(bad)
+
+
+def _dotted(node) -> str:
+  parts = []
+  while isinstance(node, ast.Attribute):
+    parts.append(node.attr)
+    node = node.value
+  if isinstance(node, ast.Name):
+    parts.append(node.id)
+    return ".".join(reversed(parts))
+  return ""
+
+
+def _private(path, tree):
+  found = [(line, f"imports {name}") for line, name in _imports(path, tree)
+           if _under(name, PRIVATE)]
+  found += [(node.lineno, f"uses {_dotted(node)}") for node in ast.walk(tree)
+            if isinstance(node, ast.Attribute) and node.attr == "_src"
+            and _dotted(node) in PRIVATE]
+  return found
+
+
+def test_no_private_jax_or_optax_api():
+  bad = _offenders(_private)
+  assert not bad, "public APIs only:" + _fmt(bad)
+
+
+def test_checks_catch_offenders():
+  """The checks above, on sources that break each rule (a check that cannot fail is none)."""
+  bad = ast.parse("from deepjax.train import loop\nfrom ..data import video\n"
+                  "from absl import flags\nimport optax._src.numerics\nimport jax\n"
+                  "x = jax._src.distributed\n'''print(in a docstring)'''\n# print(x)\n"
+                  "def f():\n  print('x')\n")
+  assert [w for _, w in _pure_imports("deepjax/models/x.py", bad)] == [
+      "imports deepjax.train", "imports deepjax.train.loop", "imports deepjax.data",
+      "imports deepjax.data.video"]
+  assert _pure_imports("deepjax/infer/x.py", bad) == []
+  assert [w for _, w in _flag_imports("deepjax/ops/x.py", bad)] == ["imports absl.flags"]
+  assert _flag_imports("deepjax/cli/x.py", bad) == []
+  assert _prints("deepjax/ops/x.py", bad) == [(10, "calls print(")]
+  assert _prints("deepjax/cli/x.py", bad) == []
+  assert sorted(w for _, w in _private("deepjax/x.py", bad)) == [
+      "imports optax._src.numerics", "uses jax._src"]
