@@ -2,11 +2,13 @@
 
 - models/, ops/ and losses.py are pure: they import nothing from the packages that
   train, load data, find faces, infer, convert, benchmark or run programs;
-- only cli/ parses flags (absl.flags, ml_collections.config_flags) and prints;
+- only cli/ parses flags (absl.flags, ml_collections.config_flags), prints, and names
+  flags in error messages;
 - no module reaches into private APIs (jax._src, optax._src).
 """
 import ast
 import os
+import re
 
 import pytest
 
@@ -63,6 +65,17 @@ def _under(name: str, prefixes) -> bool:
   return any(name == p or name.startswith(p + ".") for p in prefixes)
 
 
+# Offenders being fixed elsewhere: each rule's test ignores these files, and a strict xfail
+# test of the whole rule turns red once they are clean (then drop the entry and the xfail).
+KNOWN_FLAG_IMPORTS = ("deepjax/data/pipeline.py",)
+KNOWN_PRINTS = tuple(f"deepjax/bench/{name}.py" for name in (
+    "conv", "motion_train", "reductions", "startup", "synthetic", "timing", "video_swap"))
+
+
+def _unknown(offenders, known):
+  return [o for o in offenders if o.split(":")[0] not in known]
+
+
 def _fmt(offenders):
   return "\n  " + "\n  ".join(offenders)
 
@@ -99,6 +112,13 @@ def _flag_imports(path, tree):
 
 
 def test_only_cli_parses_flags():
+  bad = _unknown(_offenders(_flag_imports), KNOWN_FLAG_IMPORTS)
+  assert not bad, "only deepjax/cli/ may import flag parsers:" + _fmt(bad)
+
+
+@pytest.mark.xfail(strict=True, reason="known offender: deepjax/data/pipeline.py imports "
+                   "absl.flags to mark the flags parsed for grain's worker processes")
+def test_only_cli_parses_flags_no_known_offenders():
   bad = _offenders(_flag_imports)
   assert not bad, "only deepjax/cli/ may import flag parsers:" + _fmt(bad)
 
@@ -112,8 +132,39 @@ def _prints(path, tree):
 
 
 def test_only_cli_prints():
+  bad = _unknown(_offenders(_prints), KNOWN_PRINTS)
+  assert not bad, "the library logs (absl logging); only deepjax/cli/ prints:" + _fmt(bad)
+
+
+@pytest.mark.xfail(strict=True, reason="known offenders: deepjax/bench/{conv,motion_train,"
+                   "reductions,startup,synthetic,timing,video_swap}.py print (their python -m "
+                   "mains; the bench redesign removes them)")
+def test_only_cli_prints_no_known_offenders():
   bad = _offenders(_prints)
   assert not bad, "the library logs (absl logging); only deepjax/cli/ prints:" + _fmt(bad)
+
+
+_FLAG = re.compile(r"(?<![\w-])--[a-z]")
+
+
+def _flag_messages(path, tree):
+  """UserError messages that name a command-line flag (only the programs know flags)."""
+  if path.startswith("deepjax/cli/"):
+    return []
+  found = []
+  for node in ast.walk(tree):
+    if isinstance(node, ast.Call) and _dotted(node.func).split(".")[-1] == "UserError":
+      text = "".join(n.value for n in ast.walk(node)
+                     if isinstance(n, ast.Constant) and isinstance(n.value, str))
+      if _FLAG.search(text):
+        found.append((node.lineno, f"UserError names a flag: {text[:60]!r}"))
+  return found
+
+
+def test_library_errors_name_no_flags():
+  bad = _offenders(_flag_messages)
+  assert not bad, ("library errors name the thing (run folder, config key, file), not a "
+                   "flag; a program may re-raise naming its flag:" + _fmt(bad))
 
 
 def _dotted(node) -> str:
@@ -146,7 +197,8 @@ def test_checks_catch_offenders():
   bad = ast.parse("from deepjax.train import loop\nfrom ..data import video\n"
                   "from absl import flags\nimport optax._src.numerics\nimport jax\n"
                   "x = jax._src.distributed\n'''print(in a docstring)'''\n# print(x)\n"
-                  "def f():\n  print('x')\n")
+                  "def f():\n  print('x')\n"
+                  "raise UserError(f'{x} --output must be a file')\n")
   assert [w for _, w in _pure_imports("deepjax/models/x.py", bad)] == [
       "imports deepjax.train", "imports deepjax.train.loop", "imports deepjax.data",
       "imports deepjax.data.video"]
@@ -155,5 +207,7 @@ def test_checks_catch_offenders():
   assert _flag_imports("deepjax/cli/x.py", bad) == []
   assert _prints("deepjax/ops/x.py", bad) == [(10, "calls print(")]
   assert _prints("deepjax/cli/x.py", bad) == []
+  assert [l for l, _ in _flag_messages("deepjax/infer/x.py", bad)] == [11]
+  assert _flag_messages("deepjax/cli/x.py", bad) == []
   assert sorted(w for _, w in _private("deepjax/x.py", bad)) == [
       "imports optax._src.numerics", "uses jax._src"]
