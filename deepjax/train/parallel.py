@@ -142,8 +142,8 @@ def host_batch_size(global_batch: int, mesh=None) -> int:
   """
   n = mesh.size if mesh is not None else jax.device_count()
   if global_batch <= 0 or global_batch % n:
-    raise UserError(f"batch size {global_batch} does not divide over {n} "
-                    "devices; choose a multiple of the device count")
+    raise UserError(f"batch size {global_batch} must be a positive multiple of the device "
+                    f"count ({n})")
   return global_batch // jax.process_count()
 
 

@@ -60,9 +60,9 @@ def _size_rule(config):
   """(predicate of supported image sides, model description) for the config's task."""
   if config.task in SWAP_TASKS:
     return _swap_fits(config.model), f"the {config.model.get('arch', '')!r} face-swap model"
-  if config.task == "motion":
+  if config.task == "motion" and config.model.get("name", "fomm") == "fomm":
     return _motion_fits(config.model), "the first-order motion model"
-  return None, ""
+  return None, ""  # other models: no known rule (their own shape checks apply)
 
 
 def check_image_size(config) -> None:
