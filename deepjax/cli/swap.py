@@ -13,7 +13,6 @@ per model call), --coverage/--centering (default: as the training crops),
 --max_frames.
 """
 import os
-import sys
 
 from absl import flags
 
@@ -86,8 +85,7 @@ def _swap_video(video_swap) -> None:
       blur=_BLUR.value, forehead=_FOREHEAD.value, detector=_DETECTOR.value, faces=_FACES.value,
       smooth=_SMOOTH.value, batch=_BATCH.value or 16, coverage=_COVERAGE.value,
       centering=_CENTERING.value, max_frames=_MAX_FRAMES.value)
-  out = video_swap.swap_video_from_run(_WORKDIR.value, _VIDEO.value, _OUTPUT.value, opts,
-                                       log=lambda m: print(m, file=sys.stderr))
+  out = video_swap.swap_video_from_run(_WORKDIR.value, _VIDEO.value, _OUTPUT.value, opts)
   print(f"swapped {out['with_face']}/{out['frames']} frames with a face ({opts.direction}) in "
         f"{out['seconds']:.1f} s ({out['frames_per_s']:.1f} frames/s), {out['width']}x"
         f"{out['height']} at {out['fps']:g} fps{', audio kept' if out['audio'] else ''} -> "
