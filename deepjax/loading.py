@@ -41,8 +41,11 @@ def read_config(path: str) -> ml_collections.ConfigDict:
   files = [f for f in os.listdir(cfg_dir) if not f.startswith("_")] if os.path.isdir(cfg_dir) else []
   if not files:
     raise UserError(f"checkpoint {step_dir} has no config")
-  with open(os.path.join(cfg_dir, files[0])) as f:
-    return ml_collections.ConfigDict(json.load(f))
+  try:
+    with open(os.path.join(cfg_dir, files[0])) as f:
+      return ml_collections.ConfigDict(json.load(f))
+  except (OSError, ValueError) as e:
+    raise UserError(f"checkpoint config is unreadable ({type(e).__name__}): {step_dir}") from e
 
 
 def build_model(config):
@@ -63,10 +66,19 @@ def load_state(path: str) -> dict:
   with ocp.StandardCheckpointer() as ckptr:
     # Restore into host numpy arrays: works whatever devices (or how many processes)
     # wrote the checkpoint.
-    meta = ckptr.metadata(path)
-    tree = meta.item_metadata.tree if hasattr(meta, "item_metadata") else meta
-    target = jax.tree.map(lambda m: np.empty(m.shape, m.dtype), tree)
-    return ckptr.restore(path, target)
+    try:
+      meta = ckptr.metadata(path)
+      if hasattr(meta, "item_metadata"):
+        meta = meta.item_metadata
+        meta = meta.tree if meta is not None else None
+      if meta is None:
+        raise ValueError("no readable metadata")
+      target = jax.tree.map(lambda m: np.empty(m.shape, m.dtype), meta)
+      return ckptr.restore(path, target)
+    except Exception as e:  # pylint: disable=broad-except  (any failure to read the files)
+      why = (str(e).strip().splitlines() or [type(e).__name__])[0]
+      why = why if len(why) <= 100 else why[:97] + "..."
+      raise UserError(f"checkpoint is corrupt or incomplete ({why}): {step_dir}") from e
 
 
 def load_params(path: str):

@@ -119,12 +119,16 @@ def test_evaluate_swap_cli_end_to_end(setup, tmp_path):
   np.testing.assert_allclose(rows["ground_truth"]["nme"], floor, rtol=1e-4)
 
 
-@pytest.mark.parametrize("case", ["missing", "motion", "task", "no_workdir"])
+@pytest.mark.parametrize("case", ["missing", "motion", "task", "no_workdir",
+                                  "reconstruction_missing", "reconstruction_frames"])
 def test_evaluate_bad_inputs_one_line(setup, tmp_path, case):
   args = {"missing": [f"--workdir={tmp_path}/nope"],
           "motion": [f"--workdir={setup / 'motion'}", f"--landmarks={setup / 'lm'}"],
           "task": [f"--workdir={setup / 'gan'}", "--task=nope"],
-          "no_workdir": []}[case]
+          "no_workdir": [],
+          "reconstruction_missing": ["--task=reconstruction", f"--workdir={tmp_path}/nope"],
+          "reconstruction_frames": ["--task=reconstruction", f"--workdir={tmp_path}",
+                                    "--frames=0"]}[case]
   p = cli(*args)
   assert p.returncode == 2, p.stderr
   err = [l for l in p.stderr.strip().splitlines() if l.strip()]
@@ -134,3 +138,11 @@ def test_evaluate_bad_inputs_one_line(setup, tmp_path, case):
 def test_check_swap_workdir_refuses_other_families(setup, tmp_path):
   with pytest.raises(UserError, match="motion"):
     swap_quality.check_swap_workdir(str(setup / "motion"))
+
+
+def test_reconstruction_checks_before_loading(tmp_path):
+  from deepjax.eval import reconstruction
+  with pytest.raises(UserError, match="run folder not found"):
+    reconstruction.evaluate_reconstruction(str(tmp_path / "nope"))
+  with pytest.raises(UserError, match="frames per video must be positive"):
+    reconstruction.evaluate_reconstruction(str(tmp_path), max_frames=0)

@@ -21,6 +21,13 @@ def _cli(*args):
                         text=True, env=env, timeout=300)
 
 
+def _cli_start(*args):
+  """`deepjax extract ARGS` started in the background (several run at once)."""
+  env = dict(os.environ, JAX_PLATFORMS="cpu")
+  return subprocess.Popen([sys.executable, "-m", "deepjax", "extract", *args], text=True,
+                          env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
 def _ffmpeg(*args):
   import imageio_ffmpeg
   subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-hide_banner", "-loglevel", "error",
@@ -113,6 +120,8 @@ def _bad_files(folder):
   paths["corrupt.mp4"].write_bytes(np.random.default_rng(0).bytes(5000))
   paths["notes.txt"] = folder / "notes.txt"
   paths["notes.txt"].write_text("not a picture\n")
+  paths["text.png"] = folder / "text.png"  # a text file named like an image
+  paths["text.png"].write_text("not a picture either\n")
   paths["tiny.png"] = folder / "tiny.png"
   Image.fromarray(np.zeros((1, 1, 3), np.uint8)).save(paths["tiny.png"])
   paths["zero_frames.mp4"] = folder / "zero_frames.mp4"
@@ -146,18 +155,31 @@ def test_bad_inputs_library(tmp_path):
 
 
 def test_cli_bad_inputs_fail_cleanly(tmp_path):
+  """Each bad input alone, then a folder of them: one error line, exit 2, and no output
+  folder left behind (not even the missing parents of --output)."""
   paths = _bad_files(tmp_path / "bad")
-  out = tmp_path / "out"
-  proc = _cli(f"--input={paths['notes.txt']}", f"--output={out}")
-  assert proc.returncode == 2
-  assert _error_lines(proc.stderr) == [f"error: not an image or video file: {paths['notes.txt']}"]
-  # a folder of nothing usable: one skip line per file, one error line, no output file
-  proc = _cli(f"--input={tmp_path / 'bad'}", f"--output={out}")
-  assert proc.returncode == 2, proc.stderr
-  assert len(_error_lines(proc.stderr)) == 1
-  assert len([l for l in proc.stderr.splitlines() if l.startswith("skip:")]) == len(paths)
-  assert not out.exists() or os.listdir(out) == []
-  assert "Traceback" not in proc.stderr
+  expect = {"notes.txt": "not an image or video file", "empty.mp4": "video is empty (0 bytes)",
+            "corrupt.mp4": "not a readable video (", "text.png": "not an image file (",
+            "tiny.png": "image too small for face detection (1x1)",
+            "blank.png": "no face found in"}
+  procs = {name: _cli_start(f"--input={paths[name]}", f"--output={tmp_path / name / 'out'}")
+           for name in expect}
+  procs["folder"] = _cli_start(f"--input={tmp_path / 'bad'}", f"--output={tmp_path / 'out'}")
+  done = {name: (p, p.communicate(timeout=300)[1]) for name, p in procs.items()}
+  for name, msg in expect.items():
+    p, stderr = done[name]
+    assert p.returncode == 2, (name, stderr)
+    errors = _error_lines(stderr)
+    assert len(errors) == 1 and errors[0].startswith(f"error: {msg}"), (name, stderr)
+    assert errors[0].endswith(paths[name]) and "Traceback" not in stderr, (name, stderr)
+    assert not (tmp_path / name).exists(), name
+  # a folder of nothing usable: one skip line per file, one error line, no output folder
+  p, stderr = done["folder"]
+  assert p.returncode == 2, stderr
+  assert len(_error_lines(stderr)) == 1
+  assert len([l for l in stderr.splitlines() if l.startswith("skip:")]) == len(paths)
+  assert not (tmp_path / "out").exists()
+  assert "Traceback" not in stderr
 
 
 @pytest.mark.real_data

@@ -1,6 +1,7 @@
 """The README's programs end to end: demo, swap (image mode), bench."""
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -72,3 +73,49 @@ def test_bench_prints_table_and_json(tmp_path):
   assert 0 < row["extra"]["fraction_of_matmul_peak"]
   p = run("deepjax", "bench", "--rows=nope")
   assert p.returncode == 2 and "unknown rows" in p.stderr
+
+
+def _corrupt_runs(tmp_path):
+  """Two copies of a small face-swap checkpoint: one whose largest state file is cut in
+  half, one whose state metadata file is removed. Returns {name: (run folder, step folder)}."""
+  from deepjax.configs_lib import load_config
+  from deepjax.train import checkpoint
+  manager = checkpoint.make_manager(str(tmp_path / "good"))
+  state = {"step": np.zeros((), np.int32),
+           "params": {"w": np.arange(50_000, dtype=np.float32)}}
+  checkpoint.save(manager, 0, state, {}, load_config("faceswap_ae", "tiny"))
+  manager.close()
+  runs = {}
+  for name in ("cut", "no_metadata"):
+    shutil.copytree(tmp_path / "good", tmp_path / name)
+    state_dir = tmp_path / name / "checkpoints" / "0" / "state"
+    if name == "cut":
+      biggest = max((p for p in state_dir.rglob("*") if p.is_file()),
+                    key=lambda p: p.stat().st_size)
+      biggest.write_bytes(biggest.read_bytes()[:biggest.stat().st_size // 2])
+    else:
+      (state_dir / "_METADATA").unlink()
+    runs[name] = (tmp_path / name, state_dir.parent)
+  return runs
+
+
+def test_swap_corrupt_checkpoint_is_named(tmp_path):
+  """A truncated or incomplete checkpoint: one error line naming it, exit 2, no output."""
+  faces = tmp_path / "faces"
+  faces.mkdir()
+  Image.fromarray(np.full((40, 50, 3), 120, np.uint8)).save(faces / "one.png")
+  env = dict(os.environ, JAX_PLATFORMS="cpu")
+  env.pop("XLA_FLAGS", None)
+  runs = _corrupt_runs(tmp_path)
+  procs = {name: subprocess.Popen(
+      [sys.executable, "-m", "deepjax", "swap", f"--workdir={run_dir}", f"--input={faces}",
+       f"--output={tmp_path / ('out_' + name)}"], stdout=subprocess.PIPE,
+      stderr=subprocess.PIPE, text=True, env=env, cwd=REPO) for name, (run_dir, _) in runs.items()}
+  for name, p in procs.items():
+    _, stderr = p.communicate(timeout=300)
+    lines = [l for l in stderr.splitlines() if l.strip()]
+    assert p.returncode == 2, stderr
+    assert len(lines) == 1, stderr
+    assert lines[0].startswith("error: checkpoint is corrupt or incomplete ("), stderr
+    assert lines[0].endswith(f"): {runs[name][1]}"), stderr
+    assert not (tmp_path / ("out_" + name)).exists()

@@ -80,3 +80,68 @@ def test_train_cli_bad_inputs(tmp_path):
     assert "Traceback" not in p.stderr, p.stderr
     err = [l for l in p.stderr.strip().splitlines() if l.strip()]
     assert err and len(err) <= 3, p.stderr
+
+
+def _run_cli_cases(cases, env):
+  """Runs `python -m deepjax train ARGS` for each case at once; returns the finished procs."""
+  procs = [subprocess.Popen([sys.executable, "-m", "deepjax", "train", *args], env=env, cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+           for args in cases]
+  return [(p, *p.communicate(timeout=300)) for p in procs]
+
+
+def test_train_cli_validates_before_creating_anything(tmp_path):
+  """A bad batch size, an unsupported image side and empty face folders: one error line,
+  exit 2, and neither the run folder nor a prepared dataset is created."""
+  env = dict(os.environ, JAX_PLATFORMS="cpu")
+  env.pop("XLA_FLAGS", None)  # one device, as a user's CPU run
+  cfg = os.path.join(REPO, "configs", "faceswap_ae.py")
+  (tmp_path / "a").mkdir()
+  (tmp_path / "b").mkdir()
+  (tmp_path / "a" / "notes.txt").write_text("not a face\n")
+  data_dir = tmp_path / "datasets"
+  base = [f"--config={cfg}:tiny", f"--config.data.data_dir={data_dir}"]
+  cases = {
+      "batch": (["--config.batch_size=-4"],
+                "config.batch_size is -4; the batch size must be a positive multiple of the "
+                "device count (1)"),
+      "size": (["--config.data.size=63"],
+               "config.data.size is 63, which the 'original' face-swap model of this config "
+               "does not support; the nearest sides it supports are 48 or 64"),
+      "folders": (["--config.data.source=folders", f"--config.data.a={tmp_path}/a",
+                   f"--config.data.b={tmp_path}/b"],
+                  f"no image files in the face folder of identity A (config.data.a): "
+                  f"{tmp_path}/a"),
+  }
+  runs = _run_cli_cases([base + [f"--workdir={tmp_path}/run_{name}"] + args
+                         for name, (args, _) in cases.items()], env)
+  for (name, (_, message)), (p, _, stderr) in zip(cases.items(), runs):
+    assert p.returncode == 2, (name, stderr)
+    assert "Traceback" not in stderr, stderr
+    assert [l for l in stderr.splitlines() if l.strip()] == [f"error: {message}"], stderr
+    assert not (tmp_path / f"run_{name}").exists(), name
+  assert not data_dir.exists()
+
+
+def test_validate_config():
+  from deepjax.train import validate
+  c = load_config("faceswap_ae", "tiny")
+  validate.validate(c)
+  with c.unlocked():
+    c.batch_size = 12
+    c.mesh_devices = 8
+  with pytest.raises(UserError, match="positive multiple of the device count \\(8\\)"):
+    validate.validate(c)
+  with c.unlocked():
+    c.batch_size, c.data.size = 16, 80  # 4 encoder layers: multiples of 16
+  validate.validate(c)
+  with c.unlocked():
+    c.data.size = 72
+  with pytest.raises(UserError, match="supports are 64 or 80"):
+    validate.validate(c)
+  m = load_config("fomm_tiny")  # hourglasses of 3 blocks at scale 0.5: multiples of 16
+  validate.validate(m)
+  with m.unlocked():
+    m.data.size = 40
+  with pytest.raises(UserError, match="first-order motion model.*32 or 48"):
+    validate.validate(m)

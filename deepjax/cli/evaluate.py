@@ -14,6 +14,7 @@ arguments that reads the flags it needs). Tasks:
 """
 import json
 import os
+import sys
 
 from absl import flags
 
@@ -68,11 +69,20 @@ _VIDEOS = flags.DEFINE_string("videos", None, "reconstruction: folder of clips (
 def reconstruction():
   """First-order motion: the reference protocol on held-out videos (L1, AKD, AED, MKR)."""
   from deepjax.errors import UserError  # pylint: disable=import-outside-toplevel
+  from deepjax.io_utils import write_text_atomic  # pylint: disable=import-outside-toplevel
   if not _WORKDIR.value:
     raise UserError("--workdir (a trained motion model's run folder) is required")
+  if not os.path.isdir(_WORKDIR.value):
+    raise UserError(f"--workdir not found: {_WORKDIR.value}")
+  if _FRAMES.present and _FRAMES.value <= 0:
+    raise UserError(f"--frames must be positive, got {_FRAMES.value}")
   from deepjax.eval import reconstruction as rec  # pylint: disable=import-outside-toplevel
-  rec.run_and_report(_WORKDIR.value, _OUTPUT.value, _VIDEOS.value,
-                     _FRAMES.value if _FRAMES.present else None)
+  report = rec.evaluate_reconstruction(_WORKDIR.value, _VIDEOS.value,
+                                       _FRAMES.value if _FRAMES.present else None)
+  out = _OUTPUT.value or os.path.join(_WORKDIR.value, "evaluate_reconstruction.json")
+  write_text_atomic(out, json.dumps(report, indent=2))
+  print(rec.format_report(report))
+  print(f"wrote {out}", file=sys.stderr)
 
 
 TASKS = {"swap": swap, "reconstruction": reconstruction, "train_landmarks": train_landmarks}

@@ -89,42 +89,50 @@ def _animation_source(path, kind, out_dir, opts, backend, size, scale, bar):
           "frames_with_face": len(boxes), "frames_sampled": info["frames_sampled"]}, no_face
 
 
-def main(argv):
+def _check_output(out_dir: str) -> str:
+  """--output, checked before anything is created: a folder, or a path one can create."""
   from deepjax.errors import UserError  # pylint: disable=import-outside-toplevel
-  from deepjax.faces import detect, extract  # pylint: disable=import-outside-toplevel
-  from deepjax.io_utils import write_text_atomic  # pylint: disable=import-outside-toplevel
-  if len(argv) > 1:
-    raise UserError(f"unexpected arguments: {' '.join(argv[1:])}")
-  if not _INPUT.value or not _OUTPUT.value:
-    raise UserError("--input and --output are required")
-  if _ALL.value and _TRACK.value:
-    raise UserError("--all_faces and --track are exclusive (--track extracts all faces too)")
-  animate = _FOR.value == "animation"
-  size = _SIZE.value or (256 if animate else 64)
-  opts = extract.ExtractOptions(
-      size=size, coverage=_COVERAGE.value, centering=_CENTERING.value, detector=_DETECTOR.value,
-      faces="track" if _TRACK.value else ("all" if _ALL.value else "main"),
-      smooth=_SMOOTH.value, smooth_filter=_SMOOTH_FILTER.value, every_n_frames=_EVERY.value,
-      max_frames=_MAX_FRAMES.value, verify=_VERIFY.value)
-  if animate:
-    opts.faces = "main"
-  opts.check()
-  if not 1.0 <= _SCALE.value <= 6.0:
-    raise UserError(f"--animation_scale must be in [1, 6], got {_SCALE.value}")
-  sources, skipped = extract.list_sources(_INPUT.value)
-  for msg in skipped:
-    _log(msg)
-  if not sources:
-    raise UserError(f"no images or videos in {_INPUT.value}")
-  backend, why = detect.resolve_backend(opts.detector)
-  _log(f"detector: {backend} ({why})")
-  out_dir = _OUTPUT.value
   if os.path.exists(out_dir) and not os.path.isdir(out_dir):
     raise UserError(f"--output exists and is not a folder: {out_dir}")
-  os.makedirs(out_dir, exist_ok=True)
+  parent = os.path.abspath(out_dir)
+  while not os.path.exists(parent):
+    parent = os.path.dirname(parent)
+  if not os.path.isdir(parent) or not os.access(parent, os.W_OK | os.X_OK):
+    raise UserError(f"cannot write --output {out_dir}: {parent} is not a writable folder")
+  return out_dir
+
+
+def _missing_ancestor(path: str):
+  """The outermost missing folder on the way to `path` (None when `path` exists)."""
+  path, missing = os.path.abspath(path), None
+  while not os.path.exists(path):
+    missing, path = path, os.path.dirname(path)
+  return missing
+
+
+def _remove_empty_folders(path: str, top: str) -> None:
+  """Removes `path` and its parents up to `top` while they are empty (a failed run's)."""
+  path = os.path.abspath(path)
+  while True:
+    try:
+      os.rmdir(path)
+    except OSError:
+      return
+    if path == top:
+      return
+    path = os.path.dirname(path)
+
+
+def _extract_all(sources, out_dir, opts, backend, size):
+  """Extracts every source into `out_dir` -> (faces, no_face, source infos, clips).
+
+  Raises UserError when nothing could be extracted at all.
+  """
+  from deepjax.errors import UserError  # pylint: disable=import-outside-toplevel
+  from deepjax.faces import extract  # pylint: disable=import-outside-toplevel
+  animate = _FOR.value == "animation"
   stems = [os.path.splitext(os.path.basename(p))[0] for p, _ in sources]
   faces, no_face, infos, clips, errors = [], [], [], [], []
-  start = time.time()
   for path, kind in sources:
     bar = _progress(os.path.basename(path))
     try:
@@ -159,6 +167,47 @@ def main(argv):
     if len(errors) == 1:
       raise UserError(errors[0])
     raise UserError(f"no face found in any of {len(sources)} inputs under {_INPUT.value}")
+  return faces, no_face, infos, clips
+
+
+def main(argv):
+  from deepjax.errors import UserError  # pylint: disable=import-outside-toplevel
+  from deepjax.faces import detect, extract  # pylint: disable=import-outside-toplevel
+  from deepjax.io_utils import write_text_atomic  # pylint: disable=import-outside-toplevel
+  if len(argv) > 1:
+    raise UserError(f"unexpected arguments: {' '.join(argv[1:])}")
+  if not _INPUT.value or not _OUTPUT.value:
+    raise UserError("--input and --output are required")
+  if _ALL.value and _TRACK.value:
+    raise UserError("--all_faces and --track are exclusive (--track extracts all faces too)")
+  animate = _FOR.value == "animation"
+  size = _SIZE.value or (256 if animate else 64)
+  opts = extract.ExtractOptions(
+      size=size, coverage=_COVERAGE.value, centering=_CENTERING.value, detector=_DETECTOR.value,
+      faces="track" if _TRACK.value else ("all" if _ALL.value else "main"),
+      smooth=_SMOOTH.value, smooth_filter=_SMOOTH_FILTER.value, every_n_frames=_EVERY.value,
+      max_frames=_MAX_FRAMES.value, verify=_VERIFY.value)
+  if animate:
+    opts.faces = "main"
+  opts.check()
+  if not 1.0 <= _SCALE.value <= 6.0:
+    raise UserError(f"--animation_scale must be in [1, 6], got {_SCALE.value}")
+  sources, skipped = extract.list_sources(_INPUT.value)
+  for msg in skipped:
+    _log(msg)
+  if not sources:
+    raise UserError(f"no images or videos in {_INPUT.value}")
+  out_dir = _check_output(_OUTPUT.value)
+  backend, why = detect.resolve_backend(opts.detector)
+  _log(f"detector: {backend} ({why})")
+  created = _missing_ancestor(out_dir)
+  start = time.time()
+  try:  # the folder appears with the first file written into it
+    faces, no_face, infos, clips = _extract_all(sources, out_dir, opts, backend, size)
+  except BaseException:
+    if created:
+      _remove_empty_folders(out_dir, created)
+    raise
   doc = {"version": 1, "settings": {
       "for": _FOR.value, "size": size, "coverage": opts.coverage, "centering": opts.centering,
       "detector": backend, "faces": opts.faces, "smooth": opts.smooth,

@@ -5,7 +5,7 @@ Image mode: --input is a face image or a folder of face crops (as written by
 `deepjax.extract`); each is resized to the model's size, swapped, resized back
 to its own size and written as PNG under --output (a folder) with the same name.
 Video mode: every frame's faces are found, aligned, swapped and pasted back
-(see deepjax/faces/video_swap.py); frames without a face pass through; the frame
+(see deepjax/infer/video_swap.py); frames without a face pass through; the frame
 count, size, fps and audio of the input are kept. Options: --color=none|mean_std|
 histogram, --blend=alpha|seamless, --erode/--blur (mask, crop pixels), --forehead,
 --detector, --faces=main|all, --smooth=N (landmark 1-euro filter), --batch (frames
@@ -25,7 +25,7 @@ _OUTPUT = flags.DEFINE_string("output", None, "Output folder (images) or .mp4 (v
 _DIRECTION = flags.DEFINE_enum("direction", "a2b", ["a2b", "b2a"], "Swap direction.")
 _BATCH = flags.DEFINE_integer("batch", None, "Faces per model call (default 32 for images; "
                               "16 for --video, where it is also the frames per chunk).")
-# Video mode only (see deepjax/faces/video_swap.py).
+# Video mode only (see deepjax/infer/video_swap.py).
 _COLOR = flags.DEFINE_enum("color", "mean_std", ["none", "mean_std", "histogram"],
                            "Video: colour matching of the swapped face to the original "
                            "(mean/std in Lab, or per-channel histogram).")
@@ -78,6 +78,20 @@ def swap_images(swapper, paths, output_dir, direction, log=print):
   return len(faces)
 
 
+def _swap_video(video_swap) -> None:
+  """Video mode: the flags as `SwapOptions`, the swap, and its one-line summary."""
+  opts = video_swap.SwapOptions(
+      direction=_DIRECTION.value, color=_COLOR.value, blend=_BLEND.value, erode=_ERODE.value,
+      blur=_BLUR.value, forehead=_FOREHEAD.value, detector=_DETECTOR.value, faces=_FACES.value,
+      smooth=_SMOOTH.value, batch=_BATCH.value or 16, coverage=_COVERAGE.value,
+      centering=_CENTERING.value, max_frames=_MAX_FRAMES.value)
+  out = video_swap.swap_video_from_run(_WORKDIR.value, _VIDEO.value, _OUTPUT.value, opts)
+  print(f"swapped {out['with_face']}/{out['frames']} frames with a face ({opts.direction}) in "
+        f"{out['seconds']:.1f} s ({out['frames_per_s']:.1f} frames/s), {out['width']}x"
+        f"{out['height']} at {out['fps']:g} fps{', audio kept' if out['audio'] else ''} -> "
+        f"{_OUTPUT.value}")
+
+
 def main(argv):
   from deepjax.errors import UserError  # pylint: disable=import-outside-toplevel
   program.check_args(argv, (("workdir", _WORKDIR.value, "a trained swap model's run folder"),
@@ -90,12 +104,7 @@ def main(argv):
       from deepjax.infer import video_swap  # pylint: disable=import-outside-toplevel
     except ModuleNotFoundError as e:
       raise UserError("video mode is not available in this version of deepjax") from e
-    opts = video_swap.SwapOptions(
-        color=_COLOR.value, blend=_BLEND.value, erode=_ERODE.value, blur=_BLUR.value,
-        forehead=_FOREHEAD.value, detector=_DETECTOR.value, faces=_FACES.value,
-        smooth=_SMOOTH.value, batch=_BATCH.value or 16, coverage=_COVERAGE.value,
-        centering=_CENTERING.value, max_frames=_MAX_FRAMES.value)
-    video_swap.main(_WORKDIR.value, _VIDEO.value, _OUTPUT.value, _DIRECTION.value, opts)
+    _swap_video(video_swap)
     return
   from deepjax.data import video  # pylint: disable=import-outside-toplevel
   src = _INPUT.value

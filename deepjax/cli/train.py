@@ -28,7 +28,10 @@ def main(argv):
   if not _WORKDIR.value:
     raise UserError("--workdir is required")
   from deepjax.train import parallel  # pylint: disable=import-outside-toplevel
-  parallel.maybe_initialize_distributed(_COORD.value, _NPROC.value, _PID.value)
+  try:
+    parallel.maybe_initialize_distributed(_COORD.value, _NPROC.value, _PID.value)
+  except UserError as e:
+    raise UserError(f"{e} (flags --coordinator, --num_processes, --process_id)") from e
   from deepjax.train import loop  # pylint: disable=import-outside-toplevel
   from deepjax.train import metrics  # pylint: disable=import-outside-toplevel
   out = loop.train_and_evaluate(config, _WORKDIR.value)

@@ -191,7 +191,7 @@ def write_run(output_dir: str, variables: Mapping[str, Mapping], config, step: i
   from deepjax.train import checkpoint as ckpt  # pylint: disable=import-outside-toplevel
   if os.path.isdir(ckpt.checkpoint_dir(output_dir)) and os.listdir(
       ckpt.checkpoint_dir(output_dir)):
-    raise UserError(f"{output_dir} already holds checkpoints; choose an empty --output")
+    raise UserError(f"{output_dir} already holds checkpoints; choose an empty output folder")
   state = train_state_from_variables(variables, int(config.get("seed", 0)))
   state = jax.tree.map(jnp.asarray, state)
   manager = ckpt.make_manager(output_dir)

@@ -174,8 +174,8 @@ def load(folder: str):
   """-> (params, report) saved by `save`; UserError if absent or unreadable."""
   p, r = os.path.join(folder, "params.msgpack"), os.path.join(folder, "report.json")
   if not (os.path.isfile(p) and os.path.isfile(r)):
-    raise UserError(f"no landmark regressor in {folder} (train one with "
-                    "deepjax evaluate --task=train_landmarks --output=DIR)")
+    raise UserError(f"no landmark regressor in {folder} (the evaluation task "
+                    "train_landmarks of deepjax evaluate trains one)")
   try:
     with open(p, "rb") as f:
       params = flax.serialization.msgpack_restore(f.read())

@@ -164,6 +164,10 @@ def evaluate_reconstruction(workdir: str, videos: Optional[str] = None,
     {"step", "videos", "frames", "l1", "akd", "aed", "mkr", "landmark_frames",
      "per_video": {...}, "cross_identity": {...}}.
   """
+  if not workdir or not os.path.isdir(workdir):
+    raise UserError(f"run folder not found: {workdir or '(none given)'}")
+  if max_frames is not None and max_frames <= 0:
+    raise UserError(f"frames per video must be positive, got {max_frames}")
   from deepjax.infer.animate import load_motion_model  # pylint: disable=import-outside-toplevel
   fomm, variables, config = load_motion_model(workdir)
   size = int(config.data.size)
@@ -211,25 +215,3 @@ def format_report(r: dict) -> str:
                  f"frames): L1 {c['l1']:.4f} (source unchanged {c['l1_source_unchanged']:.4f}),"
                  f" PSNR {c['psnr']:.2f} dB")
   return "\n".join(lines)
-
-
-def run_and_report(workdir: str, output: Optional[str] = None, videos: Optional[str] = None,
-                   max_frames: Optional[int] = None, landmark_every: int = 5) -> dict:
-  """`evaluate_reconstruction`, printed and written to JSON (default
-  WORKDIR/evaluate_reconstruction.json, atomically). For `deepjax.evaluate --task=reconstruction`."""
-  import json  # pylint: disable=import-outside-toplevel
-  import sys  # pylint: disable=import-outside-toplevel
-
-  from deepjax.io_utils import write_text_atomic  # pylint: disable=import-outside-toplevel
-  if not workdir:
-    raise UserError("--workdir is required (a folder written by deepjax train)")
-  if not os.path.isdir(workdir):
-    raise UserError(f"workdir not found: {workdir}")
-  if max_frames is not None and max_frames <= 0:
-    raise UserError(f"--frames must be positive, got {max_frames}")
-  report = evaluate_reconstruction(workdir, videos, max_frames, landmark_every)
-  out = output or os.path.join(workdir, "evaluate_reconstruction.json")
-  write_text_atomic(out, json.dumps(report, indent=2))
-  print(format_report(report))
-  print(f"wrote {out}", file=sys.stderr)
-  return report

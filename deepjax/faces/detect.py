@@ -251,7 +251,7 @@ def resolve_backend(name: str = "auto") -> tuple[str, str]:
   ok, why = face_alignment_status()
   if name == "face_alignment":
     if not ok:
-      raise UserError(f"--detector=face_alignment unavailable: {why}")
+      raise UserError(f"face detector 'face_alignment' unavailable: {why}")
     return name, why
   if ok:
     return "face_alignment", why

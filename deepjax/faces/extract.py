@@ -39,7 +39,7 @@ SMOOTH_FILTERS = ("average", "euro")
 
 @dataclasses.dataclass
 class ExtractOptions:
-  """What to extract and how (see the module docstring and apps/extract.py flags)."""
+  """What to extract and how (see the module docstring and `deepjax extract`)."""
   size: int = 64
   coverage: float = 0.75
   centering: str = "face"
@@ -53,17 +53,18 @@ class ExtractOptions:
 
   def check(self):
     if self.size < 8 or self.size > 4096:
-      raise UserError(f"--size must be in [8, 4096], got {self.size}")
+      raise UserError(f"crop size must be in [8, 4096] pixels, got {self.size}")
     if self.faces not in FACE_MODES:
       raise UserError(f"faces mode must be one of {FACE_MODES}, got {self.faces!r}")
     if self.smooth_filter not in SMOOTH_FILTERS:
-      raise UserError(f"--smooth_filter must be one of {SMOOTH_FILTERS}")
+      raise UserError(f"smoothing filter must be one of {SMOOTH_FILTERS}, got "
+                      f"{self.smooth_filter!r}")
     if self.every_n_frames < 1:
-      raise UserError(f"--every_n_frames must be >= 1, got {self.every_n_frames}")
+      raise UserError(f"frame step (every_n_frames) must be >= 1, got {self.every_n_frames}")
     if self.max_frames is not None and self.max_frames < 1:
-      raise UserError(f"--max_frames must be >= 1, got {self.max_frames}")
+      raise UserError(f"max_frames must be >= 1, got {self.max_frames}")
     if self.smooth < 0:
-      raise UserError(f"--smooth must be >= 0, got {self.smooth}")
+      raise UserError(f"smoothing window must be >= 0 frames, got {self.smooth}")
     align.crop_square(align.MEAN_FACE_68, self.coverage, self.centering)  # validates both
 
 

@@ -8,7 +8,7 @@
   for faces no box matched (a cut, a jump, a face that re-appears) — by the dlib
   identity embedding (Euclidean distance below `max_distance`, 0.6 is dlib's
   same-person threshold). With an embedding function, box matches must agree
-  with the identity too (one embedding per face per frame: --track costs more).
+  with the identity too (one embedding per face per frame: tracking costs more).
 * `smooth_average(seq, window)`: centred moving average of (T, ...) landmark
   sequences (edges use the available frames only).
 * `OneEuroFilter`: the 1-euro filter (Casiez et al., CHI 2012): a low-pass whose

@@ -48,8 +48,8 @@ def load_motion_model(workdir: str):
   """
   from deepjax import loading  # pylint: disable=import-outside-toplevel
   if loading.read_config(workdir).task != "motion":
-    raise UserError(f"{workdir} does not hold a motion model (train one with "
-                    "--config=configs/fomm_tiny.py, or convert one with deepjax.convert)")
+    raise UserError(f"{workdir} does not hold a motion model (train one with the config "
+                    "configs/fomm_tiny.py, or convert one with deepjax convert)")
   fomm, variables, config = loading.load(workdir)
   return fomm, jax.tree.map(jnp.asarray, variables), config
 
@@ -99,7 +99,7 @@ def prepare_source(path: str, size: int, crop: str = "face", scale: float = 2.0
   if crop == "face":
     faces, _ = _detections(path, "image", 1, None, image)
     if not faces:
-      raise UserError(f"no face found in {path} (use --crop=center to animate it anyway)")
+      raise UserError(f"no face found in {path} (crop mode 'center' animates it anyway)")
     face = faces[min(faces)]
     box = fa.animation_box(face.box[None], (h, w), scale)
     landmarks = face.landmarks
@@ -124,8 +124,8 @@ def prepare_driving(path: str, size: int, crop: str = "face", scale: float = 2.0
   if crop == "face":
     faces, (h, w) = _detections(path, "video", detect_every, max_frames)
     if not faces:
-      raise UserError(f"no face found in the driving video {path} (use --crop=center to "
-                      "use it anyway)")
+      raise UserError(f"no face found in the driving video {path} (crop mode 'center' "
+                      "uses it anyway)")
     box = fa.animation_box(np.stack([f.box for f in faces.values()]), (h, w), scale)
     landmarks = {i: f.landmarks for i, f in faces.items()}
   else:
@@ -162,8 +162,8 @@ def find_best_frame(source_landmarks: np.ndarray, driving_landmarks: Dict[int, n
                     ) -> int:
   """Index of the driving frame whose normalised landmarks are closest (sum of squares)."""
   if source_landmarks is None or not driving_landmarks:
-    raise UserError("--find_best_frame needs landmarks of the source and of the driving "
-                    "frames (use the default --crop=face)")
+    raise UserError("finding the best driving frame needs landmarks of the source and of "
+                    "the driving frames (crop mode 'face', the default)")
   src = normalize_landmarks(source_landmarks)
   best, best_d = 0, np.inf
   for i in sorted(driving_landmarks):
@@ -230,7 +230,7 @@ def animate_file(workdir: str, source_path: str, driving_path: str, output: str,
   """
   from deepjax.data import video  # pylint: disable=import-outside-toplevel
   if not output.lower().endswith((".mp4", ".m4v", ".mov", ".mkv")):
-    raise UserError(f"--output must be a video file name (.mp4), got {output}")
+    raise UserError(f"output must be a video file name (.mp4, .m4v, .mov, .mkv), got {output}")
   from deepjax import loading  # pylint: disable=import-outside-toplevel
   size = int(loading.read_config(workdir).data.size)  # inputs are checked before loading
   source, s_info = prepare_source(source_path, size, crop, scale)

@@ -40,7 +40,7 @@ class Swapper:
   def __call__(self, faces_NxSxSx3: np.ndarray, direction: str = "a2b"):
     """-> (swapped float32 (N,S,S,3), mask float32 (N,S,S,1))."""
     if direction not in DIRECTIONS:
-      raise UserError(f"--direction must be a2b or b2a, not {direction!r}")
+      raise UserError(f"swap direction must be a2b or b2a, not {direction!r}")
     faces = np.asarray(faces_NxSxSx3, np.float32)
     if faces.ndim != 4 or faces.shape[1:] != (self.size, self.size, 3):
       raise UserError(f"faces must be (N,{self.size},{self.size},3), got {faces.shape}")

@@ -1,6 +1,7 @@
 """Swap the faces of a whole video with a trained model and paste them back.
 
-`deepjax swap --video=IN.mp4 --workdir=RUN --output=OUT.mp4` calls `main`.
+`swap_video_from_run(workdir, video, output, options)` is the library behind
+`deepjax swap --video`; `swap_video(swapper, ...)` does the work with a loaded model.
 The video is streamed in chunks of `batch` frames (memory stays bounded for long
 clips). For each chunk:
 
@@ -10,7 +11,7 @@ clips). For each chunk:
 2. each face is aligned and cut at the model's size with the coverage and
    centering the training crops were made with (read from the `settings` of the
    training folders' `alignments.json` when the run's config names them, else
-   `deepjax.extract`'s defaults; flags override both);
+   `deepjax.extract`'s defaults; the options override both);
 3. all the chunk's crops go through the model in one batched call (`Swapper`);
 4. each swapped crop is pasted back with the inverse transform
    (`faces.paste.paste_face`): landmark mask (convex hull raised over the forehead,
@@ -33,6 +34,7 @@ import time
 from typing import Callable, Iterable, Iterator, Optional
 
 import numpy as np
+from absl import logging
 
 from deepjax.data import video
 from deepjax.errors import UserError
@@ -47,7 +49,7 @@ DEFAULT_COVERAGE, DEFAULT_CENTERING = 0.75, "face"  # as deepjax.extract
 
 @dataclasses.dataclass
 class SwapOptions:
-  """How faces are found, cut, swapped and pasted back (flags of `deepjax.swap`).
+  """How faces are found, cut, swapped and pasted back (`deepjax swap`'s options).
 
   erode / blur: mask erosion and feather sigma in *crop* pixels (None = size/32 and
   size/16). coverage / centering: None = as the training crops (see module doc).
@@ -71,25 +73,27 @@ class SwapOptions:
   def check(self) -> None:
     """UserError for any impossible option."""
     if self.direction not in ("a2b", "b2a"):
-      raise UserError(f"--direction must be a2b or b2a, not {self.direction!r}")
+      raise UserError(f"swap direction must be a2b or b2a, not {self.direction!r}")
     if self.color not in paste.COLOR_MODES:
-      raise UserError(f"--color must be one of {', '.join(paste.COLOR_MODES)}, not {self.color!r}")
+      raise UserError(f"colour mode must be one of {', '.join(paste.COLOR_MODES)}, "
+                      f"not {self.color!r}")
     if self.blend not in paste.BLEND_MODES:
-      raise UserError(f"--blend must be one of {', '.join(paste.BLEND_MODES)}, not {self.blend!r}")
+      raise UserError(f"blend mode must be one of {', '.join(paste.BLEND_MODES)}, "
+                      f"not {self.blend!r}")
     if self.faces not in FACE_MODES:
-      raise UserError(f"--faces must be one of {', '.join(FACE_MODES)}, not {self.faces!r}")
+      raise UserError(f"faces mode must be one of {', '.join(FACE_MODES)}, not {self.faces!r}")
     for name in ("erode", "blur"):
       v = getattr(self, name)
       if v is not None and (not np.isfinite(v) or v < 0):
-        raise UserError(f"--{name} must be >= 0 (crop pixels), got {v}")
+        raise UserError(f"mask {name} must be >= 0 (crop pixels), got {v}")
     if not 0.0 <= self.forehead <= 2.0:
-      raise UserError(f"--forehead must be in [0, 2], got {self.forehead}")
+      raise UserError(f"mask forehead reach must be in [0, 2], got {self.forehead}")
     if self.smooth < 0:
-      raise UserError(f"--smooth must be >= 0, got {self.smooth}")
+      raise UserError(f"landmark smoothing must be >= 0, got {self.smooth}")
     if not 1 <= self.batch <= 1024:
-      raise UserError(f"--batch must be in [1, 1024], got {self.batch}")
+      raise UserError(f"batch (frames per chunk) must be in [1, 1024], got {self.batch}")
     if self.max_frames is not None and self.max_frames < 1:
-      raise UserError(f"--max_frames must be >= 1, got {self.max_frames}")
+      raise UserError(f"max_frames must be >= 1, got {self.max_frames}")
     detect.resolve_backend(self.detector)  # validates the name
     align.crop_square(align.MEAN_FACE_68, self.coverage or DEFAULT_COVERAGE,
                       self.centering or DEFAULT_CENTERING)  # validates both
@@ -229,15 +233,15 @@ def _limited(chunks: Iterator[np.ndarray], max_frames: Optional[int]) -> Iterato
 def check_output(output: str, video_path: str) -> str:
   """UserError unless `output` is a writable .mp4 path other than the input."""
   if not output:
-    raise UserError("--output is required")
+    raise UserError("no output video path given")
   ext = os.path.splitext(output)[1].lower()
   if ext not in OUTPUT_EXTENSIONS:
-    raise UserError(f"--output must end in {', '.join(OUTPUT_EXTENSIONS)} (an mp4 file): {output}")
+    raise UserError(f"output video name must end in {', '.join(OUTPUT_EXTENSIONS)}: {output}")
   if os.path.isdir(output):
-    raise UserError(f"--output is a folder: {output}")
+    raise UserError(f"output video path is a folder: {output}")
   if os.path.exists(video_path) and os.path.exists(output) and \
       os.path.samefile(output, video_path):
-    raise UserError(f"--output would overwrite the input video: {output}")
+    raise UserError(f"output would overwrite the input video: {output}")
   parent = os.path.dirname(os.path.abspath(output))
   while not os.path.exists(parent):
     parent = os.path.dirname(parent)
@@ -252,9 +256,9 @@ def check_swap_workdir(workdir: str):
   """The saved config of a face-swap run; UserError for missing or non-swap runs."""
   from deepjax import loading  # pylint: disable=import-outside-toplevel
   if not workdir:
-    raise UserError("--workdir (a trained swap model's run folder) is required")
+    raise UserError("no run folder given (the run folder of a trained swap model)")
   if not os.path.isdir(workdir):
-    raise UserError(f"--workdir not found: {workdir}")
+    raise UserError(f"run folder not found: {workdir}")
   config = loading.read_config(workdir)
   task = config.get("task", None)
   if task not in ("ae", "vae", "gan"):
@@ -264,7 +268,7 @@ def check_swap_workdir(workdir: str):
 
 
 def swap_video(swapper, video_path: str, output: str, opts: SwapOptions,
-               progress: bool = True, log: Callable[[str], None] = print) -> dict:
+               progress: bool = True, log: Callable[[str], None] = logging.info) -> dict:
   """Swaps the faces of `video_path` into `output` (mp4, audio of the input kept).
 
   Args:
@@ -324,18 +328,20 @@ def swap_video(swapper, video_path: str, output: str, opts: SwapOptions,
           "coverage": coverage, "centering": centering, "output": os.path.abspath(output)}
 
 
-def main(workdir: str, video_path: str, output: str, direction: str = "a2b",
-         options: Optional[SwapOptions] = None, log: Callable[[str], None] = print) -> dict:
-  """`deepjax.swap` video mode: checks everything cheap first, then loads and swaps."""
-  opts = dataclasses.replace(options or SwapOptions(), direction=direction)
+def swap_video_from_run(workdir: str, video_path: str, output: str,
+                        options: Optional[SwapOptions] = None,
+                        log: Callable[[str], None] = logging.info) -> dict:
+  """`swap_video` with the model of the run folder `workdir`: every cheap check first
+  (options, output path, input video, run folder), then the model is loaded.
+
+  Returns `swap_video`'s dict. Raises UserError as `swap_video`, and for a run folder
+  that is missing or holds no face-swap model.
+  """
+  opts = options or SwapOptions()
   opts.check()
   check_output(output, video_path)
   video.check_video(video_path)
   check_swap_workdir(workdir)
   from deepjax.infer.swap import Swapper  # pylint: disable=import-outside-toplevel
   swapper = Swapper(workdir, opts.batch)
-  out = swap_video(swapper, video_path, output, opts, log=lambda m: print(m, file=sys.stderr))
-  log(f"swapped {out['with_face']}/{out['frames']} frames with a face ({direction}) in "
-      f"{out['seconds']:.1f} s ({out['frames_per_s']:.1f} frames/s), {out['width']}x"
-      f"{out['height']} at {out['fps']:g} fps{', audio kept' if out['audio'] else ''} -> {output}")
-  return out
+  return swap_video(swapper, video_path, output, opts, log=log)

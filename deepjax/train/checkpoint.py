@@ -68,7 +68,7 @@ def check_compatible(saved_config: dict, config, workdir: str) -> None:
         keys = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
         diff = " (differs in: " + ", ".join(f"{key}.{k}" for k in keys[:5]) + ")"
       raise UserError(f"the checkpoint in {workdir} was written with a different '{key}' "
-                      f"config{diff}; use another --workdir or the original config")
+                      f"config{diff}; use another run folder or the original config")
 
 
 def restore(manager, step: int, abstract_state):

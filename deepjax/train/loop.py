@@ -22,6 +22,7 @@ from deepjax.errors import UserError
 from deepjax.train import checkpoint as ckpt
 from deepjax.train import metrics as mlib
 from deepjax.train import parallel
+from deepjax.train import validate
 from deepjax.train.tasks import build_task
 
 
@@ -317,6 +318,7 @@ def train_and_evaluate(config, workdir: str) -> dict:
   t_start = time.perf_counter()
   workdir = os.path.abspath(workdir)
   guard = _check_config(config)
+  validate.validate(config)  # before anything is created
   with _StopFlag() as stop:
     run = _setup(config, workdir, guard)
     try:

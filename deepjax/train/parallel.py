@@ -52,10 +52,10 @@ def maybe_initialize_distributed(coordinator: str | None = None, num_processes: 
   mode = os.environ.get("DEEPJAX_DISTRIBUTED", "")
   explicit = bool(coordinator) or bool(num_processes and num_processes > 1)
   if explicit and (not coordinator or num_processes is None or process_id is None):
-    raise UserError("multi-process training needs all of --coordinator=host:port, "
-                    "--num_processes and --process_id (or DEEPJAX_DISTRIBUTED=auto)")
+    raise UserError("multi-process training needs all of the coordinator (host:port), the "
+                    "number of processes and this process's id (or DEEPJAX_DISTRIBUTED=auto)")
   if explicit and not 0 <= process_id < num_processes:
-    raise UserError(f"--process_id={process_id} is not in [0, {num_processes})")
+    raise UserError(f"process id {process_id} is not in [0, {num_processes})")
   cluster = None if explicit or mode == "0" else ("auto" if mode == "auto" else _auto_cluster())
   if not explicit and cluster is None:
     return False
@@ -142,8 +142,8 @@ def host_batch_size(global_batch: int, mesh=None) -> int:
   """
   n = mesh.size if mesh is not None else jax.device_count()
   if global_batch <= 0 or global_batch % n:
-    raise UserError(f"batch size {global_batch} does not divide over {n} "
-                    "devices; choose a multiple of the device count")
+    raise UserError(f"batch size {global_batch} must be a positive multiple of the device "
+                    f"count ({n})")
   return global_batch // jax.process_count()
 
 
