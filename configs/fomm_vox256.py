@@ -1,14 +1,21 @@
 """First-order motion model, the reference's config/vox-256.yaml (VoxCeleb, 256 px).
 
-`--config=configs/fomm_vox256.py` (arguments, comma-separated: `batch=N`, `steps=N`,
-`align_corners=1`, `res=N`: the vox-256 architecture on N px frames, with the keypoint
-detector and dense motion at scale 0.25 for N >= 256 and 0.5 below (`kp_scale=S`
-overrides); `res=64` is the setting of the 64 px CPU peer figures in PERF_NOTES). Values follow the reference yaml at the head of
+`--config=configs/fomm_vox256.py` (arguments, comma-separated):
+- `tiny`: the CPU recipe: 64 px frames; keypoint detector and dense motion at scale 0.5
+  (32 px) with 3 hourglass blocks; narrower channels; fewer bottleneck blocks; pyramid scales
+  (1, 0.5, 0.25) (VGG19 needs 16 px); batch 8 and 600 steps. Everything else (losses,
+  transform, normalisation) is vox-256's.
+- `res=N`: the vox-256 architecture on N px frames, with the keypoint detector and dense
+  motion at scale 0.25 for N >= 256 and 0.5 below (`kp_scale=S` overrides); `res=64` is the
+  setting of the 64 px speed figures against the PyTorch peer (docs/performance.md).
+- `batch=N`, `steps=N`, `align_corners=1`.
+Values follow the reference yaml at the head of
 github.com/AliaksandrSiarohin/first-order-model (keypoint detector block_expansion 32,
 batch size 40). Sections:
 - model: sizes (read by `deepjax.models.motion.fomm.FOMM.from_config`).
-- train: optimiser and schedule (Adam, betas (0.5, 0.999), lr x0.1 at epoch milestones),
-  pyramid scales and the random TPS transform of the equivariance losses.
+- train: optimiser and schedule (Adam, betas (0.5, 0.999), lr x `lr_decay` at
+  `epoch_milestones`, which fall at step round(m / num_epochs * num_steps)), pyramid
+  scales of the perceptual loss and the random TPS transform of the equivariance losses.
 - loss: loss weights (as the reference's `loss_weights`) and `vgg_weights`, a path to a
   VGG19 `.npz` (deepjax.models.vgg); "" = multi-scale L1 fallback, logged as such.
 - data: a folder of talking-head videos (or frame folders), held-out list, frame size.
@@ -38,9 +45,9 @@ def model_vox256() -> ml_collections.ConfigDict:
 
 def train_vox256() -> ml_collections.ConfigDict:
   return ml_collections.ConfigDict(dict(
-      num_epochs=100, num_repeats=75, epoch_milestones=(60, 90), lr_decay=0.1,
+      num_epochs=100, epoch_milestones=(60, 90), lr_decay=0.1,
       lr_generator=2e-4, lr_discriminator=2e-4, lr_kp_detector=2e-4, adam_b1=0.5, adam_b2=0.999,
-      batch_size=40, scales=(1.0, 0.5, 0.25, 0.125), checkpoint_freq=50,
+      scales=(1.0, 0.5, 0.25, 0.125),
       transform=dict(sigma_affine=0.05, sigma_tps=0.005, points_tps=5)))
 
 
@@ -70,6 +77,25 @@ def animate_params() -> ml_collections.ConfigDict:
       adapt_movement_scale=False, use_relative_movement=True, use_relative_jacobian=True))
 
 
+def make_tiny(c: ml_collections.ConfigDict) -> None:
+  """The CPU recipe's sizes (see the module docstring), in place."""
+  c.model.kp_detector.update(block_expansion=16, max_features=256, scale_factor=0.5,
+                             num_blocks=3)
+  c.model.generator.update(block_expansion=16, max_features=128, num_down_blocks=2,
+                           num_bottleneck_blocks=2)
+  c.model.dense_motion.update(block_expansion=16, max_features=256, num_blocks=3,
+                              scale_factor=0.5)
+  c.model.discriminator.update(block_expansion=16, max_features=128, num_blocks=3)
+  c.data.update(size=64, frame_shape=(64, 64, 3))
+  # VGG19's relu5_1 needs 16 px: the 8 px (0.125) pyramid level of vox-256 is dropped.
+  c.train.update(num_epochs=10, epoch_milestones=(6, 9), scales=(1.0, 0.5, 0.25))
+  c.batch_size = 8
+  c.num_steps = 600
+  c.log_every = 50
+  c.eval_every = c.checkpoint_every = c.preview_every = 200
+  c.eval_batches = 1
+
+
 def get_config(arg=None) -> ml_collections.ConfigDict:
   args = parse_arg(arg)
   c = ml_collections.ConfigDict()
@@ -80,16 +106,23 @@ def get_config(arg=None) -> ml_collections.ConfigDict:
   c.loss = loss_vox256()
   c.data = data_vox256()
   c.animate = animate_params()
-  c.batch_size = c.train.batch_size
-  c.num_steps = 0            # 0 = derive from num_epochs * num_repeats * clips / batch
-  c.log_every = 100
-  c.checkpoint_every = 1000
-  c.preview_every = 1000
-  c.keep_checkpoints = 3
-  c.mesh_devices = 0
-  c.nonfinite = "stop"
+  # The loop (deepjax/train/loop.py):
+  c.batch_size = 40          # global batch (the reference's)
+  # The reference's schedule: 100 epochs x 75 repeats of VoxCeleb's 18,556 training clips,
+  # one pair per clip, batch 40.
+  c.num_steps = 100 * 75 * 18_556 // 40
+  c.log_every = 100          # console + TensorBoard scalars of the train step
+  c.eval_every = 1000        # task.eval_step on held-out clips (the data's test split); 0 = off
+  c.eval_batches = 2         # held-out batches averaged at each evaluation
+  c.checkpoint_every = 1000  # orbax checkpoint (state + data iterator + config)
+  c.preview_every = 1000     # preview.png of held-out pairs; 0 = off
+  c.keep_checkpoints = 3     # newest checkpoints kept
+  c.mesh_devices = 0         # devices in the 'data' mesh; 0 = all
+  c.nonfinite = "stop"       # "stop": stop without saving; "skip": skip the step, count it
+  if "tiny" in args:
+    make_tiny(c)
   if "batch" in args:
-    c.batch_size = c.train.batch_size = int(args["batch"])
+    c.batch_size = int(args["batch"])
   if "steps" in args:
     c.num_steps = int(args["steps"])
   if "align_corners" in args:

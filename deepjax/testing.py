@@ -3,7 +3,7 @@ training.
 
 - `small_swap_config(name, data_dir, steps)`: a faceswap config (configs/<name>.py) shrunk
   to 32 px and a few channels; `SMALL_SWAP_MODEL` / `TINY_SWAP_MODEL` are its two sizes.
-- `tiny_motion_config(size, gan, steps)`: configs/fomm_tiny.py shrunk to `size` px.
+- `tiny_motion_config(size, gan, steps)`: configs/fomm_vox256.py:tiny shrunk to `size` px.
 - `prepared_data_dir(config)`: a shared folder holding `config.data` prepared.
 - `tree_equal(a, b)`: two pytrees with exactly equal leaves.
 - `random_swap_run(workdir)` writes writes a checkpoint of an *untrained* swap model in the layout
@@ -47,10 +47,10 @@ def small_swap_config(name: str, data_dir: str, steps: int = 30, *, arg: str = "
 
 
 def tiny_motion_config(size: int = 32, gan: float = 0.0, steps: int = 20):
-  """configs/fomm_tiny.py (batch 2, `steps` steps) shrunk to `size` px, 5 keypoints and a
+  """configs/fomm_vox256.py:tiny (batch 2, `steps` steps) shrunk to `size` px, 5 keypoints and a
   few channels (fast on CPU); `gan`: the generator's GAN loss weight."""
   from deepjax.configs_lib import load_config  # pylint: disable=import-outside-toplevel
-  c = load_config("fomm_tiny", f"batch=2,steps={steps}")
+  c = load_config("fomm_vox256", f"tiny,batch=2,steps={steps}")
   c.unlock()
   c.data.update(size=size, frame_shape=(size, size, 3))
   c.model.num_kp = 5

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# CPU recipe for the first-order motion model (configs/fomm_tiny.py, 64 px) on the real
+# CPU recipe for the first-order motion model (configs/fomm_vox256.py:tiny, 64 px) on the real
 # clips of ../shared/data/videos. Stages (run all by default, or name some in STAGES):
 #   extract  square face crops of every clip (deepjax extract --for=animation)
-#   train    fomm_tiny on all clips but the held-out ones, stopped after TRAIN_MINUTES
+#   train    fomm_vox256:tiny on all clips but the held-out ones, stopped after TRAIN_MINUTES
 #            (SIGTERM: the loop saves the step it is on; rerunning resumes)
 #   evaluate reconstruction metrics on the held-out clips (deepjax evaluate)
 #   animate  a photo driven by a held-out clip (deepjax animate)
@@ -31,7 +31,7 @@ fi
 if has train; then
   start=$(date +%s)
   # timeout sends SIGTERM: the loop finishes the step, checkpoints and exits 0.
-  timeout -s TERM "${TRAIN_MINUTES}m" deepjax train --config=configs/fomm_tiny.py \
+  timeout -s TERM "${TRAIN_MINUTES}m" deepjax train --config=configs/fomm_vox256.py:tiny \
     --workdir="$RUN/model" --config.num_steps="$STEPS" --config.data.video_dir="$RUN/crops" \
     --config.data.held_out="$held_tuple" --config.log_every=20 --config.checkpoint_every=200 \
     --config.preview_every=200 || [ $? -eq 124 ]

@@ -1,7 +1,7 @@
 """deepjax convert: reference checkpoints -> deepjax run folders; errors listed.
 
 Weights: the seeded recipe of tests/fixtures/make_fomm_parity_fixture.py at the
-configs/fomm_tiny.py size (names and shapes from tests/fixtures/fomm_parity.npz). Files in
+configs/fomm_vox256.py:tiny size (names and shapes from tests/fixtures/fomm_parity.npz). Files in
 torch format are written only when torch is installed (the `torch` extra).
 """
 import importlib.util
@@ -23,7 +23,7 @@ from deepjax.models.motion.fomm import FOMM
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
-TINY_CONFIG = os.path.join(REPO, "configs", "fomm_tiny.py")
+TINY_CONFIG = os.path.join(REPO, "configs", "fomm_vox256.py") + ":tiny"
 
 
 def _recipe():
@@ -43,7 +43,7 @@ def tiny_state():
 
 @pytest.fixture(scope="module")
 def tiny_fomm():
-  return FOMM.from_config(load_config("fomm_tiny").model)
+  return FOMM.from_config(load_config("fomm_vox256", "tiny").model)
 
 
 def _convert(args, timeout=300):

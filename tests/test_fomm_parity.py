@@ -1,6 +1,6 @@
 """deepjax FOMM == the reference PyTorch first-order-model (fixture, no torch needed).
 
-tests/fixtures/fomm_parity.npz holds, for the model sizes of configs/fomm_tiny.py and
+tests/fixtures/fomm_parity.npz holds, for the model sizes of configs/fomm_vox256.py:tiny and
 configs/fomm_vox256.py, the reference's state-dict names and shapes, the seed of its
 random weights (tests/fixtures/make_fomm_parity_fixture.py's numpy recipe, rebuilt here)
 and the reference outputs in eval mode. The weights go through the converter

@@ -1,7 +1,7 @@
 """deepjax.load on a first-order-motion run folder, without deepjax's training code.
 
 Runs the `deepjax.load` example of docs/checkpoints.md verbatim in a fresh interpreter
-(on a converted fomm_tiny run folder with the parity recipe's weights and 64 px inputs),
+(on a converted `fomm_vox256:tiny` run folder with the parity recipe's weights and 64 px inputs),
 checks its frames against the same computation in this process, and that neither
 `deepjax.train` nor the data pipelines were imported.
 """
@@ -40,7 +40,7 @@ def _tiny_variables():
   spec.loader.exec_module(recipe)
   with np.load(os.path.join(HERE, "fixtures", "fomm_parity.npz")) as ref:
     names_shapes = json.loads(str(ref["tiny/names_shapes"]))
-  config = load_config("fomm_tiny")
+  config = load_config("fomm_vox256", "tiny")
   fomm = FOMM.from_config(config.model)
   state = recipe.random_state_dict(names_shapes, 1)
   return config, fomm, convert_fomm.fomm_variables(state, fomm, 64)

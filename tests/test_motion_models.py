@@ -127,7 +127,7 @@ def _output_shapes(config, batch=2):
 
 
 def test_tiny_config_output_shapes():
-  config = _load_config("fomm_tiny")
+  config = _load_config("fomm_vox256", "tiny")
   _, variables, gen = _output_shapes(config)
   k = config.model.num_kp
   assert gen["kp_source"] == {"value": (2, k, 2), "jacobian": (2, k, 2, 2)}

@@ -1,7 +1,7 @@
 """The Colab notebooks run top to bottom on CPU in smoke mode (so they cannot rot).
 
 Each notebook reads DEEPJAX_NOTEBOOK_SMOKE=1 in its parameters cell (few frames, few
-steps, a random fomm_tiny run folder instead of a published checkpoint) and
+steps, a random `fomm_vox256:tiny` run folder instead of a published checkpoint) and
 DEEPJAX_NOTEBOOK_WORKDIR for its outputs. Needs the `notebooks` extra (nbclient,
 nbformat, ipykernel); skipped without it.
 """

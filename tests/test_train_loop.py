@@ -139,7 +139,7 @@ def test_validate_config():
     c.data.size = 72
   with pytest.raises(UserError, match="supports are 64 or 80"):
     validate.validate(c)
-  m = load_config("fomm_tiny")  # hourglasses of 3 blocks at scale 0.5: multiples of 16
+  m = load_config("fomm_vox256", "tiny")  # hourglasses of 3 blocks at scale 0.5: multiples of 16
   validate.validate(m)
   with m.unlocked():
     m.data.size = 40

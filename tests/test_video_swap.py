@@ -250,7 +250,7 @@ def bad_inputs(tmp_path_factory, rand_run):
   from deepjax.train import checkpoint
   manager = checkpoint.make_manager(str(d / "motionrun"))
   checkpoint.save(manager, 0, {"params": {"w": np.zeros(3, np.float32)}}, {},
-                  load_config("fomm_tiny"))
+                  load_config("fomm_vox256", "tiny"))
   manager.close()
   return d
 

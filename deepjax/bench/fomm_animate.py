@@ -16,7 +16,7 @@ from deepjax.infer.animate import make_animate_fn
 from deepjax.models.motion.fomm import FOMM
 
 
-def animate_row(config: str = "fomm_tiny", batch: int = 8, steps: int = 3,
+def animate_row(config: str = "fomm_vox256:tiny", batch: int = 8, steps: int = 3,
                 relative: bool = True, adapt_scale: bool = False) -> Result:
   """Median seconds per call of `batch` frames (after one warm-up call), over `steps` calls.
 

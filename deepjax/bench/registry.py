@@ -59,7 +59,7 @@ ROWS: dict[str, Row] = {
                             {"config": "fomm_vox256", "batch": 8, "steps": 2}),
     "fomm_parts_64": Row("deepjax.bench.motion_parts:parts_row",
                          {"config": "fomm_vox256:res=64", "batch": 8}),
-    "fomm_tiny_train": _train("fomm_tiny", 8, 3),
+    "fomm_tiny_train": _train("fomm_vox256:tiny", 8, 3),
     "startup": Row("deepjax.bench.startup:startup_row", {"config_arg": "tiny"}),
     "reductions": Row("deepjax.bench.reductions:reductions_row"),
     "conv": Row("deepjax.bench.conv:conv_row"),

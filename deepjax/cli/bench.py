@@ -37,7 +37,7 @@ HEADER = (f"{'row':<20}{'batch':>6}{'compile s':>10}{'step s':>9}{'images/s':>10
 
 
 def row_args(specs: list[str]) -> dict:
-  """['rounds=4', 'config=fomm_tiny'] -> {'rounds': 4, 'config': 'fomm_tiny'}."""
+  """['rounds=4', 'config=fomm_vox256:tiny'] -> {'rounds': 4, 'config': 'fomm_vox256:tiny'}."""
   out = {}
   for spec in specs:
     key, eq, value = spec.partition("=")

@@ -49,7 +49,7 @@ def load_motion_model(workdir: str):
   from deepjax import loading  # pylint: disable=import-outside-toplevel
   if loading.read_config(workdir).task != "motion":
     raise UserError(f"{workdir} does not hold a motion model (train one with the config "
-                    "configs/fomm_tiny.py, or convert one with deepjax convert)")
+                    "configs/fomm_vox256.py:tiny, or convert one with deepjax convert)")
   fomm, variables, config = loading.load(workdir)
   return fomm, jax.tree.map(jnp.asarray, variables), config
 
