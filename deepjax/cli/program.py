@@ -54,17 +54,25 @@ def configure_logging() -> None:
   python_handler.addFilter(_quiet_others)
 
 
+def _fail(message: str, code: int) -> None:
+  """Prints one line and ends the process now: background threads of the libraries (orbax,
+  tensorstore) can print tracebacks while an interpreter that failed shuts down."""
+  print(message, file=sys.stderr)
+  logging.flush()
+  sys.stdout.flush()
+  sys.stderr.flush()
+  os._exit(code)  # pylint: disable=protected-access
+
+
 def _guard(main):
   def wrapped(argv):
     configure_logging()
     try:
       return main(argv)
     except UserError as e:
-      print(f"error: {e}", file=sys.stderr)
-      sys.exit(2)
+      _fail(f"error: {e}", 2)
     except KeyboardInterrupt:
-      print("interrupted", file=sys.stderr)
-      sys.exit(130)
+      _fail("interrupted", 130)
     except SystemExit:
       raise
     except Exception as e:  # pylint: disable=broad-except
@@ -72,9 +80,8 @@ def _guard(main):
         raise
       msg = str(e).strip().splitlines()
       msg = msg[0] if msg else ""
-      print(f"internal error: {type(e).__name__}: {msg} (set DEEPJAX_DEBUG=1 for the traceback)",
-            file=sys.stderr)
-      sys.exit(1)
+      _fail(f"internal error: {type(e).__name__}: {msg} (set DEEPJAX_DEBUG=1 for the "
+            "traceback)", 1)
   return wrapped
 
 
