@@ -8,6 +8,7 @@ never the training code (tasks, loop, data).
 """
 import json
 import os
+import sys
 
 import jax
 import ml_collections
@@ -59,6 +60,23 @@ def build_model(config):
   raise UserError(f"unknown task {config.task!r} in checkpoint")
 
 
+def _closed_loop_filter(previous):
+  def hook(unraisable):
+    if unraisable.exc_type is RuntimeError and str(unraisable.exc_value) == "Event loop is closed":
+      return
+    previous(unraisable)
+  hook.drops_closed_loop = True
+  return hook
+
+
+def _drop_closed_loop_reports() -> None:
+  """After a failed orbax restore, the reads still in flight call back into orbax's event
+  loop, which is closed by then; Python reports each as an unraisable RuntimeError (a
+  traceback on stderr after the one-line error). Those reports, and only those, are dropped."""
+  if not getattr(sys.unraisablehook, "drops_closed_loop", False):
+    sys.unraisablehook = _closed_loop_filter(sys.unraisablehook)
+
+
 def load_state(path: str) -> dict:
   """The saved TrainState fields (step, params, opt_state, model_state, rng) as a dict."""
   step_dir = _checkpoint_step_dir(path)
@@ -76,6 +94,7 @@ def load_state(path: str) -> dict:
       target = jax.tree.map(lambda m: np.empty(m.shape, m.dtype), meta)
       return ckptr.restore(path, target)
     except Exception as e:  # pylint: disable=broad-except  (any failure to read the files)
+      _drop_closed_loop_reports()
       why = (str(e).strip().splitlines() or [type(e).__name__])[0]
       why = why if len(why) <= 100 else why[:97] + "..."
       raise UserError(f"checkpoint is corrupt or incomplete ({why}): {step_dir}") from e

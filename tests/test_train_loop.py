@@ -124,6 +124,7 @@ def test_train_cli_validates_before_creating_anything(tmp_path):
 
 
 def test_validate_config():
+  from deepjax.configs_lib import load_config
   from deepjax.train import validate
   c = load_config("faceswap_ae", "tiny")
   validate.validate(c)
