@@ -19,7 +19,8 @@ batch size 40). Sections:
 - loss: loss weights (as the reference's `loss_weights`) and `vgg_weights`, a path to a
   VGG19 `.npz` (deepjax.models.vgg); "" = multi-scale L1 fallback, logged as such.
 - data: a folder of talking-head videos (or frame folders), held-out list, frame size.
-- animate: the reference's `normalization_params` for `relative_motion`.
+How a photo is animated (relative motion, adapted scale) is chosen by `deepjax animate`'s
+flags, whose defaults are the reference's vox-256 `normalization_params`.
 """
 import ml_collections
 
@@ -72,11 +73,6 @@ def data_vox256() -> ml_collections.ConfigDict:
                         saturation=0.1, hue=0.1)))
 
 
-def animate_params() -> ml_collections.ConfigDict:
-  return ml_collections.ConfigDict(dict(
-      adapt_movement_scale=False, use_relative_movement=True, use_relative_jacobian=True))
-
-
 def make_tiny(c: ml_collections.ConfigDict) -> None:
   """The CPU recipe's sizes (see the module docstring), in place."""
   c.model.kp_detector.update(block_expansion=16, max_features=256, scale_factor=0.5,
@@ -105,7 +101,6 @@ def get_config(arg=None) -> ml_collections.ConfigDict:
   c.train = train_vox256()
   c.loss = loss_vox256()
   c.data = data_vox256()
-  c.animate = animate_params()
   # The loop (deepjax/train/loop.py):
   c.batch_size = 40          # global batch (the reference's)
   # The reference's schedule: 100 epochs x 75 repeats of VoxCeleb's 18,556 training clips,
