@@ -22,6 +22,10 @@ from deepjax.data.video import write_image, write_video
 from deepjax.models.motion.fomm import FOMM
 from deepjax.ops.keypoints import relative_motion
 
+# The reference's vox-256 normalization_params (deepjax animate's defaults).
+VOX256_NORMALIZATION = dict(adapt_movement_scale=False, use_relative_movement=True,
+                            use_relative_jacobian=True)
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 DOC = os.path.join(REPO, "docs", "checkpoints.md")
@@ -80,7 +84,7 @@ def test_load_and_animate_without_training_code(tmp_path):
   detect, animate = jax.jit(fomm.detect), jax.jit(fomm.animate)
   kp_s, kp_d = detect(variables, source), detect(variables, driving)
   kp = relative_motion(kp_s, kp_d, jax.tree.map(lambda x: x[:1], kp_d),
-                       **config.animate.to_dict())
+                       **VOX256_NORMALIZATION)
   expected = animate(variables, source, kp_s, kp)["prediction"]
   np.testing.assert_allclose(frames, np.asarray(expected), atol=1e-5)
   # Frame 0 is driven by the initial pose itself: relative motion is the identity there,
