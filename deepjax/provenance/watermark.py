@@ -28,14 +28,12 @@ Frames are uint8 (N, H, W, 3) RGB; payloads are Python ints in [0, 2**32).
 """
 import dataclasses
 import functools
-import itertools
 import zlib
 from typing import Optional, Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-from PIL import Image
 
 __all__ = ["WatermarkConfig", "Detection", "embed", "detect_frames", "detect_clip",
            "false_positive_rate", "codeword", "PAYLOAD_BITS"]
@@ -53,7 +51,8 @@ class WatermarkConfig:
   chip_px: int = 6  # pixels per chip side; period = chips * chip_px
   smooth: float = 1.5  # periodic Gaussian sigma (pixels) applied to the chip tile
   strength: float = 2.4  # RMS luminance change per frame, in 0..255 levels
-  activity_power: float = 0.0  # weight = local_std ** power (0: uniform strength)
+  activity_power: float = -1.0  # mark weight ~ (local luminance std + 1) ** power
+  cancel: float = 1.0  # fraction of the picture's own correlation with each carrier removed
   clip_residual: float = 1.5  # detector clips the residual at this many robust stds (0: off)
   blur_sigma: float = 4.0  # detector's pre-filter: luminance minus Gaussian(blur_sigma)
   scales: tuple = (1.0, 0.5, 0.75)  # candidate (current size / marked size) at detection
@@ -69,14 +68,16 @@ class Detection:
   """What `detect_frames` / `detect_clip` find.
 
   found: the CRC-32 matched (payload is then the payload); payload: int or None;
-  bits: the 64 hard-decided codeword bits (0/1, de-whitened) of the best trial;
-  z: mean |soft bit| in units of its null standard deviation (bit reliability; about
-  0.8 on unmarked frames); scale, shift: where the mark was found;
+  bits: the 64 codeword bits (0/1, de-whitened) after Chase decoding; raw_bits: the
+  same before it (hard decisions of the soft bits);
+  z: mean |soft bit| in units of its spread over all shifts (bit reliability; about
+  0.8-1.5 on unmarked frames); scale, shift: where the mark was found;
   false_positive_rate: bound on the chance that an unmarked input gives found=True.
   """
   found: bool
   payload: Optional[int]
   bits: np.ndarray
+  raw_bits: np.ndarray
   z: float
   scale: float
   shift: tuple
@@ -137,14 +138,6 @@ def _bits_of(value: int) -> np.ndarray:
   return np.array([(value >> (31 - i)) & 1 for i in range(32)], np.uint8)
 
 
-def _int_of(bits: np.ndarray) -> int:
-  return int(sum(int(b) << (31 - i) for i, b in enumerate(bits)))
-
-
-def _crc_ok(bits: np.ndarray) -> bool:
-  return zlib.crc32(_int_of(bits[:32]).to_bytes(4, "big")) == _int_of(bits[32:])
-
-
 # ----------------------------------------------------------------------------- marking
 
 
@@ -153,22 +146,75 @@ def mark_tile(payload: int, config: WatermarkConfig = WatermarkConfig()) -> np.n
   return np.tensordot(codeword(payload, config), _carrier(config)[3], axes=1)
 
 
-@functools.partial(jax.jit, static_argnames=("strength", "power"))
-def _embed(frames_NxHxWx3, tile_PxP, strength, power):
+@functools.lru_cache(maxsize=8)
+def _highpass_carrier(config: WatermarkConfig) -> np.ndarray:
+  """float32 (64, P, P): each bit's carrier as the detector sees it at scale 1."""
+  t = _carrier(config)[3]
+  return (t - _periodic_blur(t, config.blur_sigma)).astype(np.float32)
+
+
+@functools.lru_cache(maxsize=16)
+def _blur_matrix(n: int, sigma: float) -> np.ndarray:
+  """float32 (n, n): Gaussian blur along one axis as scipy.ndimage's (mode="mirror")."""
+  r = int(4 * sigma + 0.5)
+  k = np.exp(-0.5 * (np.arange(-r, r + 1) / sigma) ** 2)
+  k /= k.sum()
+  m = np.zeros((n, n), np.float64)
+  for i in range(n):
+    for off, wgt in zip(range(-r, r + 1), k):
+      j = i + off
+      while j < 0 or j >= n:  # mirror: -1 -> 1, n -> n - 2
+        j = -j if j < 0 else 2 * (n - 1) - j
+      m[i, j] += wgt
+  return m.astype(np.float32)
+
+
+def _blur(y_NxHxW, sigma: float):
+  """Separable Gaussian blur (as matrix products; XLA's CPU convolution is slow here)."""
+  _, h, w = y_NxHxW.shape
+  bh, bw = jnp.asarray(_blur_matrix(h, sigma)), jnp.asarray(_blur_matrix(w, sigma))
+  return jnp.einsum("ij,njk,lk->nil", bh, y_NxHxW, bw)
+
+
+def _fold_batch(r_NxHxW, p: int):
+  n, h, w = r_NxHxW.shape
+  r = jnp.pad(r_NxHxW, ((0, 0), (0, -h % p), (0, -w % p)))
+  return r.reshape(n, r.shape[1] // p, p, r.shape[2] // p, p).sum((1, 3))
+
+
+@functools.partial(jax.jit, static_argnames=("strength", "cancel", "sigma", "clip", "power"))
+def _embed(frames_NxHxWx3, code_K, carriers_KxPxP, highpass_KxPxP, strength, cancel,
+           sigma, clip, power):
+  """Adds the mark to luminance with host-interference cancellation (see `embed`)."""
   x = frames_NxHxWx3.astype(jnp.float32)
   n, h, w, _ = x.shape
-  p = tile_PxP.shape[0]
-  pattern = jnp.tile(tile_PxP, (-(-h // p), -(-w // p)))[:h, :w][None]
+  p = carriers_KxPxP.shape[-1]
   y = x @ jnp.asarray(_LUMA)
+  r = y - _blur(y, sigma)
+  if clip:
+    t = clip * 1.4826 * jnp.median(jnp.abs(r[:, ::4, ::4]), axis=(1, 2), keepdims=True) + 1e-3
+    r = jnp.clip(r, -t, t)
+  # The detector's correlation of bit k with the picture itself, and with a unit mark.
+  host_NxK = jnp.einsum("npq,kpq->nk", _fold_batch(r, p), highpass_KxPxP)
+  count_PxP = _fold_batch(jnp.ones((1, h, w)), p)[0]
+  gain_K = jnp.einsum("pq,kpq->k", count_PxP, highpass_KxPxP ** 2)
+  reps = (-(-h // p), -(-w // p))
+  mark = jnp.tile(jnp.einsum("k,kpq->pq", code_K, carriers_KxPxP), reps)[:h, :w]
+  undo = jnp.einsum("nk,kpq->npq", cancel * host_NxK / gain_K, carriers_KxPxP)
+  undo = jnp.tile(undo, (1,) + reps)[:, :h, :w]
+  # More mark where the picture is busy (an encoder keeps detail there), mean weight 1.
   win = (1, 7, 7)
   mean = jax.lax.reduce_window(y, 0.0, jax.lax.add, win, (1, 1, 1), "SAME") / 49.0
   sq = jax.lax.reduce_window(y * y, 0.0, jax.lax.add, win, (1, 1, 1), "SAME") / 49.0
-  activity = jnp.sqrt(jnp.maximum(sq - mean * mean, 0.0)) + 1.0
-  weight = activity ** power
-  weight = weight / jnp.sqrt(jnp.mean(weight * weight, axis=(1, 2), keepdims=True))
-  delta = weight * pattern
-  rms = jnp.sqrt(jnp.mean(delta * delta, axis=(1, 2), keepdims=True)) + 1e-6
-  delta = delta * (strength / rms)
+  weight = (jnp.sqrt(jnp.maximum(sq - mean * mean, 0.0)) + 1.0) ** power
+  weight = weight / jnp.mean(weight, axis=(1, 2), keepdims=True)
+  mark, undo = weight * mark[None], weight * undo
+  # delta = alpha * mark - undo with RMS `strength`: the root of a quadratic in alpha.
+  mm = jnp.mean(mark * mark, axis=(1, 2), keepdims=True)
+  mu = jnp.mean(mark * undo, axis=(1, 2), keepdims=True)
+  uu = jnp.mean(undo * undo, axis=(1, 2), keepdims=True)
+  alpha = (mu + jnp.sqrt(jnp.maximum(mu * mu - mm * (uu - strength ** 2), 0.0))) / mm
+  delta = alpha * mark - undo
   out = jnp.clip(jnp.round(x + delta[..., None]), 0, 255)
   return out.astype(jnp.uint8)
 
@@ -185,82 +231,120 @@ def embed(frames: np.ndarray, payload: int,
     frames = frames[None]
   if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3:
     raise ValueError(f"frames must be uint8 (N,H,W,3), got {frames.dtype} {frames.shape}")
-  out = np.asarray(_embed(frames, jnp.asarray(mark_tile(payload, config)),
-                          float(config.strength), float(config.activity_power)))
+  out = np.asarray(_embed(frames, codeword(payload, config), _carrier(config)[3],
+                          _highpass_carrier(config), float(config.strength),
+                          float(config.cancel), float(config.blur_sigma),
+                          float(config.clip_residual), float(config.activity_power)))
   return out[0] if single else out
 
 
 # ----------------------------------------------------------------------------- detection
 
 
-def _luma_residual(frame: np.ndarray, scale: float, sigma: float, clip: float) -> np.ndarray:
-  """Luminance of uint8 (H, W, 3), resampled by 1/scale, minus its Gaussian blur."""
-  y = frame.astype(np.float32) @ _LUMA
-  if scale != 1.0:
-    h, w = y.shape
-    size = (int(round(w / scale)), int(round(h / scale)))
-    y = np.asarray(Image.fromarray(y, mode="F").resize(size, Image.BILINEAR))
+def residual(frame: np.ndarray, scale: float = 1.0,
+             config: WatermarkConfig = WatermarkConfig()) -> np.ndarray:
+  """float32 (H, W): luminance of uint8 (H, W, 3) minus its blur, clipped at outliers.
+
+  The blur is `blur_sigma * scale` pixels: the same filter as at marking, for a frame
+  rescaled by `scale`.
+  """
   from scipy import ndimage  # pylint: disable=import-outside-toplevel
-  r = y - ndimage.gaussian_filter(y, sigma, mode="mirror")
-  if clip:
-    t = clip * 1.4826 * np.median(np.abs(r)) + 1e-3
+  y = frame.astype(np.float32) @ _LUMA
+  r = y - ndimage.gaussian_filter(y, config.blur_sigma * scale, mode="mirror")
+  if config.clip_residual:
+    t = config.clip_residual * 1.4826 * np.median(np.abs(r[::4, ::4])) + 1e-3
     r = np.clip(r, -t, t)
   return r
 
 
-def fold(frame: np.ndarray, scale: float,
-         config: WatermarkConfig = WatermarkConfig()) -> np.ndarray:
-  """-> float32 (P, P): frame's pre-filtered luminance summed modulo the period."""
-  r = _luma_residual(frame, scale, config.blur_sigma, config.clip_residual)
-  p = config.period
+def fold(r: np.ndarray, period: int) -> np.ndarray:
+  """float32 (period, period): an (H, W) array summed modulo `period`."""
   h, w = r.shape
-  r = np.pad(r, ((0, -h % p), (0, -w % p)))
-  return r.reshape(r.shape[0] // p, p, r.shape[1] // p, p).sum((0, 2)), float(r.var() * h * w)
+  r = np.pad(r, ((0, -h % period), (0, -w % period)))
+  return r.reshape(r.shape[0] // period, period, r.shape[1] // period, period).sum((0, 2))
 
 
-def _soft_bits(folded: np.ndarray, energy: float, config: WatermarkConfig):
-  """-> (soft (64,) in null-std units, shift (dy, dx), score) at the best circular shift."""
-  templates = _filtered_templates(config)
-  spec = np.fft.fft2(folded)
-  corr = np.real(np.fft.ifft2(spec[None] * np.conj(templates[0])))  # (64, P, P)
+def _period(scale: float, config: WatermarkConfig) -> int:
+  return int(round(config.period * scale))
+
+
+@functools.lru_cache(maxsize=16)
+def _templates_at(config: WatermarkConfig, period: int) -> np.ndarray:
+  """complex (64, p, p): FFTs of the carriers resampled to `period`, pre-filtered.
+
+  The resampling keeps the low `period` frequencies of each tile (Fourier crop); the
+  pre-filter is the detector's (minus a Gaussian blur of `blur_sigma` pixels at scale 1).
+  """
+  t = _carrier(config)[3]
+  p = config.period
+  spec = np.fft.fftshift(np.fft.fft2(t), axes=(1, 2))
+  lo = (p - period) // 2
+  spec = np.fft.ifftshift(spec[:, lo:lo + period, lo:lo + period], axes=(1, 2))
+  small = np.real(np.fft.ifft2(spec))
+  return np.fft.fft2(small - _periodic_blur(small, config.blur_sigma * period / p))
+
+
+def _soft_bits(folded: np.ndarray, config: WatermarkConfig):
+  """-> (soft (64,), shift (dy, dx)) at the circular shift with the most mark energy.
+
+  soft[k] is bit k's correlation divided by its standard deviation over all shifts
+  (the picture's own correlation with the carrier sets that spread), so on an unmarked
+  input the soft bits are roughly standard normal.
+  """
+  templates = _templates_at(config, folded.shape[0])
+  corr = np.real(np.fft.ifft2(np.fft.fft2(folded)[None] * np.conj(templates)))
+  corr /= corr.std(axis=(1, 2), keepdims=True) + 1e-9
   score = (corr ** 2).sum(0)
   dy, dx = np.unravel_index(np.argmax(score), score.shape)
-  p = config.period
-  std = np.sqrt(energy / (p * p) * templates[1])  # null std of each bit's correlation
-  return corr[:, dy, dx] / std, (int(dy), int(dx))
+  return corr[:, dy, dx], (int(dy), int(dx))
 
 
-@functools.lru_cache(maxsize=8)
-def _filtered_templates(config: WatermarkConfig):
-  """FFTs of each bit's carrier after the detector's pre-filter, and their energies."""
-  t = _carrier(config)[3]
-  highpass = t - _periodic_blur(t, config.blur_sigma)
-  return np.fft.fft2(highpass), (highpass ** 2).sum((1, 2))
+@functools.lru_cache(maxsize=1)
+def _syndrome_of_flip() -> np.ndarray:
+  """uint32 (64,): how flipping each codeword bit changes the CRC syndrome.
+
+  The syndrome crc32(payload) ^ check is affine in the 64 bits (CRC is linear over
+  GF(2) for messages of one length), so a set of flips changes it by the XOR of these.
+  """
+  out = np.zeros(_CODE_BITS, np.uint32)
+  zero = np.zeros(_CODE_BITS, np.uint8)
+  for i in range(_CODE_BITS):
+    e = zero.copy()
+    e[i] = 1
+    out[i] = _syndrome(e) ^ _syndrome(zero)
+  return out
+
+
+def _syndrome(bits: np.ndarray) -> int:
+  return zlib.crc32(np.packbits(bits[:32]).tobytes()) ^ int.from_bytes(
+      np.packbits(bits[32:]).tobytes(), "big")
 
 
 def _chase(soft: np.ndarray, config: WatermarkConfig):
-  """-> (payload or None, de-whitened bits) by flipping subsets of the weakest bits."""
-  whitening = _carrier(config)[2]
-  hard = (soft > 0).astype(np.uint8) ^ whitening
+  """-> (payload or None, de-whitened bits): the fewest flips of the weakest bits that
+  make the CRC match (Chase decoding)."""
+  hard = (soft > 0).astype(np.uint8) ^ _carrier(config)[2]
   weakest = np.argsort(np.abs(soft))[:config.chase_bits]
-  for r in range(config.chase_bits + 1):
-    for flip in itertools.combinations(weakest, r):
-      bits = hard.copy()
-      bits[list(flip)] ^= 1
-      if _crc_ok(bits):
-        return _int_of(bits[:32]), bits
-  return None, hard
+  subsets = (np.arange(2 ** len(weakest))[:, None] >> np.arange(len(weakest))) & 1
+  flips = np.bitwise_xor.reduce(np.where(subsets, _syndrome_of_flip()[weakest], 0), axis=1)
+  hits = np.flatnonzero(flips.astype(np.uint32) == np.uint32(_syndrome(hard)))
+  if not len(hits):  # pylint: disable=g-explicit-length-test
+    return None, hard
+  best = hits[np.argmin(subsets[hits].sum(1))]
+  bits = hard.copy()
+  bits[weakest[subsets[best] == 1]] ^= 1
+  return int.from_bytes(np.packbits(bits[:32]).tobytes(), "big"), bits
 
 
-def _decide(folds_energies, config: WatermarkConfig) -> Detection:
-  """Best detection over the candidate scales, given (scale, fold, energy) triples."""
+def _decide(folds, config: WatermarkConfig) -> Detection:
+  """Best detection over the candidate scales, given (scale, fold) pairs."""
   best = None
-  for scale, folded, energy in folds_energies:
-    soft, shift = _soft_bits(folded, energy, config)
+  for scale, folded in folds:
+    soft, shift = _soft_bits(folded, config)
     payload, bits = _chase(soft, config)
-    z = float(np.mean(np.abs(soft)))
-    det = Detection(payload is not None, payload, bits, z, scale, shift,
-                    false_positive_rate(config))
+    raw = (soft > 0).astype(np.uint8) ^ _carrier(config)[2]
+    det = Detection(payload is not None, payload, bits, raw, float(np.mean(np.abs(soft))),
+                    scale, shift, false_positive_rate(config))
     if best is None or (det.found, det.z) > (best.found, best.z):
       best = det
     if det.found:
@@ -268,30 +352,34 @@ def _decide(folds_energies, config: WatermarkConfig) -> Detection:
   return best
 
 
+def _as_batch(frames) -> np.ndarray:
+  frames = np.asarray(frames)
+  return frames[None] if frames.ndim == 3 else frames
+
+
 def detect_frames(frames: np.ndarray,
                   config: WatermarkConfig = WatermarkConfig()) -> list:
   """-> one `Detection` per uint8 frame of (N, H, W, 3) (or one (H, W, 3) image)."""
-  frames = np.asarray(frames)
-  frames = frames[None] if frames.ndim == 3 else frames
-  return [_decide(((s,) + fold(f, s, config) for s in config.scales), config)
-          for f in frames]
+  out = []
+  for f in _as_batch(frames):
+    out.append(_decide(((s, fold(residual(f, s, config), _period(s, config)))
+                        for s in config.scales), config))
+  return out
 
 
-def detect_clip(frames: Sequence[np.ndarray],
+def detect_clip(frames: np.ndarray,
                 config: WatermarkConfig = WatermarkConfig()) -> Detection:
-  """One `Detection` for a whole clip: folds summed over its frames (same size) per scale.
+  """One `Detection` for a clip of uint8 frames (N, H, W, 3): folds summed over frames.
 
-  The sum adds the mark coherently and the picture incoherently, so a clip decodes
-  where single frames do not; the false-positive bound is the same as for one frame.
+  The sum adds the mark coherently and the changing parts of the picture
+  incoherently, so a clip decodes where single frames may not; the false-positive
+  bound is the same as for one frame.
   """
-  frames = list(frames)
-  if not frames:
+  frames = _as_batch(frames)
+  if not len(frames):  # pylint: disable=g-explicit-length-test
     raise ValueError("no frames")
-
-  def summed(scale):
-    total, energy = 0.0, 0.0
-    for f in frames:
-      folded, e = fold(f, scale, config)
-      total, energy = total + folded, energy + e
-    return scale, total, energy
-  return _decide((summed(s) for s in config.scales), config)
+  totals = {s: 0.0 for s in config.scales}
+  for f in frames:
+    for s in config.scales:
+      totals[s] = totals[s] + fold(residual(f, s, config), _period(s, config))
+  return _decide(totals.items(), config)
