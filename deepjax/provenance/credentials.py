@@ -181,7 +181,7 @@ def _manifest(path: str, source_type: str, model_family: str, fingerprint: str,
   if payload is not None:
     run["watermark_payload"] = f"{payload:08x}"
   if size is not None:
-    run["generation_size"] = [int(size[0]), int(size[1])]
+    run["generation_size"] = {"width": int(size[0]), "height": int(size[1])}
   return {
       "claim_generator_info": [agent],
       "title": os.path.basename(path),

@@ -2,7 +2,7 @@
 
 `verify_file(path) -> dict` for images (png, jpg, ...) and videos (mp4, ...):
     {"path", "verdict": "marked" | "unmarked" | "tampered",
-     "c2pa": {"present", "valid", "state", "signed_by", "issuer", "digital_source_type",
+     "c2pa": {"present", "valid", "trusted", "state", "signed_by", "issuer", "digital_source_type",
               "run_fingerprint", "model_family", "watermark_payload", "failures"},
      "watermark": {"found", "payload", "z", "false_positive_rate", "frames_checked",
                    "frames_found", "scale"}}
@@ -45,7 +45,12 @@ def read_c2pa(path: str) -> dict:
     return {**out, "present": True, "state": "Unreadable", "failures": [str(e).splitlines()[0]]}
   failures = [r.get("code") for r in
               (results.get("activeManifest") or {}).get("failure", [])]
+  # A certificate outside c2pa's trust list is reported as a failure, but the state
+  # stays "Valid": the file is intact and signed, by a signer nobody vouched for.
+  untrusted = "signingCredential.untrusted" in failures
+  failures = [f for f in failures if f != "signingCredential.untrusted"]
   out.update(present=True, state=state, valid=state in ("Valid", "Trusted") and not failures,
+             trusted=state == "Trusted" or (state == "Valid" and not untrusted),
              failures=failures)
   sig = manifest.get("signature_info") or {}
   out.update(signed_by=sig.get("common_name"), issuer=sig.get("issuer"))

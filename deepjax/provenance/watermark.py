@@ -169,11 +169,10 @@ def _blur_matrix(n: int, sigma: float) -> np.ndarray:
   return m.astype(np.float32)
 
 
-def _blur(y_NxHxW, sigma: float):
-  """Separable Gaussian blur (as matrix products; XLA's CPU convolution is slow here)."""
-  _, h, w = y_NxHxW.shape
-  bh, bw = jnp.asarray(_blur_matrix(h, sigma)), jnp.asarray(_blur_matrix(w, sigma))
-  return jnp.einsum("ij,njk,lk->nil", bh, y_NxHxW, bw)
+def _blur(y_NxHxW, blur_h_HxH, blur_w_WxW):
+  """Separable Gaussian blur as matrix products (`_blur_matrix`; XLA's CPU convolution
+  is slow for this)."""
+  return jnp.einsum("ij,njk,lk->nil", blur_h_HxH, y_NxHxW, blur_w_WxW)
 
 
 def _fold_batch(r_NxHxW, p: int):
@@ -182,15 +181,15 @@ def _fold_batch(r_NxHxW, p: int):
   return r.reshape(n, r.shape[1] // p, p, r.shape[2] // p, p).sum((1, 3))
 
 
-@functools.partial(jax.jit, static_argnames=("strength", "cancel", "sigma", "clip", "power"))
-def _embed(frames_NxHxWx3, code_K, carriers_KxPxP, highpass_KxPxP, strength, cancel,
-           sigma, clip, power):
+@functools.partial(jax.jit, static_argnames=("strength", "cancel", "clip", "power"))
+def _embed(frames_NxHxWx3, code_K, carriers_KxPxP, highpass_KxPxP, blur_h_HxH, blur_w_WxW,
+           strength, cancel, clip, power):
   """Adds the mark to luminance with host-interference cancellation (see `embed`)."""
   x = frames_NxHxWx3.astype(jnp.float32)
   n, h, w, _ = x.shape
   p = carriers_KxPxP.shape[-1]
   y = x @ jnp.asarray(_LUMA)
-  r = y - _blur(y, sigma)
+  r = y - _blur(y, blur_h_HxH, blur_w_WxW)
   if clip:
     t = clip * 1.4826 * jnp.median(jnp.abs(r[:, ::4, ::4]), axis=(1, 2), keepdims=True) + 1e-3
     r = jnp.clip(r, -t, t)
@@ -200,7 +199,7 @@ def _embed(frames_NxHxWx3, code_K, carriers_KxPxP, highpass_KxPxP, strength, can
   gain_K = jnp.einsum("pq,kpq->k", count_PxP, highpass_KxPxP ** 2)
   reps = (-(-h // p), -(-w // p))
   mark = jnp.tile(jnp.einsum("k,kpq->pq", code_K, carriers_KxPxP), reps)[:h, :w]
-  undo = jnp.einsum("nk,kpq->npq", cancel * host_NxK / gain_K, carriers_KxPxP)
+  undo = jnp.einsum("nk,kpq->npq", cancel * host_NxK / gain_K[None], carriers_KxPxP)
   undo = jnp.tile(undo, (1,) + reps)[:, :h, :w]
   # More mark where the picture is busy (an encoder keeps detail there), mean weight 1.
   win = (1, 7, 7)
@@ -231,10 +230,12 @@ def embed(frames: np.ndarray, payload: int,
     frames = frames[None]
   if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3:
     raise ValueError(f"frames must be uint8 (N,H,W,3), got {frames.dtype} {frames.shape}")
+  h, w = frames.shape[1:3]
   out = np.asarray(_embed(frames, codeword(payload, config), _carrier(config)[3],
-                          _highpass_carrier(config), float(config.strength),
-                          float(config.cancel), float(config.blur_sigma),
-                          float(config.clip_residual), float(config.activity_power)))
+                          _highpass_carrier(config), _blur_matrix(h, config.blur_sigma),
+                          _blur_matrix(w, config.blur_sigma), float(config.strength),
+                          float(config.cancel), float(config.clip_residual),
+                          float(config.activity_power)))
   return out[0] if single else out
 
 
