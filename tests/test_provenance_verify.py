@@ -1,5 +1,8 @@
 """deepjax.provenance.verify: verdicts for marked, unmarked, tampered, re-encoded, corrupt files."""
+import json
+import os
 import subprocess
+import sys
 
 import imageio_ffmpeg
 import pytest
@@ -11,6 +14,7 @@ from deepjax.provenance.verify import verify_file
 from provenance_scene import scene
 
 FINGERPRINT = "5eed1234" + "0" * 56
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 @pytest.fixture(scope="module")
@@ -65,3 +69,22 @@ def test_unreadable_input_is_user_error(files, tmp_path):
   for path in (files["corrupt"], str(tmp_path / "missing.mp4")):
     with pytest.raises(UserError):
       verify_file(path)
+
+
+def _verify_cli(*args):
+  env = dict(os.environ, JAX_PLATFORMS="cpu")
+  return subprocess.run([sys.executable, "-m", "deepjax", "verify", *args], capture_output=True,
+                        text=True, env=env, cwd=REPO, timeout=300, check=False)
+
+
+@pytest.mark.slow
+def test_verify_program_exit_status(files):
+  p = _verify_cli(files["marked"], files["reencoded"])
+  assert p.returncode == 0, p.stderr
+  lines = p.stdout.strip().splitlines()
+  assert len(lines) == 2 and all(": marked;" in l and "5eed1234" in l for l in lines)
+  p = _verify_cli("--json", files["marked"], files["unmarked"], files["tampered"])
+  assert p.returncode == 1, p.stderr
+  assert [r["verdict"] for r in json.loads(p.stdout)] == ["marked", "unmarked", "tampered"]
+  p = _verify_cli(files["marked"], files["corrupt"])
+  assert p.returncode == 2 and "unreadable" in p.stderr

@@ -14,7 +14,7 @@ run fingerprint. Certificate and key paths default to `DEEPJAX_SIGN_CERT` /
 """
 import dataclasses
 import os
-from typing import Optional, Sequence
+from typing import Iterable, Iterator, Optional, Sequence
 
 import numpy as np
 from absl import logging
@@ -81,12 +81,31 @@ class Provenance:
     """Watermarked frames (unchanged when the mode has no watermark)."""
     return mark_frames(frames, self.payload) if self.marks else frames
 
-  def sign(self, path: str, size: Optional[tuple] = None) -> None:
-    """Embeds the signed manifest in the written file `path` (nothing when not signing)."""
+  def mark_stream(self, frames: Iterable[np.ndarray], batch: int = 16) -> Iterator[np.ndarray]:
+    """Watermarks a stream of uint8 (H, W, 3) frames in batches; yields them one by one."""
+    if not self.marks:
+      yield from frames
+      return
+    chunk = []
+    for f in frames:
+      chunk.append(f)
+      if len(chunk) == batch:
+        yield from self.mark_frames(np.stack(chunk))
+        chunk = []
+    if chunk:
+      yield from self.mark_frames(np.stack(chunk))
+
+  def sign(self, path: str, size: Optional[tuple] = None,
+           ingredients: Optional[Sequence[str]] = None) -> None:
+    """Embeds the signed manifest in the written file `path` (nothing when not signing).
+
+    `ingredients` (default: the object's) are the input files this output was made from.
+    """
     if not self.signs:
       return
     credentials.sign_file(path, source_type=self.source_type,
                           model_family=self.model_family, fingerprint=self.fingerprint,
                           payload=self.payload if self.marks else None,
-                          ingredients=self.ingredients, size=size,
+                          ingredients=self.ingredients if ingredients is None else ingredients,
+                          size=size,
                           cert_path=self.cert_path, key_path=self.key_path)
