@@ -180,19 +180,23 @@ def main():
   ap.add_argument("--fp_frames", type=int, default=24, help="unmarked frames per clip")
   ap.add_argument("--method", choices=("deepjax", "dwtdct"), default="deepjax")
   ap.add_argument("--rival_path", default=None, help="sys.path entry with imwatermark")
+  ap.add_argument("--parts", default="clips,overhead,fp",
+                  help="comma list of: clips (robustness), overhead, fp (false positives)")
   ap.add_argument("--json", default=None, help="write the results here too")
   args = ap.parse_args()
   if args.rival_path:
     sys.path.insert(0, args.rival_path)
   method = DeepjaxMark() if args.method == "deepjax" else DwtDct()
   result = {"method": method.name, "payload": f"{PAYLOAD:08x}", "clips": {}}
+  parts = args.parts.split(",")
   with tempfile.TemporaryDirectory() as folder:
-    for name in args.clips:
+    for name in args.clips if "clips" in parts else ():
       result["clips"][name] = measure_clip(method, name, args.frames, folder)
       print(name, json.dumps(result["clips"][name]), flush=True)
-  result["overhead"] = overhead(method, 32)
-  print("overhead", json.dumps(result["overhead"]), flush=True)
-  if args.method == "deepjax":
+  if "overhead" in parts:
+    result["overhead"] = overhead(method, 32)
+    print("overhead", json.dumps(result["overhead"]), flush=True)
+  if args.method == "deepjax" and "fp" in parts:
     result["false_positives"] = false_positives(method, args.fp_frames)
     print("false_positives", json.dumps(result["false_positives"]), flush=True)
   if args.json:
