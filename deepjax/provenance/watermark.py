@@ -7,16 +7,22 @@ Design (measured against the alternatives by `scripts/watermark_robustness.py`):
   One chip is `chip_px` pixels square, so the mark is a periodic tile of
   `period = chips * chip_px` pixels, smoothed by a periodic Gaussian.
 - Marking (`embed`, jit-ed, batched over frames): the tile times the codeword signs is
-  tiled over the frame, weighted by local luminance activity (more where the picture is
-  busy) and added equally to R, G and B (a change of luminance only), with a fixed RMS
-  (`strength`, in 0..255 levels) per frame.
+  tiled over the frame and added equally to R, G and B (a change of luminance only).
+  Before that, the picture's own correlation with each bit's carrier (as the detector
+  will measure it) is subtracted from that bit's amplitude (host-interference
+  cancellation, `cancel`), so the picture does not mask the mark. The mark is weighted
+  by (local luminance std + 1) ** `activity_power`: with the default -1 it is stronger
+  in flat areas, where H.264 keeps it and the detector's pre-filter sees little picture;
+  its RMS over the frame is `strength` (0..255 levels; 2.4 gives PSNR about 40.5 dB).
 - Detection (`detect_frames`): luminance minus its blur (removes most of the picture),
-  summed modulo the period into one tile ("folding"), so a crop is only a circular
-  shift of the tile; the shift is found by FFT cross-correlation with every bit's
-  carrier (the shift that maximises the summed squared correlations). A rescaled
-  frame is resampled back for each candidate scale in `scales`. Soft bits are decoded
-  with Chase decoding: the codeword is accepted when its CRC-32 matches after flipping
-  any subset of the `chase_bits` least reliable bits.
+  clipped at `clip_residual` robust standard deviations (edges), summed modulo the
+  period into one tile ("folding"), so a crop is only a circular shift of the tile;
+  the shift is found by FFT cross-correlation with every bit's carrier (the shift that
+  maximises the summed squared correlations). For a rescaled frame, each candidate
+  scale s in `scales` folds at period round(s * period) with the blur scaled by s, and
+  correlates with the carriers resampled to that period. Soft bits are decoded with
+  Chase decoding: the codeword is accepted when its CRC-32 matches after flipping any
+  subset of the `chase_bits` least reliable bits.
 - False positives: on an unmarked frame the 64 decoded bits are random, so one trial
   matches the CRC with probability 2**-32. A frame is tried at `len(scales)` scales
   and `2**chase_bits` flip patterns: the per-frame false-positive rate is at most
@@ -141,11 +147,6 @@ def _bits_of(value: int) -> np.ndarray:
 # ----------------------------------------------------------------------------- marking
 
 
-def mark_tile(payload: int, config: WatermarkConfig = WatermarkConfig()) -> np.ndarray:
-  """-> float32 (P, P): the unit-RMS mark tile of `payload`."""
-  return np.tensordot(codeword(payload, config), _carrier(config)[3], axes=1)
-
-
 @functools.lru_cache(maxsize=8)
 def _highpass_carrier(config: WatermarkConfig) -> np.ndarray:
   """float32 (64, P, P): each bit's carrier as the detector sees it at scale 1."""
@@ -160,6 +161,8 @@ def _blur_matrix(n: int, sigma: float) -> np.ndarray:
   k = np.exp(-0.5 * (np.arange(-r, r + 1) / sigma) ** 2)
   k /= k.sum()
   m = np.zeros((n, n), np.float64)
+  if n == 1:
+    return np.ones((1, 1), np.float32)
   for i in range(n):
     for off, wgt in zip(range(-r, r + 1), k):
       j = i + off
@@ -186,7 +189,7 @@ def _embed(frames_NxHxWx3, code_K, carriers_KxPxP, highpass_KxPxP, blur_h_HxH, b
            strength, cancel, clip, power):
   """Adds the mark to luminance with host-interference cancellation (see `embed`)."""
   x = frames_NxHxWx3.astype(jnp.float32)
-  n, h, w, _ = x.shape
+  _, h, w, _ = x.shape
   p = carriers_KxPxP.shape[-1]
   y = x @ jnp.asarray(_LUMA)
   r = y - _blur(y, blur_h_HxH, blur_w_WxW)
@@ -201,7 +204,7 @@ def _embed(frames_NxHxWx3, code_K, carriers_KxPxP, highpass_KxPxP, blur_h_HxH, b
   mark = jnp.tile(jnp.einsum("k,kpq->pq", code_K, carriers_KxPxP), reps)[:h, :w]
   undo = jnp.einsum("nk,kpq->npq", cancel * host_NxK / gain_K[None], carriers_KxPxP)
   undo = jnp.tile(undo, (1,) + reps)[:, :h, :w]
-  # More mark where the picture is busy (an encoder keeps detail there), mean weight 1.
+  # Weight (local std + 1) ** power with mean 1 (power < 0: more mark in flat areas).
   win = (1, 7, 7)
   mean = jax.lax.reduce_window(y, 0.0, jax.lax.add, win, (1, 1, 1), "SAME") / 49.0
   sq = jax.lax.reduce_window(y * y, 0.0, jax.lax.add, win, (1, 1, 1), "SAME") / 49.0
