@@ -108,3 +108,14 @@ def test_provenance_modes(config_home, video):
   with pytest.raises(UserError):
     Provenance(credentials.GENERATED, "fomm", FINGERPRINT, mode="some")
   assert Provenance(credentials.GENERATED, "fomm", FINGERPRINT).payload == 0x01234567
+
+
+def test_mark_stream_marks_in_batches(config_home):
+  prov = Provenance(credentials.GENERATED, "fomm", FINGERPRINT, mode="watermark")
+  frames = np.random.default_rng(2).integers(0, 256, (3, 32, 32, 3), dtype=np.uint8)
+  out = list(prov.mark_stream(iter(frames), batch=2))
+  assert len(out) == 3
+  np.testing.assert_array_equal(np.stack(out[:2]), prov.mark_frames(frames[:2]))
+  np.testing.assert_array_equal(out[2], prov.mark_frames(frames[2:])[0])
+  assert not np.array_equal(out[0], frames[0])
+  assert not config_home.exists()  # watermark only: no signing pair made
