@@ -10,8 +10,8 @@ Per transformation: raw bit accuracy per frame (hard decisions before error
 correction), the share of frames that decode to the exact payload, whether the clip
 (all its frames together) decodes to it, and any wrong payload. Then: per-frame and
 per-clip false detections on the unmarked frames of every clip in the folder, PSNR of
-marked vs unmarked frames, and the marking overhead (mark + write vs write, same
-process). `--method dwtdct` measures invisible-watermark's DWT-DCT instead (its
+marked vs unmarked frames, and the marking overhead (`deepjax.bench.provenance`: mark +
+write + sign vs write, same process). `--method dwtdct` measures invisible-watermark's DWT-DCT instead (its
 package path via --rival_path; it has no detection statistic, so only bit accuracy
 and a majority-vote clip decode are reported).
 """
@@ -135,26 +135,6 @@ def measure_clip(method, name, n, folder):
           "mark_s_per_frame": mark_s / len(frames), "transforms": rows}
 
 
-def overhead(method, n):
-  """Same process: write_video of n frames vs embed + write_video (after a warm-up)."""
-  frames = read_video(os.path.join(DATA, "videos", "lp_d0.mp4"), max_frames=n)[0]
-  method.embed(frames)  # compile
-  with tempfile.TemporaryDirectory() as d:
-    out = {}
-    for key, fn in (("write_s", lambda: write_video(os.path.join(d, "a.mp4"), frames, 25)),
-                    ("mark_write_s", lambda: write_video(os.path.join(d, "b.mp4"),
-                                                         method.embed(frames), 25))):
-      times = []
-      for _ in range(3):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-      out[key] = min(times)
-  out["overhead"] = out["mark_write_s"] / out["write_s"] - 1
-  out["frames"] = n
-  return out
-
-
 def false_positives(method, n):
   videos = sorted(f for f in os.listdir(os.path.join(DATA, "videos")) if f.endswith(".mp4"))
   photos = sorted(os.listdir(os.path.join(DATA, "photos")))
@@ -193,8 +173,9 @@ def main():
     for name in args.clips if "clips" in parts else ():
       result["clips"][name] = measure_clip(method, name, args.frames, folder)
       print(name, json.dumps(result["clips"][name]), flush=True)
-  if "overhead" in parts:
-    result["overhead"] = overhead(method, 32)
+  if "overhead" in parts and args.method == "deepjax":
+    from deepjax.bench import provenance as bench  # pylint: disable=import-outside-toplevel
+    result["overhead"] = bench.bench(32, video=os.path.join(DATA, "videos", "lp_d0.mp4"))
     print("overhead", json.dumps(result["overhead"]), flush=True)
   if args.method == "deepjax" and "fp" in parts:
     result["false_positives"] = false_positives(method, args.fp_frames)
