@@ -6,6 +6,8 @@
                                        signature (default $DEEPJAX_SIGN_CERT /
                                        $DEEPJAX_SIGN_KEY, else a local self-signed pair)
 """
+import os
+
 from absl import flags
 
 from deepjax.provenance import MODES
@@ -29,13 +31,14 @@ def provenance_for(workdir: str, source_type: str, ingredients=()):
   from deepjax.errors import UserError  # pylint: disable=import-outside-toplevel
   from deepjax.provenance import Provenance, credentials  # pylint: disable=import-outside-toplevel
   config = loading.read_config(workdir)
-  try:
-    return Provenance(source_type=source_type, model_family=str(config.get("task", "unknown")),
-                      fingerprint=credentials.run_fingerprint(
-                          loading.checkpoint_step_dir(workdir), config.to_dict()),
-                      mode=_PROVENANCE.value, ingredients=list(ingredients),
-                      cert_path=_SIGN_CERT.value, key_path=_SIGN_KEY.value)
-  except UserError as e:
-    if "signing" in str(e):
-      raise UserError(f"{e} (--sign_cert / --sign_key)") from None
-    raise
+  if _PROVENANCE.value in ("all", "c2pa"):
+    try:
+      credentials.load_signing_pair(_SIGN_CERT.value or os.environ.get("DEEPJAX_SIGN_CERT"),
+                                    _SIGN_KEY.value or os.environ.get("DEEPJAX_SIGN_KEY"))
+    except UserError as e:
+      raise UserError(f"{e} (--sign_cert, --sign_key)") from None
+  return Provenance(source_type=source_type, model_family=str(config.get("task", "unknown")),
+                    fingerprint=credentials.run_fingerprint(
+                        loading.checkpoint_step_dir(workdir), config.to_dict()),
+                    mode=_PROVENANCE.value, ingredients=list(ingredients),
+                    cert_path=_SIGN_CERT.value, key_path=_SIGN_KEY.value)
