@@ -31,10 +31,11 @@ def provenance_for(workdir: str, source_type: str, ingredients=()):
   from deepjax.errors import UserError  # pylint: disable=import-outside-toplevel
   from deepjax.provenance import Provenance, credentials  # pylint: disable=import-outside-toplevel
   config = loading.read_config(workdir)
-  if _PROVENANCE.value in ("all", "c2pa"):
+  cert = _SIGN_CERT.value or os.environ.get("DEEPJAX_SIGN_CERT")
+  key = _SIGN_KEY.value or os.environ.get("DEEPJAX_SIGN_KEY")
+  if _PROVENANCE.value in ("all", "c2pa") and (cert or key):
     try:
-      credentials.load_signing_pair(_SIGN_CERT.value or os.environ.get("DEEPJAX_SIGN_CERT"),
-                                    _SIGN_KEY.value or os.environ.get("DEEPJAX_SIGN_KEY"))
+      credentials.load_signing_pair(cert, key)
     except UserError as e:
       raise UserError(f"{e} (--sign_cert, --sign_key)") from None
   return Provenance(source_type=source_type, model_family=str(config.get("task", "unknown")),

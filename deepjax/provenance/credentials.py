@@ -96,9 +96,10 @@ def local_signing_pair() -> tuple:
       with open(tmp, "wb") as f:
         f.write(chain)
     logging.warning("made a local self-signed C2PA signing certificate in %s", folder)
-  logging.warning("C2PA manifests are signed with deepjax's local self-signed certificate: "
-                  "the signature proves the file is unchanged since signing (integrity), "
-                  "not who made it (identity); give a certificate to sign as yourself")
+  logging.log_first_n(
+      logging.WARNING, "C2PA manifests are signed with deepjax's local self-signed "
+      "certificate: the signature proves the file is unchanged since signing (integrity), "
+      "not who made it (identity); give a certificate to sign as yourself", 1)
   return cert_path, key_path
 
 

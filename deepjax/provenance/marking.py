@@ -10,7 +10,9 @@
 `mode`: "all" (both marks), "c2pa" (manifest only), "watermark" (pixels only) or
 "none"; anything but "all" is logged. The watermark payload is the first 32 bits of the
 run fingerprint. Certificate and key paths default to `DEEPJAX_SIGN_CERT` /
-`DEEPJAX_SIGN_KEY`, then to the local self-signed pair (see `credentials`).
+`DEEPJAX_SIGN_KEY`, then to the local self-signed pair (see `credentials`), which is made
+(and its "integrity, not identity" note logged) at the first signature, so a run that
+fails on its inputs writes and logs nothing about it.
 """
 import dataclasses
 import os
@@ -62,7 +64,7 @@ class Provenance:
           "watermark": "outputs carry a watermark but no C2PA manifest"}[self.mode])
     self.cert_path = self.cert_path or os.environ.get("DEEPJAX_SIGN_CERT") or None
     self.key_path = self.key_path or os.environ.get("DEEPJAX_SIGN_KEY") or None
-    if self.signs:  # fail before any work is done
+    if self.signs and (self.cert_path or self.key_path):  # fail before any work is done
       credentials.load_signing_pair(self.cert_path, self.key_path)
 
   @property
