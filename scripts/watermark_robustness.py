@@ -175,7 +175,9 @@ def main():
       print(name, json.dumps(result["clips"][name]), flush=True)
   if "overhead" in parts and args.method == "deepjax":
     from deepjax.bench import provenance as bench  # pylint: disable=import-outside-toplevel
-    result["overhead"] = bench.bench(32, video=os.path.join(DATA, "videos", "lp_d0.mp4"))
+    row = bench.provenance_row(32, video=os.path.join(DATA, "videos", "lp_d0.mp4"))
+    result["overhead"] = {"note": row.note, "mark_s_per_frame": row.step_s / row.batch,
+                          **row.extra}
     print("overhead", json.dumps(result["overhead"]), flush=True)
   if args.method == "deepjax" and "fp" in parts:
     result["false_positives"] = false_positives(method, args.fp_frames)

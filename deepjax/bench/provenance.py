@@ -1,15 +1,15 @@
-"""Benchmark row for `deepjax bench`: the cost of provenance marks on a written video.
+"""The cost of provenance marks on a written video (row `provenance` of `deepjax bench`).
 
 Same process, same frames: `write_video` alone vs watermark (`Provenance.mark_frames`) +
-`write_video` + C2PA signing (`Provenance.sign`, with the signing pair the programs use),
-best of `repeats` after a warm-up.
+`write_video` + C2PA signing (`Provenance.sign`, with the signing pair the programs use).
 """
 import os
 import tempfile
-import time
 from typing import Optional
 
 import numpy as np
+
+from deepjax.bench.timing import Result, time_calls
 
 
 def _frames(video: Optional[str], n: int, size: int) -> np.ndarray:
@@ -24,40 +24,32 @@ def _frames(video: Optional[str], n: int, size: int) -> np.ndarray:
   return (pattern * 255).astype(np.uint8)
 
 
-def bench(frames: int = 32, size: int = 512, video: Optional[str] = None,
-          repeats: int = 3) -> dict:
-  """Row: seconds to write `frames` frames with and without both marks, and the overhead.
+def provenance_row(frames: int = 32, size: int = 512, video: Optional[str] = None,
+                   repeats: int = 3) -> Result:
+  """Best-of-`repeats` seconds to write `frames` frames without and with both marks.
 
-  step_s / images_per_s: the watermark alone (one batched call of all frames).
+  step_s / images_per_s: the watermark alone (one batched call of all frames, median);
+  extra: write_s, mark_write_sign_s and overhead_vs_write (their ratio - 1).
   """
   from deepjax.data.video import write_video  # pylint: disable=import-outside-toplevel
   from deepjax.provenance import Provenance, credentials  # pylint: disable=import-outside-toplevel
   clip = _frames(video, frames, size)
+  prov = Provenance(credentials.COMPOSITE, "bench", "0" * 64)
   with tempfile.TemporaryDirectory() as folder:
-    prov = Provenance(credentials.COMPOSITE, "bench", "0" * 64)
     plain, marked = os.path.join(folder, "plain.mp4"), os.path.join(folder, "marked.mp4")
 
     def with_marks():
       write_video(marked, prov.mark_frames(clip), 25)
       prov.sign(marked, size=clip.shape[2:0:-1])
 
-    best = {}
-    for key, fn in (("write_s", lambda: write_video(plain, clip, 25)),
-                    ("mark_write_sign_s", with_marks)):
-      fn()  # warm-up (jit compile, certificate)
-      times = []
-      for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-      best[key] = min(times)
-  t0 = time.perf_counter()
-  prov.mark_frames(clip)
-  mark_s = time.perf_counter() - t0
-  overhead = best["mark_write_sign_s"] / best["write_s"] - 1
-  return {"row": f"provenance {clip.shape[2]}x{clip.shape[1]}", "frames": len(clip),
-          "batch": len(clip), "step_s": mark_s, "images_per_s": len(clip) / mark_s,
-          "write_s": best["write_s"], "mark_write_sign_s": best["mark_write_sign_s"],
-          "mark_ms_per_frame": 1000 * mark_s / len(clip), "overhead_vs_write": overhead,
-          "note": f"write {best['write_s']:.2f} s, watermark + write + sign "
-                  f"{best['mark_write_sign_s']:.2f} s (+{100 * overhead:.0f}%)"}
+    write = time_calls(lambda: write_video(plain, clip, 25), repeats=repeats)
+    both = time_calls(with_marks, repeats=repeats)
+  mark = time_calls(prov.mark_frames, clip, repeats=repeats)
+  overhead = both.best / write.best - 1
+  return Result(batch=len(clip), compile_s=mark.warmup_seconds[0], step_s=mark.median,
+                images_per_s=len(clip) / mark.median,
+                note=f"watermark of {clip.shape[2]}x{clip.shape[1]} frames; write "
+                     f"{write.best:.2f} s, watermark + write + sign {both.best:.2f} s "
+                     f"(+{100 * overhead:.0f}%)",
+                extra={"write_s": write.best, "mark_write_sign_s": both.best,
+                       "overhead_vs_write": overhead})

@@ -110,7 +110,6 @@ def main(argv):
   if bool(_INPUT.value) == bool(_VIDEO.value):
     raise UserError("give exactly one of --input (face images) or --video")
   from deepjax.infer.swap import Swapper  # pylint: disable=import-outside-toplevel
-  from deepjax.data import video  # pylint: disable=import-outside-toplevel
   if _VIDEO.value:
     try:
       from deepjax.infer import video_swap  # pylint: disable=import-outside-toplevel
@@ -118,6 +117,7 @@ def main(argv):
       raise UserError("video mode is not available in this version of deepjax") from e
     _swap_video(video_swap)
     return
+  from deepjax.data import video  # pylint: disable=import-outside-toplevel
   src = _INPUT.value
   if os.path.isdir(src):
     paths = video.list_images(src)
