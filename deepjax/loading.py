@@ -35,6 +35,11 @@ def _checkpoint_step_dir(path: str) -> str:
   raise UserError(f"no deepjax checkpoint found in {path} (train one with deepjax train)")
 
 
+def checkpoint_step_dir(path: str) -> str:
+  """The checkpoint step folder that `load_params(path)` reads (workdir, checkpoints/ or step)."""
+  return _checkpoint_step_dir(path)
+
+
 def read_config(path: str) -> ml_collections.ConfigDict:
   """The config saved with the newest checkpoint under `path`."""
   step_dir = _checkpoint_step_dir(path)

@@ -11,6 +11,11 @@ if "xla_force_host_platform_device_count" not in _flags:
 os.environ.setdefault("JAX_COMPILATION_CACHE_DIR",
                       os.path.join(os.path.expanduser("~"), ".cache", "deepjax", "jax-tests"))
 
+# Programs sign their outputs with a local certificate made under $XDG_CONFIG_HOME/deepjax:
+# the tests (and the programs they start) make theirs in a temporary folder, not in ~/.config.
+import tempfile  # noqa: E402
+os.environ["XDG_CONFIG_HOME"] = tempfile.mkdtemp(prefix="deepjax-test-config-")
+
 import jax  # noqa: E402
 import pytest  # noqa: E402
 

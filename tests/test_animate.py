@@ -128,9 +128,12 @@ def test_cli_end_to_end_real_clip(tmp_path, workdir, shared_data):
   assert abs(got.fps - info.fps) < 0.01
   assert (got.width, got.height) == (32, 32)
   assert got.has_audio == info.has_audio
+  from deepjax.provenance.verify import read_c2pa
+  manifest = read_c2pa(str(out))
+  assert manifest["valid"] and manifest["digital_source_type"] == "trainedAlgorithmicMedia"
   # A bad input through the program: one error line, exit status 2, no file.
   bad = tmp_path / "bad.mp4"
-  r = subprocess.run(cmd[:4] + [f"--source={os.path.join(shared_data, 'photos', 'lp_s22.jpg')}",
+  r = subprocess.run(cmd[:5] + [f"--source={os.path.join(shared_data, 'photos', 'lp_s22.jpg')}",
                                 f"--driving={clip}", f"--output={bad}"],
                      capture_output=True, text=True, cwd=REPO, timeout=600)
   assert r.returncode == 2

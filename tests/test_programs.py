@@ -33,6 +33,9 @@ def test_demo_then_swap_images(tmp_path):
       assert set(rows) == {"model", "input", "mean_face", "face_paste"}
       assert all(np.isfinite(r["psnr"]) and np.isfinite(r["face_psnr"]) for r in rows.values())
   assert "mean face" in p.stdout and "model beats both baselines" in p.stdout
+  from deepjax.provenance.verify import verify_file
+  marks = verify_file(str(work / "swap_a2b.mp4"))
+  assert marks["c2pa"]["valid"] and marks["watermark"]["found"], marks
 
   faces = tmp_path / "faces"
   faces.mkdir()
@@ -45,6 +48,8 @@ def test_demo_then_swap_images(tmp_path):
   assert p.returncode == 0, p.stderr[-2000:]
   assert sorted(os.listdir(out)) == ["gray.png", "one.png"]
   assert Image.open(out / "one.png").size == (50, 40)  # written back at the input's size
+  from deepjax.provenance.verify import read_c2pa
+  assert read_c2pa(str(out / "one.png"))["digital_source_type"] == "trainedAlgorithmicMedia"
   assert "skip:" in p.stdout
 
   p = run("deepjax", "swap", f"--workdir={work}", f"--input={tmp_path / 'missing'}",

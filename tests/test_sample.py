@@ -47,6 +47,8 @@ def test_sample_writes_grids(runs, tmp_path):
   assert samples[:32, :32].std() > 0 and np.abs(samples[:32, :32].astype(int)
                                                 - samples[:32, 34:66].astype(int)).max() > 0
   assert not [f for f in os.listdir(tmp_path) if "partial" in f]
+  from deepjax.provenance.verify import read_c2pa
+  assert all(read_c2pa(str(tmp_path / f))["valid"] for f in ("samples.png", "interpolation.png"))
 
 
 @pytest.mark.parametrize("case", ["missing", "ae", "bad_n"])

@@ -218,6 +218,10 @@ def test_cli_video_keeps_frames_fps_size_audio(rand_run, clip, tmp_path):
   assert diff[0][inner].mean() > 10  # the face was replaced (random model: a blur)
   assert diff[0][mask_lib.grow_mask(hull, 40) < 0.5].mean() < 3  # the rest re-encoded only
   assert os.listdir(out.parent) == ["swapped.mp4"]  # no temporary files left
+  from deepjax.provenance.verify import verify_file
+  marks = verify_file(str(out))  # both provenance marks, by default
+  assert marks["c2pa"]["valid"] and marks["watermark"]["found"], marks
+  assert marks["c2pa"]["digital_source_type"] == "compositeWithTrainedAlgorithmicMedia"
 
 
 def test_seamless_histogram_in_process(rand_run, clip, tmp_path):

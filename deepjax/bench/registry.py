@@ -64,6 +64,7 @@ ROWS: dict[str, Row] = {
     "reductions": Row("deepjax.bench.reductions:reductions_row"),
     "conv": Row("deepjax.bench.conv:conv_row"),
     "adam": Row("deepjax.bench.adam:adam_row", {"config": "fomm_vox256:res=64"}),
+    "provenance": Row("deepjax.bench.provenance:provenance_row"),
     "fomm_ab_64": Row("deepjax.bench.motion_ab:ab_row",
                       {"config": "fomm_vox256:res=64", "batch": 8, "rounds": 8}),
 }

@@ -21,6 +21,7 @@ COMMANDS = {
     "evaluate": "quality metrics of a run folder (swap, reconstruction, ...)",
     "convert": "import a published PyTorch checkpoint into a run folder",
     "bench": "speed table of the benchmark rows (JSON too)",
+    "verify": "check the C2PA manifest and the watermark of images and videos",
 }
 
 

@@ -19,6 +19,7 @@ import sys
 from absl import flags
 
 from deepjax.cli import program
+from deepjax.cli.provenance_flags import provenance_for
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Run folder of a trained motion model.")
 _SOURCE = flags.DEFINE_string("source", None, "Photo to animate.")
@@ -49,10 +50,13 @@ def main(argv):
   if not os.path.isdir(out_dir):
     raise UserError(f"output folder does not exist: {out_dir}")
   from deepjax.infer import animate as animation  # pylint: disable=import-outside-toplevel
+  from deepjax.provenance import credentials  # pylint: disable=import-outside-toplevel
+  prov = provenance_for(_WORKDIR.value, credentials.GENERATED, [_SOURCE.value, _DRIVING.value])
   info = animation.animate_file(
       _WORKDIR.value, _SOURCE.value, _DRIVING.value, _OUTPUT.value, relative=_RELATIVE.value,
       adapt_scale=_ADAPT.value, find_best=_BEST.value, crop=_CROP.value, scale=_SCALE.value,
-      batch_size=_BATCH.value, detect_every=_EVERY.value, max_frames=_MAX_FRAMES.value)
+      batch_size=_BATCH.value, detect_every=_EVERY.value, max_frames=_MAX_FRAMES.value,
+      provenance=prov)
   print(f"wrote {info['output']}: {info['frames']} frames of {info['size']}x{info['size']} at "
         f"{info['fps']:g} fps ({'with' if info['audio'] else 'no'} audio; "
         f"{'relative' if info['relative'] else 'absolute'} motion from driving frame "

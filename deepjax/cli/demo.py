@@ -15,6 +15,7 @@ import time
 from absl import flags
 
 from deepjax.cli import program
+from deepjax.cli.provenance_flags import provenance_for
 
 _WORKDIR = flags.DEFINE_string("workdir", "deepjax_demo", "Output folder.")
 _STEPS = flags.DEFINE_integer("steps", None, "Training steps (default: the tiny config's).")
@@ -68,7 +69,11 @@ def main(argv):
                                                              motion=motion, means=means)
     if motion == "clip":
       frames = side_by_side(clip["a"], outputs["a2b"], clip["b"])
-      video.write_video(os.path.join(workdir, "swap_a2b.mp4"), list(frames), fps=25)
+      from deepjax.provenance import credentials  # pylint: disable=import-outside-toplevel
+      prov = provenance_for(workdir, credentials.COMPOSITE)
+      path = os.path.join(workdir, "swap_a2b.mp4")
+      video.write_video(path, prov.mark_frames(frames), fps=25)
+      prov.sign(path, size=frames.shape[2:0:-1])
   summary = {"config": _CONFIG_ARG.value, "steps": int(config.num_steps),
              "train_seconds": round(train_s, 1), "results": results}
   write_text_atomic(os.path.join(workdir, "metrics.json"), json.dumps(summary, indent=2))

@@ -12,6 +12,7 @@ import os
 from absl import flags
 
 from deepjax.cli import program
+from deepjax.cli.provenance_flags import provenance_for
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Run folder of a trained VAE.")
 _OUTPUT = flags.DEFINE_string("output", None, "Output folder (default: the workdir).")
@@ -35,7 +36,6 @@ def main(argv):
   import numpy as np  # pylint: disable=import-outside-toplevel
   from deepjax.errors import UserError  # pylint: disable=import-outside-toplevel
   from deepjax.loading import load_params, read_config  # pylint: disable=import-outside-toplevel
-  from deepjax.train import metrics as mlib  # pylint: disable=import-outside-toplevel
   from deepjax.train.tasks import build_task  # pylint: disable=import-outside-toplevel
   from deepjax.train.tasks.ae import numpy_grid  # pylint: disable=import-outside-toplevel
   program.check_args(argv, (("workdir", _WORKDIR.value, "a folder written by deepjax train"),))
@@ -50,6 +50,8 @@ def main(argv):
   if config.get("task") != "vae":
     raise UserError(f"{workdir} holds a {config.get('task')!r} model; sampling needs a VAE "
                     "(train with configs/faceswap_vae.py)")
+  from deepjax.provenance import credentials  # pylint: disable=import-outside-toplevel
+  prov = provenance_for(workdir, credentials.GENERATED)
   task = build_task(config)
   params = jax.tree.map(jnp.asarray, load_params(workdir))
   size = int(config.data.size)
@@ -59,16 +61,22 @@ def main(argv):
                                                                     jax.random.key(_SEED.value))
   grid = numpy_grid([np.stack([samples["a"][i], samples["b"][i]]) for i in range(_N.value)])
   paths = [os.path.join(out_dir, "samples.png"), os.path.join(out_dir, "interpolation.png")]
-  mlib.write_png(paths[0], _upscale(grid, _SCALE.value))
+  _write_marked(prov, paths[0], _upscale(grid, _SCALE.value))
 
   face_a, face_b = real_faces(config)
   line = compile_options.jit(lambda p, x0, x1: task.interpolate(p, x0, x1, _STEPS.value))(
       params, jnp.asarray(face_a), jnp.asarray(face_b))
   ends = np.stack([face_a, face_a]), np.stack([face_b, face_b])
   cols = [ends[0]] + [np.stack([line["a"][i], line["b"][i]]) for i in range(_STEPS.value)]
-  mlib.write_png(paths[1], _upscale(numpy_grid(cols + [ends[1]]), _SCALE.value))
+  _write_marked(prov, paths[1], _upscale(numpy_grid(cols + [ends[1]]), _SCALE.value))
   print(f"wrote {paths[0]} ({_N.value} random faces; top row decoded as A, bottom as B) and "
         f"{paths[1]} (face of A -> face of B in {_STEPS.value} steps; rows A, B)")
+
+
+def _write_marked(prov, path, image_uint8):
+  from deepjax.train import metrics as mlib  # pylint: disable=import-outside-toplevel
+  mlib.write_png(path, prov.mark_frames(image_uint8))
+  prov.sign(path, size=image_uint8.shape[1::-1])
 
 
 def _upscale(img, k):

@@ -17,6 +17,7 @@ import os
 from absl import flags
 
 from deepjax.cli import program
+from deepjax.cli.provenance_flags import provenance_for
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Run folder of a trained swap model.")
 _INPUT = flags.DEFINE_string("input", None, "Face image or folder of face images.")
@@ -50,13 +51,16 @@ _CENTERING = flags.DEFINE_enum("centering", None, ["face", "head", "legacy"], "V
 _MAX_FRAMES = flags.DEFINE_integer("max_frames", None, "Video: only the first N frames.")
 
 
-def swap_images(swapper, paths, output_dir, direction, log=print):
-  """Swaps each image file; returns the number written. Unreadable files are skipped."""
+def swap_images(swapper, paths, output_dir, direction, log=print, provenance=None):
+  """Swaps each image file; returns the number written. Unreadable files are skipped.
+
+  `provenance` (a `deepjax.provenance.Provenance` or None) marks and signs each output.
+  """
   import numpy as np  # pylint: disable=import-outside-toplevel
   from PIL import Image  # pylint: disable=import-outside-toplevel
   from deepjax.data import video  # pylint: disable=import-outside-toplevel
   from deepjax.errors import UserError  # pylint: disable=import-outside-toplevel
-  faces, sizes, names = [], [], []
+  faces, sizes, names, sources = [], [], [], []
   for p in paths:
     try:
       img = video.read_image(p)
@@ -64,17 +68,21 @@ def swap_images(swapper, paths, output_dir, direction, log=print):
       log(f"skip: {e}")
       continue
     sizes.append(img.shape[:2])
+    sources.append(p)
     names.append(os.path.splitext(os.path.basename(p))[0] + ".png")
     faces.append(np.asarray(Image.fromarray(img).resize((swapper.size, swapper.size),
                                                        Image.BICUBIC), np.float32) / 255)
   if not faces:
     return 0
   swapped, _ = swapper(np.stack(faces), direction)
-  for out, (h, w), name in zip(swapped, sizes, names):
+  for out, (h, w), name, src in zip(swapped, sizes, names, sources):
     im = Image.fromarray((np.clip(out, 0, 1) * 255 + 0.5).astype(np.uint8))
     if (h, w) != (swapper.size, swapper.size):
       im = im.resize((w, h), Image.BICUBIC)
-    video.write_image(os.path.join(output_dir, name), np.asarray(im))
+    image, path = np.asarray(im), os.path.join(output_dir, name)
+    video.write_image(path, image if provenance is None else provenance.mark_frames(image))
+    if provenance is not None:
+      provenance.sign(path, size=(w, h), ingredients=[src])
   return len(faces)
 
 
@@ -85,7 +93,10 @@ def _swap_video(video_swap) -> None:
       blur=_BLUR.value, forehead=_FOREHEAD.value, detector=_DETECTOR.value, faces=_FACES.value,
       smooth=_SMOOTH.value, batch=_BATCH.value or 16, coverage=_COVERAGE.value,
       centering=_CENTERING.value, max_frames=_MAX_FRAMES.value)
-  out = video_swap.swap_video_from_run(_WORKDIR.value, _VIDEO.value, _OUTPUT.value, opts)
+  from deepjax.provenance import credentials  # pylint: disable=import-outside-toplevel
+  prov = provenance_for(_WORKDIR.value, credentials.COMPOSITE, [_VIDEO.value])
+  out = video_swap.swap_video_from_run(_WORKDIR.value, _VIDEO.value, _OUTPUT.value, opts,
+                                       provenance=prov)
   print(f"swapped {out['with_face']}/{out['frames']} frames with a face ({opts.direction}) in "
         f"{out['seconds']:.1f} s ({out['frames_per_s']:.1f} frames/s), {out['width']}x"
         f"{out['height']} at {out['fps']:g} fps{', audio kept' if out['audio'] else ''} -> "
@@ -116,8 +127,10 @@ def main(argv):
     paths = [src]
   else:
     raise UserError(f"input not found: {src}")
+  from deepjax.provenance import credentials  # pylint: disable=import-outside-toplevel
+  prov = provenance_for(_WORKDIR.value, credentials.GENERATED)
   swapper = Swapper(_WORKDIR.value, _BATCH.value or 32)
-  n = swap_images(swapper, paths, _OUTPUT.value, _DIRECTION.value)
+  n = swap_images(swapper, paths, _OUTPUT.value, _DIRECTION.value, provenance=prov)
   if n == 0:
     raise UserError(f"no readable face images in {src}")
   print(f"swapped {n} of {len(paths)} images ({_DIRECTION.value}) into {_OUTPUT.value}")

@@ -223,10 +223,12 @@ def animate_file(workdir: str, source_path: str, driving_path: str, output: str,
                  relative: bool = True, adapt_scale: bool = False, find_best: bool = False,
                  crop: str = "face", scale: float = 2.0, batch_size: int = 16,
                  detect_every: int = 10, max_frames: Optional[int] = None,
-                 show_progress: bool = True) -> dict:
+                 show_progress: bool = True, provenance=None) -> dict:
   """Animates `source_path` with `driving_path` into `output` (mp4, driving fps + audio).
 
-  The output is written atomically (nothing is left on error). Returns a summary dict.
+  The output is written atomically (nothing is left on error). `provenance`: a
+  `deepjax.provenance.Provenance` (watermarks the frames, signs the file) or None.
+  Returns a summary dict.
   """
   from deepjax.data import video  # pylint: disable=import-outside-toplevel
   if not output.lower().endswith((".mp4", ".m4v", ".mov", ".mkv")):
@@ -243,7 +245,11 @@ def animate_file(workdir: str, source_path: str, driving_path: str, output: str,
             disable=not show_progress, leave=False) as bar:
     frames = animate_frames(fomm, variables, source, driving, relative, adapt_scale, initial,
                             batch_size, bar.update)
+  if provenance is not None:
+    frames = provenance.mark_frames(np.asarray(frames))
   n = video.write_video(output, frames, fps, audio_from=driving_path)
+  if provenance is not None:
+    provenance.sign(output, size=(size, size))
   return {"output": output, "frames": n, "fps": fps, "size": size, "initial_frame": initial,
           "source_box": s_info["box"], "driving_box": d_info["box"],
           "audio": bool(d_info["has_audio"]), "relative": relative, "adapt_scale": adapt_scale}

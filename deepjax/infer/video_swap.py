@@ -268,7 +268,8 @@ def check_swap_workdir(workdir: str):
 
 
 def swap_video(swapper, video_path: str, output: str, opts: SwapOptions,
-               progress: bool = True, log: Callable[[str], None] = logging.info) -> dict:
+               progress: bool = True, log: Callable[[str], None] = logging.info,
+               provenance=None) -> dict:
   """Swaps the faces of `video_path` into `output` (mp4, audio of the input kept).
 
   Args:
@@ -279,6 +280,8 @@ def swap_video(swapper, video_path: str, output: str, opts: SwapOptions,
     opts: `SwapOptions` (checked here).
     progress: show a tqdm bar on stderr (when it is a terminal).
     log: where informational lines go.
+    provenance: a `deepjax.provenance.Provenance` (watermarks the frames, signs the
+      file), or None for no marks.
   Returns:
     {"frames", "with_face", "seconds", "frames_per_s", "fps", "width", "height",
      "audio", "coverage", "centering", "output"}.
@@ -308,6 +311,9 @@ def swap_video(swapper, video_path: str, output: str, opts: SwapOptions,
   frames = swap_frames(chunks, swapper, opts, locate, coverage, centering, learned, stats,
                        bar.update if bar is not None else None)
 
+  if provenance is not None:
+    frames = provenance.mark_stream(frames, opts.batch)
+
   def guarded():
     yield from frames
     if stats["with_face"] == 0:
@@ -321,6 +327,8 @@ def swap_video(swapper, video_path: str, output: str, opts: SwapOptions,
   finally:
     if bar is not None:
       bar.close()
+  if provenance is not None:
+    provenance.sign(output, size=(info.width, info.height))
   seconds = time.perf_counter() - start
   return {"frames": n, "with_face": stats["with_face"], "seconds": round(seconds, 2),
           "frames_per_s": round(n / max(seconds, 1e-9), 2), "fps": info.fps,
@@ -330,7 +338,7 @@ def swap_video(swapper, video_path: str, output: str, opts: SwapOptions,
 
 def swap_video_from_run(workdir: str, video_path: str, output: str,
                         options: Optional[SwapOptions] = None,
-                        log: Callable[[str], None] = logging.info) -> dict:
+                        log: Callable[[str], None] = logging.info, provenance=None) -> dict:
   """`swap_video` with the model of the run folder `workdir`: every cheap check first
   (options, output path, input video, run folder), then the model is loaded.
 
@@ -344,4 +352,4 @@ def swap_video_from_run(workdir: str, video_path: str, output: str,
   check_swap_workdir(workdir)
   from deepjax.infer.swap import Swapper  # pylint: disable=import-outside-toplevel
   swapper = Swapper(workdir, opts.batch)
-  return swap_video(swapper, video_path, output, opts, log=log)
+  return swap_video(swapper, video_path, output, opts, log=log, provenance=provenance)

@@ -1,0 +1,191 @@
+"""Robustness, false positives, PSNR and cost of deepjax's pixel watermark on real clips.
+
+    nice -n 10 python scripts/watermark_robustness.py --frames 48 --json out.json
+
+For each clip (real footage in ../shared/data/videos; the frames themselves are marked),
+the marked frames are written as deepjax writes videos (`write_video`, CRF 15) and then
+transformed: ffmpeg re-encode at CRF 23 / 28, half size (ffmpeg scale, CRF 18), half
+size + CRF 28, 10 % cropped off each side, brightness x1.1 / x0.9, one frame as PNG.
+Per transformation: raw bit accuracy per frame (hard decisions before error
+correction), the share of frames that decode to the exact payload, whether the clip
+(all its frames together) decodes to it, and any wrong payload. Then: per-frame and
+per-clip false detections on the unmarked frames of every clip in the folder, PSNR of
+marked vs unmarked frames, and the marking overhead (`deepjax.bench.provenance`: mark +
+write + sign vs write, same process). `--method dwtdct` measures invisible-watermark's DWT-DCT instead (its
+package path via --rival_path; it has no detection statistic, so only bit accuracy
+and a majority-vote clip decode are reported).
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+import imageio_ffmpeg
+import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from deepjax.data.video import read_image, read_video, write_image, write_video  # pylint: disable=wrong-import-position
+from deepjax.provenance import watermark  # pylint: disable=wrong-import-position
+
+PAYLOAD = 0x5EED1234
+DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "data")
+CLIPS = ("lp_d0", "lp_d3", "lp_d9", "lp_s13", "tpsmm_driving")
+
+
+def ffmpeg(src, dst, crf, half=False):
+  vf = ["-vf", "scale=trunc(iw/4)*2:trunc(ih/4)*2"] if half else []
+  subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-y", "-i", src, *vf,
+                  "-c:v", "libx264", "-crf", str(crf), "-pix_fmt", "yuv420p", dst], check=True)
+  return read_video(dst)[0]
+
+
+def transforms(marked, folder):
+  """-> {name: uint8 frames} of the marked frames after each transformation."""
+  src = os.path.join(folder, "marked.mp4")
+  write_video(src, marked, 25)
+  written = read_video(src)[0]
+  h, w = written.shape[1:3]
+  dy, dx = h // 10, w // 10
+  png = os.path.join(folder, "frame.png")
+  write_image(png, written[len(written) // 2])
+  bright = lambda f: np.clip(np.round(written.astype(np.float32) * f), 0, 255).astype(np.uint8)
+  return {
+      "written (CRF 15)": written,
+      "CRF 23": ffmpeg(src, os.path.join(folder, "c23.mp4"), 23),
+      "CRF 28": ffmpeg(src, os.path.join(folder, "c28.mp4"), 28),
+      "half size": ffmpeg(src, os.path.join(folder, "h.mp4"), 18, half=True),
+      "half + CRF 28": ffmpeg(src, os.path.join(folder, "h28.mp4"), 28, half=True),
+      "crop 10% each side": written[:, dy:h - dy, dx:w - dx],
+      "brightness +10%": bright(1.1),
+      "brightness -10%": bright(0.9),
+      "PNG of one frame": read_image(png)[None],
+  }
+
+
+class DeepjaxMark:
+  name = "deepjax spread-spectrum"
+
+  def __init__(self):
+    self.truth = (watermark.codeword(PAYLOAD) > 0).astype(np.uint8) ^ watermark._carrier(  # pylint: disable=protected-access
+        watermark.WatermarkConfig())[2]
+
+  def embed(self, frames):
+    return watermark.embed(frames, PAYLOAD)
+
+  def frames(self, frames):
+    """-> (raw bit accuracy per frame, exact decodes per frame, wrong payloads)."""
+    dets = watermark.detect_frames(frames)
+    acc = [float(np.mean(d.raw_bits == self.truth)) for d in dets]
+    return acc, [d.payload == PAYLOAD for d in dets], sum(
+        d.found and d.payload != PAYLOAD for d in dets)
+
+  def clip(self, frames):
+    d = watermark.detect_clip(frames)
+    return d.payload == PAYLOAD, d.found and d.payload != PAYLOAD
+
+  def found(self, frames):
+    return [d.found for d in watermark.detect_frames(frames)], watermark.detect_clip(frames).found
+
+
+class DwtDct:
+  name = "invisible-watermark dwtDct"
+
+  def __init__(self):
+    from imwatermark import WatermarkDecoder, WatermarkEncoder  # pylint: disable=import-outside-toplevel
+    self.enc, self.dec = WatermarkEncoder(), WatermarkDecoder("bits", 32)
+    self.truth = np.array([(PAYLOAD >> (31 - i)) & 1 for i in range(32)], np.uint8)
+    self.enc.set_watermark("bits", list(self.truth))
+
+  def embed(self, frames):
+    return np.stack([self.enc.encode(f[..., ::-1].copy(), "dwtDct")[..., ::-1] for f in frames])
+
+  def _bits(self, frames):
+    return np.stack([np.asarray(self.dec.decode(f[..., ::-1].copy(), "dwtDct"), np.uint8)
+                     for f in frames])
+
+  def frames(self, frames):
+    bits = self._bits(frames)
+    acc = [float(np.mean(b == self.truth)) for b in bits]
+    return acc, [bool(np.all(b == self.truth)) for b in bits], 0
+
+  def clip(self, frames):
+    return bool(np.all((self._bits(frames).mean(0) > 0.5) == self.truth)), False
+
+  def found(self, frames):
+    return [], False
+
+
+def measure_clip(method, name, n, folder):
+  frames = read_video(os.path.join(DATA, "videos", name + ".mp4"), max_frames=2 * n)[0][::2][:n]
+  t0 = time.perf_counter()
+  marked = method.embed(frames)
+  mark_s = time.perf_counter() - t0
+  psnr = 10 * np.log10(255 ** 2 / np.mean((marked.astype(np.float64) - frames) ** 2))
+  rows = {}
+  for tname, out in transforms(marked, folder).items():
+    acc, exact, wrong = method.frames(out)
+    clip_ok, clip_wrong = method.clip(out)
+    rows[tname] = {"frames": len(out), "bit_acc_mean": float(np.mean(acc)),
+                   "bit_acc_min": float(np.min(acc)), "frames_exact": float(np.mean(exact)),
+                   "clip_exact": bool(clip_ok), "wrong_payloads": int(wrong + clip_wrong)}
+  return {"frames": len(frames), "size": list(frames.shape[1:3]), "psnr_db": float(psnr),
+          "mark_s_per_frame": mark_s / len(frames), "transforms": rows}
+
+
+def false_positives(method, n):
+  videos = sorted(f for f in os.listdir(os.path.join(DATA, "videos")) if f.endswith(".mp4"))
+  photos = sorted(os.listdir(os.path.join(DATA, "photos")))
+  frames_found, frames_total, clips_found = 0, 0, []
+  for v in videos:
+    frames = read_video(os.path.join(DATA, "videos", v), max_frames=2 * n)[0][::2][:n]
+    per_frame, clip = method.found(frames)
+    frames_found += sum(per_frame)
+    frames_total += len(per_frame)
+    if clip:
+      clips_found.append(v)
+  photos_found = sum(sum(method.found(read_image(os.path.join(DATA, "photos", p))[None])[0])
+                     for p in photos)
+  return {"clips": len(videos), "frames": frames_total, "frames_found": frames_found,
+          "clips_found": clips_found, "photos": len(photos), "photos_found": photos_found,
+          "bound_per_decision": watermark.false_positive_rate()}
+
+
+def main():
+  ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  ap.add_argument("--frames", type=int, default=48, help="frames per clip (every other one)")
+  ap.add_argument("--clips", nargs="+", default=list(CLIPS))
+  ap.add_argument("--fp_frames", type=int, default=24, help="unmarked frames per clip")
+  ap.add_argument("--method", choices=("deepjax", "dwtdct"), default="deepjax")
+  ap.add_argument("--rival_path", default=None, help="sys.path entry with imwatermark")
+  ap.add_argument("--parts", default="clips,overhead,fp",
+                  help="comma list of: clips (robustness), overhead, fp (false positives)")
+  ap.add_argument("--json", default=None, help="write the results here too")
+  args = ap.parse_args()
+  if args.rival_path:
+    sys.path.insert(0, args.rival_path)
+  method = DeepjaxMark() if args.method == "deepjax" else DwtDct()
+  result = {"method": method.name, "payload": f"{PAYLOAD:08x}", "clips": {}}
+  parts = args.parts.split(",")
+  with tempfile.TemporaryDirectory() as folder:
+    for name in args.clips if "clips" in parts else ():
+      result["clips"][name] = measure_clip(method, name, args.frames, folder)
+      print(name, json.dumps(result["clips"][name]), flush=True)
+  if "overhead" in parts and args.method == "deepjax":
+    from deepjax.bench import provenance as bench  # pylint: disable=import-outside-toplevel
+    row = bench.provenance_row(32, video=os.path.join(DATA, "videos", "lp_d0.mp4"))
+    result["overhead"] = {"note": row.note, "mark_s_per_frame": row.step_s / row.batch,
+                          **row.extra}
+    print("overhead", json.dumps(result["overhead"]), flush=True)
+  if args.method == "deepjax" and "fp" in parts:
+    result["false_positives"] = false_positives(method, args.fp_frames)
+    print("false_positives", json.dumps(result["false_positives"]), flush=True)
+  if args.json:
+    with open(args.json, "w") as f:
+      json.dump(result, f, indent=1)
+
+
+if __name__ == "__main__":
+  main()

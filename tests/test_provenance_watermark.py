@@ -1,0 +1,95 @@
+"""deepjax.provenance.watermark: round trip, robustness, no false detections, decoding."""
+import os
+import subprocess
+
+import imageio_ffmpeg
+import numpy as np
+import pytest
+from PIL import Image
+
+from deepjax.data.video import read_image, read_video, write_image, write_video
+from deepjax.provenance import watermark as wm
+from provenance_scene import scene
+
+PAYLOAD = 0xABCDEF01
+
+
+@pytest.fixture(scope="module")
+def marked():
+  frames = scene(0, 2, 256)
+  return frames, wm.embed(frames, PAYLOAD)
+
+
+def _psnr(a, b):
+  return 10 * np.log10(255 ** 2 / np.mean((a.astype(np.float64) - b) ** 2))
+
+
+def test_round_trip_is_invisible_and_found(marked):
+  frames, out = marked
+  assert out.shape == frames.shape and out.dtype == np.uint8
+  assert _psnr(out, frames) >= 40
+  dets = wm.detect_frames(out)
+  assert [(d.found, d.payload, d.scale, d.shift) for d in dets] == [(True, PAYLOAD, 1.0, (0, 0))] * 2
+
+
+def _resize(frames, w, h):
+  return np.stack([np.asarray(Image.fromarray(f).resize((w, h), Image.BILINEAR)) for f in frames])
+
+
+def _bright(frames, gain):
+  return np.clip(np.round(frames * np.float32(gain)), 0, 255).astype(np.uint8)
+
+
+TRANSFORMS = {
+    "half size": lambda f, _: _resize(f, 128, 128),
+    "crop 10% each side": lambda f, _: f[:, 26:-26, 26:-26],
+    "brightness +10%": lambda f, _: _bright(f, 1.1),
+    "brightness -10%": lambda f, _: _bright(f, 0.9),
+}
+
+
+@pytest.mark.parametrize("name", sorted(TRANSFORMS))
+def test_every_frame_survives(marked, name):
+  out = TRANSFORMS[name](marked[1], None)
+  assert [d.payload for d in wm.detect_frames(out)] == [PAYLOAD] * len(out)
+
+
+def test_png_of_one_frame_survives(marked, tmp_path):
+  path = str(tmp_path / "frame.png")
+  write_image(path, marked[1][1])
+  assert wm.detect_frames(read_image(path))[0].payload == PAYLOAD
+
+
+@pytest.mark.parametrize("crf", [23, 28])
+def test_h264_reencode_survives(marked, tmp_path, crf):
+  src, dst = str(tmp_path / "a.mp4"), str(tmp_path / "b.mp4")
+  write_video(src, marked[1], 25)
+  subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-i", src, "-c:v", "libx264",
+                  "-crf", str(crf), "-pix_fmt", "yuv420p", dst], check=True)
+  frames = read_video(dst)[0]
+  assert wm.detect_clip(frames).payload == PAYLOAD
+  assert np.mean([d.payload == PAYLOAD for d in wm.detect_frames(frames)]) >= 1 / 2
+
+
+def test_unmarked_pictures_are_not_found():
+  noise = np.random.default_rng(1).integers(0, 256, (1, 200, 300, 3), dtype=np.uint8)
+  for frames in (scene(1, 1, 256), noise):
+    assert not any(d.found for d in wm.detect_frames(frames))
+    assert not wm.detect_clip(frames).found
+
+
+def test_chase_decoding_fixes_weak_errors_only():
+  config = wm.WatermarkConfig()
+  soft = wm.codeword(PAYLOAD) * np.random.default_rng(0).uniform(3, 4, 64)
+  weak = soft.copy()
+  weak[[3, 40, 41]] *= -0.1  # three wrong but unreliable bits
+  assert wm._chase(weak, config)[0] == PAYLOAD  # pylint: disable=protected-access
+  strong = soft.copy()
+  strong[5] *= -2  # a confident error: not among the weakest, so no payload
+  assert wm._chase(strong, config)[0] is None  # pylint: disable=protected-access
+
+
+def test_false_positive_bound():
+  assert wm.false_positive_rate() == pytest.approx(3 * 2 ** 8 / 2 ** 32)
+  with pytest.raises(ValueError):
+    wm.codeword(2 ** 32)
