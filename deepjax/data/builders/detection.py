@@ -59,17 +59,23 @@ def folder_faces(folder: str, generator: str) -> list[dict]:
   if not os.path.exists(align_path):
     return [{"file": os.path.basename(p), "landmarks": None, "clip": name, "identity": name,
              "generator": generator, "frame": -1} for p in video.list_images(folder)]
-  landmarks = face_folders.read_alignments(folder)
-  with open(align_path, encoding="utf-8") as f:
-    entries = json.load(f).get("faces", [])
+  try:
+    with open(align_path, encoding="utf-8") as f:
+      entries = json.load(f)["faces"]
+  except (OSError, ValueError, KeyError, TypeError) as e:
+    raise UserError(f"bad {align_path} ({type(e).__name__}: {e})") from None
   out, seen = [], set()
   for e in entries:
+    if not isinstance(e, dict):
+      continue
     file = os.path.basename(str(e.get("file", "")))
     if not file or file in seen or not os.path.isfile(os.path.join(folder, file)):
       continue
     seen.add(file)
     clip = _stem(e["source"]) if e.get("source") else name
-    out.append({"file": file, "landmarks": landmarks.get(file), "clip": clip,
+    lm = np.asarray(e.get("landmarks", ()), np.float32)
+    ok = lm.shape == (common.NUM_LANDMARKS, 2) and bool(np.all(np.isfinite(lm)))
+    out.append({"file": file, "landmarks": lm if ok else None, "clip": clip,
                 "identity": str(e.get("identity") or clip),
                 "generator": str(e.get("generator") or generator),
                 "frame": int(e.get("frame", -1))})
@@ -129,7 +135,8 @@ class Detection(common.LocalBuilder):
       splits["test"] = self._generate_examples([f for f in faces if f["identity"] in test])
     return splits
 
-  def _mask(self, face: dict, fake: bool, shape) -> np.ndarray:
+  def _mask(self, face: dict, fake: bool, shape) -> bytes:
+    """PNG of the crop's mask (grayscale, size x size): masks/<file>, else all 0 / 255."""
     path = os.path.join(face["folder"], MASKS_DIR, face["file"])
     if os.path.isfile(path):
       m = video.read_image(path)[..., 0]
@@ -138,7 +145,7 @@ class Detection(common.LocalBuilder):
         raise UserError(f"mask {path} is {w}x{h}, its crop {shape[1]}x{shape[0]}")
     else:
       m = np.full(shape, 255 if fake else 0, np.uint8)
-    return common.square_resize(m, self.builder_config.size)[..., None]
+    return common.encode_image(common.square_resize(m, self.builder_config.size))
 
   def _generate_examples(self, faces):
     cfg = self.builder_config
