@@ -6,8 +6,9 @@ projection; residual when the shape is kept), a 1x1 head, global average pooling
 dropout and one logit. Widths, depths, strides and kernels come from the config, so
 the same module is B0-sized (`B0_STAGES`) or CPU-sized (configs/detect.py `:tiny`).
 
-Depthwise convolutions are `deepjax.ops.conv.depthwise_conv` (shifted products; XLA:CPU's
-grouped convolution is far slower). Normalisation is GroupNorm (per example, no running statistics; the state stays
+Depthwise convolutions: `depthwise="shifted"` (`deepjax.ops.conv.depthwise_conv`, shifted
+products; on XLA:CPU its training step runs several times faster than the grouped
+convolution) or `"lax"` (XLA's grouped convolution: compiles faster; the same maths). Normalisation is GroupNorm (per example, no running statistics; the state stays
 `{}` and small CPU batches train the same as large ones) where EfficientNet has
 BatchNorm.
 
@@ -43,6 +44,7 @@ class MBConv(nn.Module):
   kernel: int = 3
   expansion: int = 6
   se_ratio: float = 0.25
+  depthwise: str = "shifted"
 
   @nn.compact
   def __call__(self, x_BxHxWxC):
@@ -55,7 +57,12 @@ class MBConv(nn.Module):
     dw = self.param("depthwise", nn.initializers.variance_scaling(1.0, "fan_in", "normal",
                                                                     in_axis=(0, 1), out_axis=2),
                     (self.kernel, self.kernel, hidden))
-    h = conv.depthwise_conv(h, dw, self.stride)
+    if self.depthwise == "shifted":
+      h = conv.depthwise_conv(h, dw, self.stride)
+    else:
+      h = jax.lax.conv_general_dilated(h, dw[:, :, None, :], (self.stride, self.stride), "SAME",
+                                       dimension_numbers=("NHWC", "HWIO", "NHWC"),
+                                       feature_group_count=hidden)
     h = nn.swish(_norm("depthwise_norm", hidden)(h))
     if self.se_ratio > 0:
       s_BxC = jnp.mean(h, axis=(1, 2))
@@ -78,6 +85,7 @@ class Detector(nn.Module):
   dropout: float = 0.2
   mask_head: bool = False
   mask_stage: int = -1
+  depthwise: str = "shifted"
 
   @nn.compact
   def __call__(self, x_BxHxWx3, train: bool = False):
@@ -91,7 +99,7 @@ class Detector(nn.Module):
     for i, (features, depth, stride, kernel, expansion) in enumerate(self.stages):
       for j in range(depth):
         h = MBConv(features, stride if j == 0 else 1, kernel, expansion, self.se_ratio,
-                   name=f"stage{i}_block{j}")(h)
+                   self.depthwise, name=f"stage{i}_block{j}")(h)
       outputs.append(h)
     mask_logits: Optional[jax.Array] = None
     if self.mask_head:
@@ -106,15 +114,19 @@ class Detector(nn.Module):
 
 def from_config(model_cfg) -> Detector:
   """A Detector from a config with stem, stages, head, se_ratio, dropout, mask_head,
-  mask_stage (configs/detect.py)."""
+  mask_stage, depthwise (configs/detect.py)."""
   stages = tuple(tuple(int(v) for v in s) for s in model_cfg.stages)
   if not stages or any(len(s) != 5 or min(s) < 1 for s in stages):
     raise UserError("model.stages must be a non-empty list of (features, depth, stride, "
                     "kernel, expansion) with every entry >= 1")
   mask_stage = int(model_cfg.get("mask_stage", -1))
+  depthwise = str(model_cfg.get("depthwise", "shifted"))
+  if depthwise not in ("shifted", "lax"):
+    raise UserError(f"model.depthwise must be 'shifted' or 'lax', got {depthwise!r}")
   if not -len(stages) <= mask_stage < len(stages):
     raise UserError(f"model.mask_stage {mask_stage} is not a stage index (0..{len(stages) - 1})")
   return Detector(stem=int(model_cfg.stem), stages=stages, head=int(model_cfg.head),
                   se_ratio=float(model_cfg.get("se_ratio", 0.25)),
                   dropout=float(model_cfg.get("dropout", 0.2)),
-                  mask_head=bool(model_cfg.get("mask_head", False)), mask_stage=mask_stage)
+                  mask_head=bool(model_cfg.get("mask_head", False)), mask_stage=mask_stage,
+                  depthwise=depthwise)
