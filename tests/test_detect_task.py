@@ -6,6 +6,7 @@ import pytest
 
 from deepjax.configs_lib import load_config
 from deepjax.data import synthetic
+from deepjax.eval import detection
 from deepjax.ops import conv
 from deepjax.train.tasks import build_task
 
@@ -61,7 +62,7 @@ def test_loss_falls(trained):
 def test_auc_on_separable_toy_set(trained):
   task, state, _ = trained
   held_out = [toy_batch(1, 8), toy_batch(2, 8)]
-  out = task.evaluate(state, held_out)
+  out = detection.evaluate(task, state, held_out)
   assert out["auc"] == 1.0 and out["n_real"] == 8 and out["n_fake"] == 8, out
 
 

@@ -13,16 +13,13 @@ Batches (`deepjax.data.detection_pipeline.detection_iterator`): "image" uint8
 "index" int32 (B,) (record index), "valid" bool (B,) (False for eval padding).
 
 `eval_step` returns per-example scores for the batch's crops followed by
-self-blends of its real crops (`detect.eval_sbi`), with labels and validity, and
-`evaluate` turns a pass over a split into AUC / EER / accuracy
-(`deepjax.eval.detection_metrics`).
+self-blends of its real crops (`detect.eval_sbi`), with labels and validity;
+`deepjax.eval.detection.evaluate` turns a pass over a split into AUC / EER / accuracy.
 """
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 
-from deepjax.eval import detection_metrics
 from deepjax.models import detect as detect_models
 from deepjax.ops import self_blend
 from deepjax.train.state import TrainState
@@ -143,19 +140,6 @@ class DetectTask:
       weights = batch.get("valid", jnp.ones(labels.shape, bool)).astype(jnp.float32)
     score, _ = self.scores(state.params, images)
     return {"score": score, "label": labels.astype(jnp.int32), "valid": weights > 0}
-
-  def evaluate(self, state: TrainState, batches, eval_fn=None) -> dict:
-    """AUC / EER / accuracy (`detection_metrics.summary`) over an iterable of batches.
-
-    `eval_fn`: a compiled `eval_step` (default: `jax.jit(self.eval_step)`)."""
-    eval_fn = eval_fn or jax.jit(self.eval_step)
-    scores, labels = [], []
-    for batch in batches:
-      out = jax.device_get(eval_fn(state, batch))
-      keep = np.asarray(out["valid"], bool)
-      scores.append(np.asarray(out["score"])[keep])
-      labels.append(np.asarray(out["label"])[keep])
-    return detection_metrics.summary(np.concatenate(scores), np.concatenate(labels))
 
   def preview(self, state: TrainState, batch, max_rows: int = 6):
     """uint8 grid; columns: crop, its self-blend, the blend mask, and the predicted
