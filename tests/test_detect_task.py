@@ -71,11 +71,13 @@ def test_eval_step_appends_self_blends(trained):
   task, state, _ = trained
   sbi_task = build_task(micro_config(eval_sbi=True))
   batch = toy_batch(1, 8)
-  out = jax.device_get(jax.jit(sbi_task.eval_step)(state, batch))
+  out = jax.device_get(jax.jit(sbi_task.eval_scores)(state, batch))
   assert out["score"].shape == (16,)
   np.testing.assert_array_equal(out["label"], np.r_[batch["label"], np.ones(8)])
   # Self-blends only of the real crops with landmarks.
   np.testing.assert_array_equal(out["valid"], np.r_[np.ones(8, bool), batch["label"] == 0])
+  metrics = jax.device_get(jax.jit(sbi_task.eval_step)(state, batch))
+  assert 0 <= metrics["auc"] <= 1 and 0 <= metrics["accuracy"] <= 1
   grid = np.asarray(jax.jit(task.preview)(state, batch))
   assert grid.dtype == np.uint8 and grid.shape == (6 * (SIZE + 2), 4 * (SIZE + 2), 3)
 

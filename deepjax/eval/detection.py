@@ -1,4 +1,4 @@
-"""Detector evaluation: a pass of a detect task's `eval_step` over batches -> metrics."""
+"""Detector evaluation: a pass of a detect task's `eval_scores` over batches -> metrics."""
 import jax
 import numpy as np
 
@@ -8,8 +8,8 @@ from deepjax.eval import detection_metrics
 def collect_scores(task, state, batches, eval_fn=None) -> tuple[np.ndarray, np.ndarray]:
   """(scores float (N,), labels int (N,)) of the valid examples of every batch.
 
-  `eval_fn`: a compiled `task.eval_step` (default: `jax.jit(task.eval_step)`)."""
-  eval_fn = eval_fn or jax.jit(task.eval_step)
+  `eval_fn`: a compiled `task.eval_scores` (default: `jax.jit(task.eval_scores)`)."""
+  eval_fn = eval_fn or jax.jit(task.eval_scores)
   scores, labels = [], []
   for batch in batches:
     out = jax.device_get(eval_fn(state, batch))

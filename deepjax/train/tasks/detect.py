@@ -12,9 +12,10 @@ Batches (`deepjax.data.detection_pipeline.detection_iterator`): "image" uint8
 "label" int32 (B,) (0 real, 1 fake), "mask" uint8 (B,S,S,1) (255 = manipulated),
 "index" int32 (B,) (record index), "valid" bool (B,) (False for eval padding).
 
-`eval_step` returns per-example scores for the batch's crops followed by
+`eval_scores` returns per-example scores for the batch's crops followed by
 self-blends of its real crops (`detect.eval_sbi`), with labels and validity;
-`deepjax.eval.detection.evaluate` turns a pass over a split into AUC / EER / accuracy.
+`deepjax.eval.detection.evaluate` turns a pass over a split into AUC / EER / accuracy;
+`eval_step` gives the loop's per-batch figures (AUC, accuracy, mean scores).
 """
 import jax
 import jax.numpy as jnp
@@ -125,6 +126,21 @@ class DetectTask:
     return jax.nn.sigmoid(logits), (None if mask_logits is None else jax.nn.sigmoid(mask_logits))
 
   def eval_step(self, state: TrainState, batch):
+    """Batch metrics for the loop's held-out evaluation: "auc" (pairwise, NaN without
+    both classes), "accuracy" (threshold 0.5), "score_real", "score_fake" (means)."""
+    out = self.eval_scores(state, batch)
+    w = out["valid"].astype(jnp.float32)
+    fake = w * out["label"]
+    real = w * (1 - out["label"])
+    s = out["score"]
+    wins = (s[:, None] > s[None, :]) + 0.5 * (s[:, None] == s[None, :])
+    pairs = jnp.sum(fake) * jnp.sum(real)
+    auc = jnp.sum(fake[:, None] * real[None, :] * wins) / jnp.where(pairs > 0, pairs, jnp.nan)
+    correct = ((s >= 0.5) == (out["label"] == 1)).astype(jnp.float32)
+    return {"auc": auc, "accuracy": weighted_mean(correct, w),
+            "score_real": weighted_mean(s, real), "score_fake": weighted_mean(s, fake)}
+
+  def eval_scores(self, state: TrainState, batch):
     """{"score", "label", "valid"}: per-example arrays (2B,) with self-blends of the
     real crops appended (valid only where made), or (B,) when `eval_sbi` is off.
 
