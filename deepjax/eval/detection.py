@@ -2,7 +2,11 @@
 import jax
 import numpy as np
 
+from deepjax import loading
+from deepjax.errors import UserError
 from deepjax.eval import detection_metrics
+from deepjax.train.state import TrainState
+from deepjax.train.tasks import build_task
 
 
 def collect_scores(task, state, batches, eval_fn=None) -> tuple[np.ndarray, np.ndarray]:
@@ -22,3 +26,24 @@ def collect_scores(task, state, batches, eval_fn=None) -> tuple[np.ndarray, np.n
 def evaluate(task, state, batches, eval_fn=None) -> dict:
   """`detection_metrics.summary` (AUC, EER, accuracy, counts) over `batches`."""
   return detection_metrics.summary(*collect_scores(task, state, batches, eval_fn))
+
+
+def evaluate_workdir(workdir: str, split: str = "test", batch_size: int = 0,
+                     data: dict | None = None) -> dict:
+  """Scores the `split` of a detect run's data (or of `data`, fields overriding the run's
+  data config, e.g. other folders) with the newest checkpoint of `workdir`.
+
+  Each real crop is scored with a self-blend of it when the run's `detect.eval_sbi` is
+  on (the default), so real footage alone gives both classes. Returns
+  `detection_metrics.summary` plus "step", "split" and "task"."""
+  config = loading.read_config(workdir)
+  if config.get("task") != "detect":
+    raise UserError(f"{workdir} is a {config.get('task')!r} run, not a detector (task 'detect')")
+  if data:
+    config.data.update(data)
+  saved = loading.load_state(workdir)
+  task = build_task(config)
+  state = TrainState.create(jax.tree.map(np.asarray, saved["params"]), {}, jax.random.key(0))
+  batches = task.data_iterator(config, int(batch_size or config.batch_size), config.seed, split)
+  report = evaluate(task, state, batches)
+  return dict(report, step=int(np.asarray(saved["step"])), split=split, task="detection")
