@@ -82,7 +82,7 @@ def test_eval_step_appends_self_blends(trained):
   assert grid.dtype == np.uint8 and grid.shape == (6 * (SIZE + 2), 4 * (SIZE + 2), 3)
 
 
-@pytest.mark.parametrize("k,stride", [(3, 1), (3, 2), (5, 2)])
+@pytest.mark.parametrize("k,stride", [(3, 1), (5, 2)])
 def test_depthwise_conv_matches_lax(k, stride):
   x = jax.random.normal(jax.random.key(0), (2, 9, 8, 5))
   w = jax.random.normal(jax.random.key(1), (k, k, 5))

@@ -63,7 +63,8 @@ class DetectTask:
     self.config = config
     self.model = detect_models.from_config(config.model)
     self.tx = make_optimizer(config.optimizer)
-    self.opts = {k: config.detect.get(k, v) for k, v in DETECT_DEFAULTS.items()}
+    detect_cfg = config.get("detect") or {}
+    self.opts = {k: detect_cfg.get(k, v) for k, v in DETECT_DEFAULTS.items()}
     self.sbi_cfg = self_blend.read_config(dict(config.get("sbi") or {}))
 
   # --- data -----------------------------------------------------------------
