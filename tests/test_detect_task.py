@@ -37,6 +37,7 @@ def toy_batch(seed, n):
   label = (np.arange(n) >= half).astype(np.int32)
   return {"image": img, "landmarks": lm.astype(np.float32), "has_landmarks": label == 0,
           "label": label, "mask": mask, "index": np.arange(n, dtype=np.int32) + seed * n,
+          "clip_id": (np.arange(n, dtype=np.int32) % 2) + 10 * seed,
           "valid": np.ones(n, bool)}
 
 
@@ -64,6 +65,7 @@ def test_auc_on_separable_toy_set(trained):
   held_out = [toy_batch(1, 8), toy_batch(2, 8)]
   out = detection.evaluate(task, state, held_out)
   assert out["auc"] == 1.0 and out["n_real"] == 8 and out["n_fake"] == 8, out
+  assert out["n_videos"] == 8 and out["video_auc"] == 1.0  # 2 batches x 2 clips x 2 labels
 
 
 @pytest.mark.slow  # compiles the self-blend twice more (eval step and preview)

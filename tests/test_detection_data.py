@@ -93,6 +93,7 @@ def test_pipeline_batches(folders, built):
   assert batch["image"].shape == (4, SIZE, SIZE, 3) and batch["image"].dtype == np.uint8
   assert batch["mask"].shape == (4, SIZE, SIZE, 1) and batch["label"].dtype == np.int32
   assert batch["landmarks"].shape == (4, 68, 2) and batch["valid"].all()
+  assert batch["clip_id"].dtype == np.int32 and batch["clip_id"].shape == (4,)
   state = it.get_state()
   nxt = next(it)
   it.set_state(state)

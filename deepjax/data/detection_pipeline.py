@@ -12,8 +12,9 @@ Data config fields (configs/detect.py):
   data_dir, worker_count, read_threads, shuffle: as `deepjax.data.pipeline`.
 
 Batches: {"image": uint8 (b,S,S,3), "landmarks": float32 (b,68,2), "has_landmarks":
-bool (b,), "label": int32 (b,), "mask": uint8 (b,S,S,1), "index": int32 (b,) (record
-index in its split), "valid": bool (b,)}. The train split is sharded per process,
+bool (b,), "label": int32 (b,), "mask": uint8 (b,S,S,1), "clip_id": int32 (b,) (a hash of
+the source clip's name, for video-level metrics), "index": int32 (b,) (record index in its
+split), "valid": bool (b,)}. The train split is sharded per process,
 shuffled and repeated (every row valid); other splits are one ordered pass padded
 to whole batches (padding rows invalid).
 """
@@ -92,6 +93,7 @@ class _Reader:
             "has_landmarks": np.asarray(r["has_landmarks"], np.bool_),
             "label": np.asarray(r["label"], np.int32),
             "mask": np.asarray(r["mask"], np.uint8),
+            "clip_id": np.int32(common.name_fraction(bytes(r["clip"]).decode()) * 2**31),
             "index": np.int32(index), "valid": np.bool_(valid)}
 
 

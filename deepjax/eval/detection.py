@@ -9,23 +9,39 @@ from deepjax.train.state import TrainState
 from deepjax.train.tasks import build_task
 
 
-def collect_scores(task, state, batches, eval_fn=None) -> tuple[np.ndarray, np.ndarray]:
-  """(scores float (N,), labels int (N,)) of the valid examples of every batch.
+def collect_scores(task, state, batches, eval_fn=None):
+  """(scores float (N,), labels int (N,), videos int64 (N,) or None) of the valid examples
+  of every batch. A video is a source clip and a label (a clip's real crops and its
+  self-blends are two videos); None when the batches carry no "clip_id".
 
   `eval_fn`: a compiled `task.eval_scores` (default: `jax.jit(task.eval_scores)`)."""
   eval_fn = eval_fn or jax.jit(task.eval_scores)
-  scores, labels = [], []
+  scores, labels, videos = [], [], []
   for batch in batches:
     out = jax.device_get(eval_fn(state, batch))
     keep = np.asarray(out["valid"], bool)
     scores.append(np.asarray(out["score"])[keep])
     labels.append(np.asarray(out["label"])[keep])
-  return np.concatenate(scores), np.concatenate(labels)
+    if "clip_id" in out:
+      videos.append(np.asarray(out["clip_id"], np.int64)[keep] * 2 + labels[-1])
+  labels = np.concatenate(labels)
+  videos = np.concatenate(videos) if len(videos) == len(scores) else None
+  return np.concatenate(scores), labels, videos
 
 
 def evaluate(task, state, batches, eval_fn=None) -> dict:
-  """`detection_metrics.summary` (AUC, EER, accuracy, counts) over `batches`."""
-  return detection_metrics.summary(*collect_scores(task, state, batches, eval_fn))
+  """`detection_metrics.summary` (frame AUC, EER, accuracy, counts; video-level figures
+  when the batches carry clip ids and both classes have a video) over `batches`."""
+  scores, labels, videos = collect_scores(task, state, batches, eval_fn)
+  out = detection_metrics.summary(scores, labels)
+  if videos is not None:
+    _, vs, vy = detection_metrics.aggregate(scores, labels, videos)
+    out.update(n_videos=int(vs.size))
+    if 0 < vy.sum() < vy.size:
+      out.update(video_auc=detection_metrics.roc_auc(vs, vy),
+                 video_eer=detection_metrics.equal_error_rate(vs, vy),
+                 video_accuracy=detection_metrics.accuracy(vs, vy))
+  return out
 
 
 def evaluate_workdir(workdir: str, split: str = "test", batch_size: int = 0,

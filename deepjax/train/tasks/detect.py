@@ -10,7 +10,8 @@ binary cross-entropy of the low-resolution manipulation mask (`detect.mask_weigh
 Batches (`deepjax.data.detection_pipeline.detection_iterator`): "image" uint8
 (B,S,S,3), "landmarks" float32 (B,68,2) in [-1,1], "has_landmarks" bool (B,),
 "label" int32 (B,) (0 real, 1 fake), "mask" uint8 (B,S,S,1) (255 = manipulated),
-"index" int32 (B,) (record index), "valid" bool (B,) (False for eval padding).
+"clip_id" int32 (B,) (optional), "index" int32 (B,) (record index), "valid" bool (B,)
+(False for eval padding).
 
 `eval_scores` returns per-example scores for the batch's crops followed by
 self-blends of its real crops (`detect.eval_sbi`), with labels and validity;
@@ -142,8 +143,9 @@ class DetectTask:
             "score_real": weighted_mean(s, real), "score_fake": weighted_mean(s, fake)}
 
   def eval_scores(self, state: TrainState, batch):
-    """{"score", "label", "valid"}: per-example arrays (2B,) with self-blends of the
-    real crops appended (valid only where made), or (B,) when `eval_sbi` is off.
+    """{"score", "label", "valid"} (+ "clip_id" when the batch has it): per-example
+    arrays (2B,) with self-blends of the real crops appended (valid only where made), or
+    (B,) when `eval_sbi` is off.
 
     The self-blends are deterministic: their key is `eval_seed` folded with the
     batch's first record index."""
@@ -156,7 +158,10 @@ class DetectTask:
       labels = batch["label"].astype(jnp.float32)
       weights = batch.get("valid", jnp.ones(labels.shape, bool)).astype(jnp.float32)
     score, _ = self.scores(state.params, images)
-    return {"score": score, "label": labels.astype(jnp.int32), "valid": weights > 0}
+    out = {"score": score, "label": labels.astype(jnp.int32), "valid": weights > 0}
+    if "clip_id" in batch:
+      out["clip_id"] = jnp.tile(batch["clip_id"], images.shape[0] // batch["clip_id"].shape[0])
+    return out
 
   def preview(self, state: TrainState, batch, max_rows: int = 6):
     """uint8 grid; columns: crop, its self-blend, the blend mask, and the predicted
