@@ -55,13 +55,16 @@ def read_config(path: str) -> ml_collections.ConfigDict:
 
 
 def build_model(config):
-  """The Flax module of a config (swap families or first-order motion)."""
+  """The Flax module of a config (swap families, first-order motion or the detector)."""
   if config.task in ("ae", "vae", "gan"):
     from deepjax.models import swap  # pylint: disable=import-outside-toplevel
     return swap.from_config(config.model)
   if config.task == "motion":
     from deepjax.models.motion.fomm import FOMM  # pylint: disable=import-outside-toplevel
     return FOMM.from_config(config.model)
+  if config.task == "detect":
+    from deepjax.models import detect  # pylint: disable=import-outside-toplevel
+    return detect.from_config(config.model)
   raise UserError(f"unknown task {config.task!r} in checkpoint")
 
 

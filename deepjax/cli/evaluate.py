@@ -11,6 +11,10 @@ arguments that reads the flags it needs). Tasks:
   into --output (default: the cache folder swap uses), and prints its own error.
   `swap` trains it lazily into the cache when absent; `--landmarks=DIR` picks
   another copy.
+- detection: a detector workdir (configs/detect.py) on the held-out identities of its
+  data (`--split`), or on other crop folders (`--folders=real:DIR,ae:DIR`): real crops
+  and self-blends of them (plus any generated fakes), frame-level ROC AUC, EER and
+  accuracy at 0.5; writes JSON (default DIR/evaluate_detection.json).
 """
 import json
 import os
@@ -21,8 +25,8 @@ from absl import flags
 from deepjax.cli import program
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Run folder of a trained model.")
-_TASK = flags.DEFINE_string("task", "swap",
-                            "Evaluation to run: swap | reconstruction | train_landmarks.")
+_TASK = flags.DEFINE_string("task", "swap", "Evaluation to run: swap | reconstruction | "
+                            "train_landmarks | detection.")
 _OUTPUT = flags.DEFINE_string("output", None, "JSON file (swap) or folder (train_landmarks).")
 _FRAMES = flags.DEFINE_integer("frames", 64, "Frames of the held-out clip (swap).")
 _LANDMARKS = flags.DEFINE_string("landmarks", None,
@@ -85,7 +89,36 @@ def reconstruction():
   print(f"wrote {out}", file=sys.stderr)
 
 
-TASKS = {"swap": swap, "reconstruction": reconstruction, "train_landmarks": train_landmarks}
+_SPLIT = flags.DEFINE_string("split", "test", "detection: split of the run's data to score.")
+_FOLDERS = flags.DEFINE_list("folders", None, "detection: crop folders generator:PATH to score "
+                             "instead of the run's data (e.g. real:faces,ae:run/faces).")
+
+
+def detection():
+  """A deepfake detector on held-out identities: frame AUC, EER, accuracy at 0.5."""
+  from deepjax.errors import UserError  # pylint: disable=import-outside-toplevel
+  from deepjax.eval import detection as det  # pylint: disable=import-outside-toplevel
+  from deepjax.io_utils import write_text_atomic  # pylint: disable=import-outside-toplevel
+  if not _WORKDIR.value or not os.path.isdir(_WORKDIR.value):
+    raise UserError("--workdir must be the run folder of a detector (deepjax train "
+                    "--config=configs/detect.py)")
+  data = {"source": "folders", "folders": tuple(_FOLDERS.value)} if _FOLDERS.value else None
+  report = det.evaluate_workdir(_WORKDIR.value, _SPLIT.value, data=data)
+  out = _OUTPUT.value or os.path.join(_WORKDIR.value, "evaluate_detection.json")
+  write_text_atomic(out, json.dumps(report, indent=2))
+  print(f"detector {_WORKDIR.value} (step {report['step']}) on the '{report['split']}' split: "
+        f"{report['n_real']} real, {report['n_fake']} fake crops")
+  print(f"  frame AUC {report['auc']:.4f}  EER {report['eer']:.4f}  "
+        f"accuracy@0.5 {report['accuracy']:.4f}")
+  if "video_auc" in report:
+    print(f"  video AUC {report['video_auc']:.4f}  EER {report['video_eer']:.4f}  "
+          f"accuracy@0.5 {report['video_accuracy']:.4f} ({report['n_videos']} videos: a clip's "
+          "real crops and its fakes count as two)")
+  print(f"wrote {out}", file=sys.stderr)
+
+
+TASKS = {"swap": swap, "reconstruction": reconstruction, "train_landmarks": train_landmarks,
+         "detection": detection}
 
 
 def main(argv):

@@ -17,6 +17,7 @@ fastest for the shape at hand; both are the same maths (tested against
 
 Padding is (ph, pw) (the same on both sides) or ((top, bottom), (left, right)).
 """
+import functools
 from typing import Sequence, Tuple, Union
 
 import jax
@@ -89,3 +90,73 @@ def small_map_conv(lhs, rhs, window_strides: Sequence[int], padding, lhs_dilatio
       dimension_numbers=dimension_numbers, feature_group_count=feature_group_count,
       batch_group_count=batch_group_count, precision=precision,
       preferred_element_type=preferred_element_type)
+
+
+def _same_pads(size: int, k: int, stride: int) -> tuple[int, int, int]:
+  """(output size, low pad, high pad) of TF/flax "SAME" padding along one axis."""
+  out = -(-size // stride)
+  total = max((out - 1) * stride + k - size, 0)
+  return out, total // 2, total - total // 2
+
+
+def _shifted_sum(xp_BxHxWxC, kernel_KxKxC, oh: int, ow: int, stride: int):
+  """sum over taps (dy, dx) of xp[:, dy::stride, dx::stride] (oh x ow) * kernel[dy, dx]."""
+  k = kernel_KxKxC.shape[0]
+  out = None
+  for dy in range(k):
+    for dx in range(k):
+      tap = xp_BxHxWxC[:, dy:dy + (oh - 1) * stride + 1:stride,
+                       dx:dx + (ow - 1) * stride + 1:stride]
+      term = tap * kernel_KxKxC[dy, dx].reshape(1, 1, 1, -1)
+      out = term if out is None else out + term
+  return out
+
+
+def _depthwise_padded(x_BxHxWxC, k: int, stride: int):
+  _, h, w, _ = x_BxHxWxC.shape
+  oh, top, bottom = _same_pads(h, k, stride)
+  ow, left, right = _same_pads(w, k, stride)
+  xp = jnp.pad(x_BxHxWxC, ((0, 0), (top, bottom), (left, right), (0, 0)))
+  return xp, oh, ow, top, left
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
+def depthwise_conv(x_BxHxWxC, kernel_KxKxC, stride: int = 1):
+  """Depthwise convolution with TF/flax "SAME" zero padding, as a sum of k*k shifted
+  products: (B,H,W,C), (k,k,C) -> (B,ceil(H/s),ceil(W/s),C).
+
+  The same maths as `lax.conv_general_dilated(..., feature_group_count=C)` (tested,
+  values and gradients), in the form XLA:CPU fuses into elementwise loops; its grouped
+  convolution is several times slower for the depthwise kernels of MBConv blocks. The
+  input gradient is the same kind of shifted sum over the stride-dilated output
+  gradient (a custom VJP: automatic differentiation of the strided taps compiles
+  slowly and runs slower).
+  """
+  xp, oh, ow, _, _ = _depthwise_padded(x_BxHxWxC, kernel_KxKxC.shape[0], stride)
+  return _shifted_sum(xp, kernel_KxKxC, oh, ow, stride)
+
+
+def _depthwise_fwd(x_BxHxWxC, kernel_KxKxC, stride):
+  return depthwise_conv(x_BxHxWxC, kernel_KxKxC, stride), (x_BxHxWxC, kernel_KxKxC)
+
+
+def _depthwise_bwd(stride, res, g_BxOHxOWxC):
+  x, kernel = res
+  k = kernel.shape[0]
+  _, h, w, _ = x.shape
+  xp, oh, ow, top, left = _depthwise_padded(x, k, stride)
+  # d xp[i] = sum_t g_dilated[i - t] kernel[t]: a stride-1 correlation of the dilated,
+  # (k-1)-padded gradient with the flipped kernel.
+  span_h, span_w = (oh - 1) * stride + 1, (ow - 1) * stride + 1
+  gp = jax.lax.pad(g_BxOHxOWxC, jnp.zeros((), g_BxOHxOWxC.dtype),
+                   ((0, 0, 0), (k - 1, xp.shape[1] - span_h, stride - 1),
+                    (k - 1, xp.shape[2] - span_w, stride - 1), (0, 0, 0)))
+  dxp = _shifted_sum(gp, kernel[::-1, ::-1], xp.shape[1], xp.shape[2], 1)
+  dx = dxp[:, top:top + h, left:left + w]
+  dk = jnp.stack([jnp.stack([
+      jnp.sum(xp[:, dy:dy + span_h:stride, dx_:dx_ + span_w:stride] * g_BxOHxOWxC,
+              axis=(0, 1, 2)) for dx_ in range(k)]) for dy in range(k)])
+  return dx, dk.astype(kernel.dtype)
+
+
+depthwise_conv.defvjp(_depthwise_fwd, _depthwise_bwd)

@@ -12,6 +12,7 @@ TASKS = {
     "vae": "deepjax.train.tasks.vae:VAETask",
     "gan": "deepjax.train.tasks.gan:GANTask",
     "motion": "deepjax.train.tasks.motion:MotionTask",
+    "detect": "deepjax.train.tasks.detect:DetectTask",
 }
 
 

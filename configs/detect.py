@@ -1,0 +1,64 @@
+"""Deepfake detector: an EfficientNet-like classifier trained from scratch on real faces
+and their self-blended fakes (SBI), plus any generated fakes in the data.
+
+Config arguments (comma-separated), e.g. `--config=configs/detect.py:tiny`:
+- (none): EfficientNet-B0 stages at 128 px, batch 32.
+- `tiny`: a CPU-sized network at 64 px (4 short stages, ~0.1 M parameters), batch 16.
+- `mask`: turn on the mask head (supervised by the manipulation masks).
+- `folders=real:PATH+ae:PATH`: crop folders (generator:path, joined by '+'); without
+  it the data are procedural synthetic faces.
+- `batch`, `steps`, `res` overrides.
+Any field can also be overridden on the command line: `--config.sbi.hue=0.1`.
+"""
+import ml_collections
+
+from deepjax.configs_lib import parse_arg
+from deepjax.models.detect import B0_STAGES
+from deepjax.ops.self_blend import SBI_DEFAULTS
+
+TINY_STAGES = ((16, 1, 1, 3, 1), (24, 1, 2, 3, 4), (40, 2, 2, 5, 4), (64, 1, 2, 3, 4))
+
+
+def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+  args = parse_arg(arg)
+  tiny = "tiny" in args
+  res = int(args.get("res", 64 if tiny else 128))
+  c = ml_collections.ConfigDict()
+  c.task = "detect"
+  c.seed = 0
+  c.model = ml_collections.ConfigDict(dict(
+      stem=16 if tiny else 32, stages=TINY_STAGES if tiny else B0_STAGES,
+      head=128 if tiny else 1280, se_ratio=0.25, dropout=0.1 if tiny else 0.2,
+      mask_head="mask" in args, mask_stage=2,     # mask logits at 1/8 of the input
+      depthwise="shifted"))                       # "lax": compiles faster, runs slower on CPU
+  c.sbi = ml_collections.ConfigDict(dict(SBI_DEFAULTS))
+  c.detect = ml_collections.ConfigDict(dict(
+      flip_prob=0.5, mask_weight=0.5 if "mask" in args else 0.0, eval_sbi=True,
+      eval_seed=1234))
+  folders = tuple(f for f in str(args.get("folders", "")).split("+") if f)
+  c.data = ml_collections.ConfigDict(dict(
+      source="folders" if folders else "synthetic",
+      size=res,
+      folders=folders,                # "generator:path" crop folders (source="folders")
+      synthetic_identities=12, synthetic_frames=48,
+      test_fraction=0.25, test_identities=(),
+      data_dir="",                    # "" = ~/.cache/deepjax/datasets
+      worker_count=0, shuffle=True))
+  c.optimizer = ml_collections.ConfigDict(dict(
+      learning_rate=2e-3 if tiny else 1e-3, b1=0.9, b2=0.999, weight_decay=1e-4, clip_norm=1.0))
+  c.batch_size = 16 if tiny else 32
+  c.num_steps = 1500 if tiny else 30_000
+  c.log_every = 50 if tiny else 100
+  c.checkpoint_every = 500 if tiny else 2000
+  c.preview_every = 500 if tiny else 2000
+  c.eval_every = 250 if tiny else 2000   # held-out AUC (real crops vs their self-blends)
+  c.eval_batches = 2 if tiny else 4   # held-out batches averaged at each evaluation
+  c.keep_checkpoints = 3
+  c.mesh_devices = 0
+  c.nonfinite = "stop"
+  if "batch" in args:
+    c.batch_size = int(args["batch"])
+  if "steps" in args:
+    c.num_steps = int(args["steps"])
+  c.lock()
+  return c

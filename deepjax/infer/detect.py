@@ -1,0 +1,135 @@
+"""Deepfake detection of files: find and track faces, crop them as the detector was
+trained, score every face of every sampled frame, and give verdicts per face track and
+per file.
+
+`detect_path(path, workdir, ...)` takes an image, a video or a folder of them (not
+recursive) and a detector run folder (configs/detect.py). Faces are found and tracked
+by `deepjax.faces.extract.detect_source` (tracks by identity) and cropped with
+`deepjax.ops.align` at the detector's input size (the extractor's default framing,
+coverage 0.75, centred on the face). A track's fake probability is the mean of its
+frames' scores; a file's is the highest of its tracks'; the verdict is "fake" at 0.5
+or more.
+"""
+import dataclasses
+import os
+
+import jax
+import numpy as np
+from absl import logging
+
+from deepjax import loading
+from deepjax.data import video
+from deepjax.errors import UserError
+from deepjax.faces import detect as face_detect
+from deepjax.faces import extract
+from deepjax.ops import align
+
+THRESHOLD = 0.5
+
+
+@dataclasses.dataclass
+class DetectOptions:
+  every_n_frames: int = 1
+  max_frames: int | None = None
+  batch_size: int = 64
+  detector: str = "auto"
+
+
+def _frames(path: str, kind: str, opts: DetectOptions):
+  if kind == "image":
+    yield 0, video.read_image(path)
+    return
+  for i, frame in enumerate(video.iter_video(path)):
+    if opts.max_frames is not None and i >= opts.max_frames:
+      return
+    if i % opts.every_n_frames == 0:
+      yield i, frame
+
+
+def _crops(path: str, kind: str, detections: dict, size: int, opts: DetectOptions):
+  """(uint8 crops (N,size,size,3), [(frame, track, box)]) of every detection."""
+  crops, where = [], []
+  for i, frame in _frames(path, kind, opts):
+    for d in detections.get(i, []):
+      m = align.alignment_matrix(np.asarray(d["landmarks"], np.float64), size)
+      crops.append(align.crop(frame, m, size))
+      where.append((i, int(d["track"]), [round(float(v), 1) for v in d["face"].box]))
+  return np.stack(crops) if crops else np.zeros((0, size, size, 3), np.uint8), where
+
+
+def _verdict(p: float) -> str:
+  return "fake" if p >= THRESHOLD else "real"
+
+
+def score_source(path: str, kind: str, get_scorer, opts: DetectOptions, backend: str) -> dict:
+  """The report of one file: per-track and per-face scores and its verdict.
+
+  `get_scorer()` -> (scorer, crop size) is called only when the file has a face."""
+  ext_opts = extract.ExtractOptions(faces="track", every_n_frames=opts.every_n_frames,
+                                    max_frames=opts.max_frames)
+  image = video.read_image(path) if kind == "image" else None
+  detections, _, info = extract.detect_source(path, kind, ext_opts, backend, image=image)
+  report = {"file": os.path.abspath(path), "kind": kind,
+            "frames_sampled": info["frames_sampled"], "faces": [], "tracks": []}
+  if not any(detections.values()):
+    report.update(fake_probability=None, verdict="no face")
+    return report
+  scorer, size = get_scorer()
+  crops, where = _crops(path, kind, detections, size, opts)
+  scores = np.concatenate([scorer(crops[i:i + opts.batch_size])
+                           for i in range(0, len(crops), opts.batch_size)])
+  report["faces"] = [{"frame": f, "track": t, "box": b, "fake_probability": round(float(s), 4)}
+                     for (f, t, b), s in zip(where, scores)]
+  for t in sorted({t for _, t, _ in where}):
+    s = np.array([x for (_, tt, _), x in zip(where, scores) if tt == t])
+    report["tracks"].append({"track": t, "frames": int(s.size),
+                             "fake_probability": round(float(s.mean()), 4),
+                             "verdict": _verdict(float(s.mean()))})
+  p = max(tr["fake_probability"] for tr in report["tracks"])
+  report.update(fake_probability=p, verdict=_verdict(p))
+  return report
+
+
+def load_scorer(workdir: str):
+  """(scorer: uint8 (N,S,S,3) -> fake probabilities float (N,), crop size S)."""
+  model, params, config = loading.load(workdir)
+  if config.get("task") != "detect":
+    raise UserError(f"{workdir} is a {config.get('task')!r} run, not a detector (task 'detect')")
+  apply = jax.jit(lambda p, x: jax.nn.sigmoid(model.apply({"params": p}, x / 255.0)[0]))
+  return (lambda crops: np.asarray(apply(params, crops.astype(np.float32))),
+          int(config.data.size))
+
+
+def detect_path(path: str, workdir: str, opts: DetectOptions | None = None,
+                progress=None) -> dict:
+  """{"files": [per-file reports], "skipped": [messages]} for an image, video or folder.
+
+  Raises UserError for a missing path, an empty folder, or when no file could be read
+  (one file: its own error, e.g. a corrupt video)."""
+  opts = opts or DetectOptions()
+  if opts.every_n_frames < 1 or opts.batch_size < 1:
+    raise UserError("every_n_frames and batch_size must be >= 1")
+  sources, skipped = extract.list_sources(path)
+  if not sources:
+    raise UserError(f"no images or videos in {path}")
+  loaded = []
+
+  def get_scorer():  # the detector loads when the first face needs a score
+    if not loaded:
+      loaded.append(load_scorer(workdir))
+    return loaded[0]
+  backend, _ = face_detect.resolve_backend(opts.detector)
+  files, errors = [], []
+  for src, kind in sources:
+    try:
+      files.append(score_source(src, kind, get_scorer, opts, backend))
+    except UserError as e:
+      errors.append(str(e))
+      skipped.append(f"skip: {e}")
+      logging.warning("skipped %s: %s", src, e)
+    if progress is not None:
+      progress(src)
+  if not files:
+    raise UserError(errors[0] if len(errors) == 1 else
+                    f"none of the {len(sources)} files under {path} could be read")
+  return {"files": files, "skipped": skipped, "threshold": THRESHOLD}

@@ -1,0 +1,105 @@
+"""The detect task: its loss falls, a separable toy set reaches AUC 1; depthwise conv."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from deepjax.configs_lib import load_config
+from deepjax.data import synthetic
+from deepjax.eval import detection
+from deepjax.ops import conv
+from deepjax.train.tasks import build_task
+
+SIZE = 32
+
+
+def micro_config(**detect):
+  c = load_config("detect", "tiny,mask")
+  with c.unlocked():
+    c.model.update(stem=8, stages=((8, 1, 1, 3, 1), (16, 1, 2, 3, 2), (16, 1, 2, 3, 2)),
+                   head=32, dropout=0.0, mask_stage=1, depthwise="lax")
+    c.data.size = SIZE
+    c.optimizer.learning_rate = 3e-3
+    c.detect.update(detect)
+  return c
+
+
+def toy_batch(seed, n):
+  """n/2 real synthetic faces (label 0, with landmarks) and n/2 toy fakes: other faces
+  with a bright square pasted on the cheek (label 1, its mask, no landmarks)."""
+  ids = synthetic.stack_identities([synthetic.sample_identity(seed * 100 + i) for i in range(n)])
+  img, lm = synthetic.render(ids, synthetic.sample_motion(seed, n), SIZE)
+  img = (img * 255).round().astype(np.uint8)
+  half = n // 2
+  mask = np.zeros((n, SIZE, SIZE, 1), np.uint8)
+  mask[half:, 12:24, 4:16] = 255
+  img[half:, 12:24, 4:16] = 255
+  label = (np.arange(n) >= half).astype(np.int32)
+  return {"image": img, "landmarks": lm.astype(np.float32), "has_landmarks": label == 0,
+          "label": label, "mask": mask, "index": np.arange(n, dtype=np.int32) + seed * n,
+          "clip_id": (np.arange(n, dtype=np.int32) % 2) + 10 * seed,
+          "valid": np.ones(n, bool)}
+
+
+@pytest.fixture(scope="module")
+def trained():
+  task = build_task(micro_config(eval_sbi=False))
+  batch = toy_batch(0, 16)
+  state = task.init(jax.random.key(0), batch)
+  step = jax.jit(task.train_step)
+  losses = []
+  for _ in range(30):
+    state, metrics = step(state, batch)
+    losses.append(float(metrics["loss"]))
+  return task, state, losses
+
+
+def test_loss_falls(trained):
+  _, _, losses = trained
+  assert np.all(np.isfinite(losses))
+  assert np.mean(losses[-5:]) < 0.8 * np.mean(losses[:5]), losses
+
+
+def test_auc_on_separable_toy_set(trained):
+  task, state, _ = trained
+  held_out = [toy_batch(1, 8), toy_batch(2, 8)]
+  out = detection.evaluate(task, state, held_out)
+  assert out["auc"] == 1.0 and out["n_real"] == 8 and out["n_fake"] == 8, out
+  assert out["n_videos"] == 8 and out["video_auc"] == 1.0  # 2 batches x 2 clips x 2 labels
+
+
+@pytest.mark.slow  # compiles the self-blend twice more (eval step and preview)
+def test_eval_step_appends_self_blends(trained):
+  task, state, _ = trained
+  sbi_task = build_task(micro_config(eval_sbi=True))
+  batch = toy_batch(1, 8)
+  out = jax.device_get(jax.jit(sbi_task.eval_scores)(state, batch))
+  assert out["score"].shape == (16,)
+  np.testing.assert_array_equal(out["label"], np.r_[batch["label"], np.ones(8)])
+  # Self-blends only of the real crops with landmarks.
+  np.testing.assert_array_equal(out["valid"], np.r_[np.ones(8, bool), batch["label"] == 0])
+  metrics = jax.device_get(jax.jit(sbi_task.eval_step)(state, batch))
+  assert 0 <= metrics["auc"] <= 1 and 0 <= metrics["accuracy"] <= 1
+  grid = np.asarray(jax.jit(task.preview)(state, batch))
+  assert grid.dtype == np.uint8 and grid.shape == (6 * (SIZE + 2), 4 * (SIZE + 2), 3)
+
+
+@pytest.mark.parametrize("k,stride", [(3, 1), (5, 2)])
+def test_depthwise_conv_matches_lax(k, stride):
+  x = jax.random.normal(jax.random.key(0), (2, 9, 8, 5))
+  w = jax.random.normal(jax.random.key(1), (k, k, 5))
+
+  def ref(x, w):
+    return jax.lax.conv_general_dilated(x, w[:, :, None, :], (stride, stride), "SAME",
+                                        dimension_numbers=("NHWC", "HWIO", "NHWC"),
+                                        feature_group_count=5, precision="highest")
+  def both(x, w):
+    c = jax.random.normal(jax.random.key(2), ref(x, w).shape)
+    got = conv.depthwise_conv(x, w, stride)
+    g_ref = jax.grad(lambda x, w: jnp.sum(ref(x, w) * c), (0, 1))(x, w)
+    g_got = jax.grad(lambda x, w: jnp.sum(conv.depthwise_conv(x, w, stride) * c), (0, 1))(x, w)
+    return got, ref(x, w), g_got, g_ref
+  got, want, g_got, g_ref = jax.jit(both)(x, w)
+  np.testing.assert_allclose(got, want, atol=1e-5)
+  for a, b in zip(g_got, g_ref):
+    np.testing.assert_allclose(a, b, atol=5e-5)

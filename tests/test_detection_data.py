@@ -1,0 +1,106 @@
+"""The detection builder (labels, identity split, masks) and its grain pipeline."""
+import json
+import os
+
+import numpy as np
+import pytest
+
+from deepjax.data import detection_pipeline, images
+from deepjax.data.builders import detection
+from deepjax.errors import UserError
+
+SIZE = 32
+
+
+@pytest.fixture(scope="module")
+def folders(tmp_path_factory):
+  root = tmp_path_factory.mktemp("detection")
+  real = detection.write_synthetic_folder(str(root / "real"), range(4), 3, SIZE)
+  fake = root / "ae_run"
+  (fake / "masks").mkdir(parents=True)
+  rng = np.random.default_rng(0)
+  faces = []
+  for i, ident in enumerate(["synthetic_1", "synthetic_2", "synthetic_3"]):
+    file = f"swap_{i}.png"
+    images.write_image(str(fake / file), rng.integers(0, 256, (SIZE, SIZE, 3), np.uint8))
+    faces.append({"file": file, "source": f"/runs/clip_{i}.mp4", "frame": i, "identity": ident})
+  mask = np.zeros((SIZE, SIZE), np.uint8)
+  mask[8:24, 10:20] = 255
+  images.write_image(str(fake / "masks" / "swap_0.png"), mask)
+  with open(fake / "alignments.json", "w", encoding="utf-8") as f:
+    json.dump({"faces": faces}, f)
+  return root, real, str(fake), mask
+
+
+@pytest.fixture(scope="module")
+def built(folders):
+  root, real, fake, _ = folders
+  return detection.prepare_detection([("real", real), ("ae", fake)], SIZE,
+                                     str(root / "tfds"), test_identities=("synthetic_2",))
+
+
+def records(builder, split):
+  src = builder.as_data_source(split)
+  return [src[i] for i in range(len(src))]
+
+
+def test_labels_generators_and_identity_split(built):
+  train, test = records(built, "train"), records(built, "test")
+  assert len(train) + len(test) == 4 * 3 + 3
+  ids = {s: {r["identity"].decode() for r in rs} for s, rs in (("train", train), ("test", test))}
+  assert ids["test"] == {"synthetic_2"} and not ids["train"] & ids["test"]
+  for r in train + test:
+    gen = r["generator"].decode()
+    assert r["label"] == (gen != "real") and gen in ("real", "ae")
+  reals = [r for r in train if r["label"] == 0]
+  assert all(r["has_landmarks"] for r in reals) and len(reals) == 9
+  assert {r["clip"].decode() for r in train if r["label"] == 1} == {"clip_0", "clip_2"}
+
+
+def test_masks(built, folders):
+  mask = folders[3]
+  by_file = {r["file"].decode(): r for r in records(built, "train") + records(built, "test")}
+  assert by_file["swap_0.png"]["mask"].shape == (SIZE, SIZE, 1)
+  np.testing.assert_array_equal(by_file["swap_0.png"]["mask"][..., 0], mask)
+  assert np.all(by_file["swap_1.png"]["mask"] == 255)  # fake without a mask file: whole crop
+  assert np.all(by_file["synthetic_0_00000.png"]["mask"] == 0)
+
+
+def test_hash_split_never_splits_an_identity(folders):
+  root, real, _, _ = folders
+  b = detection.prepare_detection([("real", real)], SIZE, str(root / "tfds"), test_fraction=0.5)
+  splits = {s: {r["identity"] for r in records(b, s)} for s in ("train", "test")}
+  assert splits["train"] and splits["test"] and not splits["train"] & splits["test"]
+
+
+def test_bad_folders(folders, tmp_path):
+  with pytest.raises(UserError):
+    detection.prepare_detection([("real", str(tmp_path / "missing"))], SIZE, str(tmp_path))
+  with pytest.raises(UserError):
+    detection.prepare_detection([("real", folders[1])], SIZE, str(tmp_path),
+                                test_identities=("nobody",))
+  with pytest.raises(UserError):
+    detection_pipeline.parse_folders(["no_generator_here"])
+
+
+def test_pipeline_batches(folders, built):
+  root, real, fake, _ = folders
+  cfg = {"source": "folders", "size": SIZE, "folders": (f"real:{real}", f"ae:{fake}"),
+         "test_identities": ("synthetic_2",), "data_dir": str(root / "tfds")}
+  it = detection_pipeline.detection_iterator(cfg, 4, seed=0, split="train",
+                                             shard_by_process=False)
+  batch = next(it)
+  assert batch["image"].shape == (4, SIZE, SIZE, 3) and batch["image"].dtype == np.uint8
+  assert batch["mask"].shape == (4, SIZE, SIZE, 1) and batch["label"].dtype == np.int32
+  assert batch["landmarks"].shape == (4, 68, 2) and batch["valid"].all()
+  assert batch["clip_id"].dtype == np.int32 and batch["clip_id"].shape == (4,)
+  state = it.get_state()
+  nxt = next(it)
+  it.set_state(state)
+  np.testing.assert_array_equal(next(it)["index"], nxt["index"])
+  test = list(detection_pipeline.detection_iterator(cfg, 4, seed=0, split="test",
+                                                    shard_by_process=False))
+  valid = np.concatenate([b["valid"] for b in test])
+  index = np.concatenate([b["index"] for b in test])[valid]
+  assert len(test) == 1 and sorted(index) == [0, 1, 2, 3]  # 3 real + 1 fake of synthetic_2
+  assert os.path.isdir(root / "tfds")
