@@ -148,7 +148,7 @@ def detection_iterator(data_config, batch_size: int, seed: int, split: str = "tr
     ds = ds.repeat()
   else:  # one pass, padded so that every process gets the same number of full batches.
     per_host = math.ceil(math.ceil(n / count) / batch_size) * batch_size
-    idx, valid = pipeline._eval_indices(n, index, count, per_host)  # pylint: disable=protected-access
+    idx, valid = pipeline.eval_indices(n, index, count, per_host)
     ds = grain.MapDataset.source([(int(i), bool(v)) for i, v in zip(idx, valid)])
   ds = ds.map(_Reader(source)).batch(batch_size, drop_remainder=True)
   meta = {"data": f"{builder.name}/{builder.builder_config.name}", "split": split,

@@ -257,7 +257,7 @@ def swap_iterator(data_config, batch_size: int, seed: int, split: str = "train",
   return SwapIterator(datasets, meta)
 
 
-def _eval_indices(n: int, index: int, count: int, per_host: int) -> tuple[np.ndarray, np.ndarray]:
+def eval_indices(n: int, index: int, count: int, per_host: int) -> tuple[np.ndarray, np.ndarray]:
   """This host's record indices padded (cyclically) to `per_host`, and validity flags."""
   own = np.arange(index, n, count)
   if own.size == 0:
@@ -301,7 +301,7 @@ def eval_batches(data_config, batch_size: int, split: str = "test",
   per_host = math.ceil(per_host / batch_size) * batch_size
   iters = {}
   for side, src in sources.items():
-    idx, valid = _eval_indices(len(src), index, count, per_host)
+    idx, valid = eval_indices(len(src), index, count, per_host)
     items = grain.MapDataset.source([(int(i), bool(v)) for i, v in zip(idx, valid)])
     ds = items.map(_EvalReader(src))
     iters[side] = iter(to_iter(ds.batch(batch_size), data_config))
