@@ -73,3 +73,24 @@ def test_synthetic_run_is_refused(tmp_path):
   assert p.returncode == 2, p.stderr
   err = [l for l in p.stderr.strip().splitlines() if l.strip()]
   assert len(err) == 1 and err[0].startswith("error:") and "face folders" in err[0], p.stderr
+
+
+def test_score_row_and_table():
+  rng = np.random.default_rng(1)
+  gallery = rng.normal(size=(3, 128))
+  lm = _landmarks(4)
+  faces = rng.uniform(size=(4, 16, 16, 3))
+  inputs = {"lm": lm, "emb": gallery[[0] * 4], "found": np.ones(4, bool)}
+  swapped = {"lm": lm + [4.0, 0.0], "emb": gallery[[1, 1, 1, 2]],
+             "found": np.array([1, 1, 0, 0], bool)}
+  row = sr.score(faces, faces, inputs, swapped, gallery, ["a", "b", "c"], "b", "a")
+  assert row["retrieval"] == 75.0 and row["found"] == 50.0 and row["frames"] == 4
+  np.testing.assert_allclose(row["nme"], 0.1)
+  assert row["jitter"] == pytest.approx(0.0, abs=1e-12) and row["sharpness"] == pytest.approx(1.0)
+  np.testing.assert_allclose(row["dist_source"], np.linalg.norm(gallery[1] - gallery[0]) * 0.75
+                             + np.linalg.norm(gallery[2] - gallery[0]) * 0.25)
+  report = {"results": {"a2b": {"swap": row}}, "gallery": ["a", "b", "c"],
+            "gallery_distances": np.linalg.norm(gallery[:, None] - gallery[None], axis=-1).tolist(),
+            "frames": {"a": 4, "b": 4}, "input_found": {"a": 100.0, "b": 100.0}}
+  table = sr.format_table(report)
+  assert "75.0" in table and "3 identities" in table

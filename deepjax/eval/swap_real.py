@@ -283,7 +283,9 @@ def evaluate(workdir: str, frames_a: str | None = None, frames_b: str | None = N
   return {"workdir": workdir, "task": config.task, "step": _step_of(workdir),
           "frames": {side: int(len(test[side])) for side in "ab"}, "frames_from": sources,
           "input_found": {side: float(100.0 * np.mean(info[side]["found"])) for side in "ab"},
-          "gallery": names, "analysis_side": ANALYSIS_SIDE, "results": results}
+          "gallery": names,
+          "gallery_distances": np.linalg.norm(gallery[:, None] - gallery[None], axis=-1)
+                               .round(4).tolist(), "analysis_side": ANALYSIS_SIDE, "results": results}
 
 
 LABELS = {"swap": "swap", "input": "input unchanged", "target_recon": "target recon"}
@@ -298,7 +300,10 @@ def format_table(report: dict) -> str:
       lines.append(f"{direction:<10}{LABELS.get(name, name):<17}{m['retrieval']:>8.1f}"
                    f"{m['dist_target']:>7.3f}{m['dist_source']:>7.3f}{m['nme']:>8.4f}"
                    f"{m['jitter']:>8.4f}{m['found']:>9.1f}{m['sharpness']:>7.2f}")
-  lines.append(f"gallery ({len(report['gallery'])} identities): {', '.join(report['gallery'])}; "
+  d = np.asarray(report["gallery_distances"])
+  closest = np.min(d + np.diag(np.full(len(d), np.inf))) if len(d) > 1 else float("nan")
+  lines.append(f"gallery ({len(report['gallery'])} identities, closest two {closest:.3f} apart): "
+               f"{', '.join(report['gallery'])}; "
                f"held-out crops: a {report['frames']['a']}, b {report['frames']['b']}; faces "
                f"found on inputs: a {report['input_found']['a']:.0f} %, "
                f"b {report['input_found']['b']:.0f} %")
