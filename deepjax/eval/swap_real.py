@@ -19,7 +19,9 @@ Measures per row (mean over frames):
   the input's outer inter-ocular distance: lost expression/pose;
 - jitter: mean norm of (landmark motion of the output - landmark motion of the
   input) between consecutive frames (sorted file names), / inter-ocular
-  distance; 0 when the output moves exactly as its input;
+  distance; 0 when the output moves exactly as its input. With the default
+  test split, consecutive held-out crops are frames a few frames apart; a
+  contiguous clip's crops in --frames_a/--frames_b give frame-to-frame jitter;
 - found: % of outputs where the detector finds a face;
 - sharpness: Laplacian variance of the output / that of its input (grey, per
   frame, then the mean): < 1 is blurrier than the input.
