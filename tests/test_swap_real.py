@@ -84,6 +84,7 @@ def test_score_row_and_table():
   swapped = {"lm": lm + [4.0, 0.0], "emb": gallery[[1, 1, 1, 2]],
              "found": np.array([1, 1, 0, 0], bool)}
   row = sr.score(faces, faces, inputs, swapped, gallery, ["a", "b", "c"], "b", "a")
+  assert row["nearest"] == {"b": 3, "c": 1}
   assert row["retrieval"] == 75.0 and row["found"] == 50.0 and row["frames"] == 4
   np.testing.assert_allclose(row["nme"], 0.1)
   assert row["jitter"] == pytest.approx(0.0, abs=1e-12) and row["sharpness"] == pytest.approx(1.0)

@@ -52,6 +52,13 @@ def retrieval(emb_NxD: np.ndarray, gallery_KxD: np.ndarray, target: int) -> floa
   return float(100.0 * np.mean(np.argmin(d, axis=1) == target))
 
 
+def nearest_counts(emb_NxD: np.ndarray, gallery_KxD: np.ndarray, names) -> dict:
+  """{gallery name: how many rows of `emb` are nearest to it} (names with none left out)."""
+  d = np.linalg.norm(np.asarray(emb_NxD)[:, None] - np.asarray(gallery_KxD)[None], axis=-1)
+  idx, counts = np.unique(np.argmin(d, axis=1), return_counts=True)
+  return {names[i]: int(c) for i, c in zip(idx, counts)}
+
+
 def mean_distance(emb_NxD: np.ndarray, ref_D: np.ndarray) -> float:
   """Mean Euclidean distance of the rows of `emb` to `ref`."""
   if len(emb_NxD) == 0:
@@ -223,6 +230,7 @@ def score(outputs, inputs, in_info, out_info, gallery, names, target: str, sourc
           "jitter": jitter(out_info["lm"], in_info["lm"]),
           "found": float(100.0 * np.mean(out_info["found"])),
           "sharpness": sharpness_ratio(outputs, inputs),
+          "nearest": nearest_counts(out_info["emb"], gallery, names),
           "frames": int(len(inputs))}
 
 
