@@ -190,7 +190,11 @@ class _HeldOut:
         it = run.task.data_iterator(run.config, host_bs, run.config.seed, "test")
         for _ in range(n):
           self._batches.append(parallel.to_global(next(it), run.mesh))
-      except (UserError, StopIteration, ValueError, KeyError) as e:
+      except StopIteration:
+        if not self._batches:
+          mlib.log(f"no held-out evaluation: the data's test split holds less than one batch "
+                   f"of {host_bs} per process")
+      except (UserError, ValueError, KeyError) as e:
         mlib.log(f"no held-out evaluation: the data has no usable test split ({e})")
     return self._batches
 
