@@ -6,12 +6,14 @@ Design (measured against the alternatives by `scripts/watermark_robustness.py`):
   signs and assigns every chip to one codeword bit (equal counts, random places).
   One chip is `chip_px` pixels square, so the mark is a periodic tile of
   `period = chips * chip_px` pixels, smoothed by a periodic Gaussian.
-- Marking (`embed`, jit-ed, batched over frames): the tile times the codeword signs is
+- Marking (`embed`, one jit-ed call for a batch of frames): the tile times the codeword signs is
   tiled over the frame and added equally to R, G and B (a change of luminance only).
   Before that, the picture's own correlation with each bit's carrier (as the detector
   will measure it) is subtracted from that bit's amplitude (host-interference
-  cancellation, `cancel`), so the picture does not mask the mark. The mark is weighted
-  by (local luminance std + 1) ** `activity_power`: with the default -1 it is stronger
+  cancellation, `cancel`), so the picture does not mask the mark; that correlation is
+  computed from the luminance minus a blur taken on 4x4 block means. The mark is weighted
+  by (local luminance std + 1) ** `activity_power` (the std over about 8x8 pixels, from
+  4x4 block moments, interpolated linearly): with the default -1 it is stronger
   in flat areas, where H.264 keeps it and the detector's pre-filter sees little picture;
   its RMS over the frame is `strength` (0..255 levels; 2.4 gives PSNR about 40.5 dB).
 - Detection (`detect_frames`): luminance minus its blur (removes most of the picture),
@@ -47,6 +49,8 @@ __all__ = ["WatermarkConfig", "Detection", "embed", "detect_frames", "detect_cli
 PAYLOAD_BITS = 32
 _CODE_BITS = 64  # payload + CRC-32
 _LUMA = np.array([0.299, 0.587, 0.114], np.float32)
+_BLUR_BLOCK = 4  # marking computes the picture's blurred luminance from 4x4 block means
+_ACTIVITY_BLOCK = 4  # ... and its local activity from 4x4 block moments
 
 
 @dataclasses.dataclass(frozen=True)
@@ -155,27 +159,112 @@ def _highpass_carrier(config: WatermarkConfig) -> np.ndarray:
 
 
 @functools.lru_cache(maxsize=16)
-def _blur_matrix(n: int, sigma: float) -> np.ndarray:
-  """float32 (n, n): Gaussian blur along one axis as scipy.ndimage's (mode="mirror")."""
+def _gaussian_taps(sigma: float) -> np.ndarray:
+  """float32 (2r+1,): a normalised Gaussian kernel of radius int(4 sigma + 0.5)."""
   r = int(4 * sigma + 0.5)
   k = np.exp(-0.5 * (np.arange(-r, r + 1) / sigma) ** 2)
-  k /= k.sum()
-  m = np.zeros((n, n), np.float64)
+  return (k / k.sum()).astype(np.float32)
+
+
+def _mirror_index(n: int, r: int) -> np.ndarray:
+  """int32 (n + 2r,): positions -r .. n+r-1 of an axis of length n, mirrored inside as
+  scipy.ndimage's mode="mirror" does (-1 -> 1, n -> n - 2, reflected again as needed)."""
+  index = np.arange(-r, n + r)
   if n == 1:
-    return np.ones((1, 1), np.float32)
-  for i in range(n):
-    for off, wgt in zip(range(-r, r + 1), k):
-      j = i + off
-      while j < 0 or j >= n:  # mirror: -1 -> 1, n -> n - 2
-        j = -j if j < 0 else 2 * (n - 1) - j
-      m[i, j] += wgt
-  return m.astype(np.float32)
+    index = np.zeros_like(index)
+  else:
+    span = 2 * (n - 1)
+    index = np.abs((index + span) % span)  # periodic with period 2(n-1) ...
+    index = np.where(index >= n, span - index, index)  # ... and mirrored
+  return index.astype(np.int32)
 
 
-def _blur(y_NxHxW, blur_h_HxH, blur_w_WxW):
-  """Separable Gaussian blur as matrix products (`_blur_matrix`; XLA's CPU convolution
-  is slow for this)."""
-  return jnp.einsum("ij,njk,lk->nil", blur_h_HxH, y_NxHxW, blur_w_WxW)
+def _blur_axis(y, axis: int, sigma: float):
+  """Gaussian blur of float32 `y` along `axis` (mirror boundary)."""
+  return _blur_with(y, axis, _gaussian_taps(sigma))
+
+
+def _blur_with(y, axis: int, taps: np.ndarray):
+  """Filters float32 `y` along `axis` with symmetric `taps` (mirror boundary) as a sum
+  of shifted copies: len(taps) multiply-adds per sample, fused by XLA into one pass."""
+  n = y.shape[axis]
+  index = _mirror_index(n, len(taps) // 2)
+  padded = jnp.take(y, jnp.asarray(index), axis=axis)
+  out = 0.0
+  for i, wgt in enumerate(taps.tolist()):
+    out = out + wgt * jax.lax.slice_in_dim(padded, i, i + n, axis=axis)
+  return out
+
+
+def _block_means(y_NxHxW, f: int):
+  """-> (mean, mean of squares), each (N, ceil(H/f), ceil(W/f)): over f x f blocks
+  (edge-padded to whole blocks; strided slices, faster than a reshape on CPU)."""
+  _, h, w = y_NxHxW.shape
+  y = jnp.pad(y_NxHxW, ((0, 0), (0, -h % f), (0, -w % f)), mode="edge")
+  parts = [y[:, i::f, j::f] for i in range(f) for j in range(f)]
+  return sum(parts) / float(f * f), sum(q * q for q in parts) / float(f * f)
+
+
+def _upsample_weights(f: int) -> np.ndarray:
+  """float32 (f, 3): linear-interpolation weights of the previous, own and next block
+  centre for each of the f pixels of a block."""
+  u = (np.arange(f) + 0.5) / f - 0.5  # pixel position relative to its block centre
+  return np.stack([np.maximum(-u, 0), 1 - np.abs(u), np.maximum(u, 0)], 1).astype(np.float32)
+
+
+def _upsample(c_Nxhxw, f: int, h: int, w: int):
+  """(N, h, w): linear interpolation of f x f block centres to pixels (edge values held
+  beyond the outer centres), cropped. Written as 9 shifted coarse arrays times
+  constant (f, f) weights, which XLA fuses into one loop over the output."""
+  n, a, b = c_Nxhxw.shape
+  c = jnp.pad(jax.lax.optimization_barrier(c_Nxhxw), ((0, 0), (1, 1), (1, 1)), mode="edge")
+  wts = _upsample_weights(f)
+  out = 0.0
+  for dy in range(3):
+    for dx in range(3):
+      shifted = c[:, dy:dy + a, None, dx:dx + b, None]
+      out = out + shifted * jnp.asarray(np.outer(wts[:, dy], wts[:, dx])[None, None, :, None, :])
+  return out.reshape(n, a * f, b * f)[:, :h, :w]
+
+
+def _coarse_blur(y_NxHxW, sigma: float, f: int):
+  """Gaussian blur (sigma pixels) of (N, H, W) computed on f x f block means: the
+  coarse Gaussian's width is chosen so that block averaging, it and the linear
+  upsampling together have the variance sigma**2."""
+  _, h, w = y_NxHxW.shape
+  coarse = _block_means(y_NxHxW, f)[0]
+  sigma_c = np.sqrt(max(sigma ** 2 - (f * f - 1) / 12 - f * f / 6, 0.25)) / f
+  coarse = _blur_axis(_blur_axis(coarse, 1, sigma_c), 2, sigma_c)
+  return _upsample(coarse, f, h, w)
+
+
+def _activity_weight(y_NxHxW, power: float, f: int = 4):
+  """(N, ceil(H/f), ceil(W/f)): (local luminance std + 1) ** power per f x f block,
+  mean 1 per frame. The std is over a window of about 2f x 2f pixels (f x f block
+  moments, tent-weighted over 3 x 3 blocks)."""
+  mean, sq = _block_means(y_NxHxW, f)
+  tent = lambda a, axis: _blur_with(a, axis, np.array([0.25, 0.5, 0.25], np.float32))
+  mean, sq = (tent(tent(a, 1), 2) for a in (mean, sq))
+  activity = jnp.sqrt(jnp.maximum(sq - mean * mean, 0.0)) + 1.0
+  weight = 1.0 / activity if power == -1.0 else activity ** power
+  return weight / jnp.mean(weight, axis=(1, 2), keepdims=True)
+
+
+def _robust_scale(a_NxM, iters: int = 24):
+  """(N, 1, 1): the median of each row of non-negative `a_NxM`, by bisection on the
+  count below a threshold (a sort is slow on CPU); exact to max / 2**iters."""
+  hi = jnp.max(a_NxM, axis=1) * (1 + 1e-6) + 1e-12
+  lo = jnp.zeros_like(hi)
+  half = a_NxM.shape[1] / 2
+
+  def step(_, bounds):
+    lo, hi = bounds
+    mid = 0.5 * (lo + hi)
+    below = jnp.sum(a_NxM < mid[:, None], axis=1)
+    return jnp.where(below >= half, lo, mid), jnp.where(below >= half, mid, hi)
+
+  lo, hi = jax.lax.fori_loop(0, iters, step, (lo, hi))
+  return (0.5 * (lo + hi))[:, None, None]
 
 
 def _fold_batch(r_NxHxW, p: int):
@@ -184,39 +273,53 @@ def _fold_batch(r_NxHxW, p: int):
   return r.reshape(n, r.shape[1] // p, p, r.shape[2] // p, p).sum((1, 3))
 
 
-@functools.partial(jax.jit, static_argnames=("strength", "cancel", "clip", "power"))
-def _embed(frames_NxHxWx3, code_K, carriers_KxPxP, highpass_KxPxP, blur_h_HxH, blur_w_WxW,
-           strength, cancel, clip, power):
-  """Adds the mark to luminance with host-interference cancellation (see `embed`)."""
+def _tile(a_NxPxP, h: int, w: int):
+  """(N, h, w): periodic tiles of (N, P, P), cropped."""
+  n, p, _ = a_NxPxP.shape
+  reps = (-(-h // p), -(-w // p))
+  a = jnp.broadcast_to(a_NxPxP[:, None, :, None, :], (n, reps[0], p, reps[1], p))
+  return a.reshape(n, reps[0] * p, reps[1] * p)[:, :h, :w]
+
+
+@functools.partial(jax.jit, static_argnames=("strength", "cancel", "clip", "power", "sigma",
+                                             "blur_block", "activity_block"))
+def _embed(frames_NxHxWx3, code_K, carriers_KxPxP, highpass_KxPxP, strength, cancel, clip,
+           power, sigma, blur_block=_BLUR_BLOCK, activity_block=_ACTIVITY_BLOCK):
+  """Adds the mark to luminance with host-interference cancellation (see `embed`).
+
+  The picture's residual (for the cancellation) and its activity (for the weighting)
+  are computed from f x f block means, f = blur_block / activity_block (the period
+  must be a multiple of activity_block). The frame
+  sized products of the periodic mark are reduced to tile sized ones by folding: for
+  tiles A, B, mean(v * tile(A) * tile(B)) = sum(fold(v) * A * B) / (H * W).
+  """
   x = frames_NxHxWx3.astype(jnp.float32)
   _, h, w, _ = x.shape
   p = carriers_KxPxP.shape[-1]
-  y = x @ jnp.asarray(_LUMA)
-  r = y - _blur(y, blur_h_HxH, blur_w_WxW)
+  y = sum(float(c) * x[..., i] for i, c in enumerate(_LUMA))  # not a matmul: slow on CPU
+  r = y - _coarse_blur(y, sigma, blur_block)
   if clip:
-    t = clip * 1.4826 * jnp.median(jnp.abs(r[:, ::4, ::4]), axis=(1, 2), keepdims=True) + 1e-3
+    sub = jnp.abs(r[:, ::4, ::4]).reshape(r.shape[0], -1)
+    t = clip * 1.4826 * _robust_scale(sub) + 1e-3
     r = jnp.clip(r, -t, t)
   # The detector's correlation of bit k with the picture itself, and with a unit mark.
   host_NxK = jnp.einsum("npq,kpq->nk", _fold_batch(r, p), highpass_KxPxP)
   count_PxP = _fold_batch(jnp.ones((1, h, w)), p)[0]
   gain_K = jnp.einsum("pq,kpq->k", count_PxP, highpass_KxPxP ** 2)
-  reps = (-(-h // p), -(-w // p))
-  mark = jnp.tile(jnp.einsum("k,kpq->pq", code_K, carriers_KxPxP), reps)[:h, :w]
-  undo = jnp.einsum("nk,kpq->npq", cancel * host_NxK / gain_K[None], carriers_KxPxP)
-  undo = jnp.tile(undo, (1,) + reps)[:, :h, :w]
+  mark_PxP = jnp.einsum("k,kpq->pq", code_K, carriers_KxPxP)[None]
+  undo_NxPxP = jnp.einsum("nk,kpq->npq", cancel * host_NxK / gain_K[None], carriers_KxPxP)
   # Weight (local std + 1) ** power with mean 1 (power < 0: more mark in flat areas).
-  win = (1, 7, 7)
-  mean = jax.lax.reduce_window(y, 0.0, jax.lax.add, win, (1, 1, 1), "SAME") / 49.0
-  sq = jax.lax.reduce_window(y * y, 0.0, jax.lax.add, win, (1, 1, 1), "SAME") / 49.0
-  weight = (jnp.sqrt(jnp.maximum(sq - mean * mean, 0.0)) + 1.0) ** power
-  weight = weight / jnp.mean(weight, axis=(1, 2), keepdims=True)
-  mark, undo = weight * mark[None], weight * undo
-  # delta = alpha * mark - undo with RMS `strength`: the root of a quadratic in alpha.
-  mm = jnp.mean(mark * mark, axis=(1, 2), keepdims=True)
-  mu = jnp.mean(mark * undo, axis=(1, 2), keepdims=True)
-  uu = jnp.mean(undo * undo, axis=(1, 2), keepdims=True)
+  # The weight is upsampled linearly from blocks; its fold is taken on the blocks.
+  f = activity_block
+  weight_c = _activity_weight(y, power, f)
+  w2_NxPxP = jnp.repeat(jnp.repeat(_fold_batch(weight_c * weight_c, p // f), f, 1), f, 2)
+  w2_NxPxP = w2_NxPxP / float(h * w)
+  # delta = weight * tile(alpha * mark - undo) with RMS `strength`: a quadratic in alpha.
+  mm = jnp.sum(w2_NxPxP * mark_PxP * mark_PxP, axis=(1, 2), keepdims=True)
+  mu = jnp.sum(w2_NxPxP * mark_PxP * undo_NxPxP, axis=(1, 2), keepdims=True)
+  uu = jnp.sum(w2_NxPxP * undo_NxPxP * undo_NxPxP, axis=(1, 2), keepdims=True)
   alpha = (mu + jnp.sqrt(jnp.maximum(mu * mu - mm * (uu - strength ** 2), 0.0))) / mm
-  delta = alpha * mark - undo
+  delta = _upsample(weight_c, f, h, w) * _tile(alpha * mark_PxP - undo_NxPxP, h, w)
   out = jnp.clip(jnp.round(x + delta[..., None]), 0, 255)
   return out.astype(jnp.uint8)
 
@@ -233,12 +336,10 @@ def embed(frames: np.ndarray, payload: int,
     frames = frames[None]
   if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3:
     raise ValueError(f"frames must be uint8 (N,H,W,3), got {frames.dtype} {frames.shape}")
-  h, w = frames.shape[1:3]
   out = np.asarray(_embed(frames, codeword(payload, config), _carrier(config)[3],
-                          _highpass_carrier(config), _blur_matrix(h, config.blur_sigma),
-                          _blur_matrix(w, config.blur_sigma), float(config.strength),
+                          _highpass_carrier(config), float(config.strength),
                           float(config.cancel), float(config.clip_residual),
-                          float(config.activity_power)))
+                          float(config.activity_power), float(config.blur_sigma)))
   return out[0] if single else out
 
 
