@@ -91,17 +91,7 @@ class FOMM:
     statistics equal those of separate calls (tests/test_motion_models.py) at one call's
     cost for the small maps. Returns ([kp dict per batch], updated kp_detector variables).
     """
-    groups = len(images)
-    b = images[0].shape[0]
-    stacked = jnp.stack(images, axis=1).reshape((b * groups,) + images[0].shape[1:])
-    v = variables["kp_detector"]
-    if train:
-      kp, updates = self.kp_detector.apply(v, stacked, True, groups, mutable=["batch_stats"])
-      v = dict(v, **updates)
-    else:
-      kp = self.kp_detector.apply(v, stacked, False)
-    split = {k: x.reshape((b, groups) + x.shape[1:]) for k, x in kp.items()}
-    return [{k: x[:, g] for k, x in split.items()} for g in range(groups)], v
+    return detector_many(self.kp_detector, variables["kp_detector"], images, train)
 
   def apply_generator(self, variables: Variables, source, kp_source, kp_driving,
                       train: bool = False, source_features=None):
@@ -158,6 +148,22 @@ class FOMM:
     if transformed is not None:
       generated = dict(generated, transformed_frame=transformed, transformed_kp=kps[2])
     return generated, dict(variables, generator=gen_vars)
+
+
+def detector_many(detector, detector_vars, images: Sequence[jax.Array], train: bool):
+  """`FOMM.apply_kp_detector_many` for any detector module called as
+  (image, train, groups) -> kp dict: returns ([kp dict per batch], updated variables)."""
+  groups = len(images)
+  b = images[0].shape[0]
+  stacked = jnp.stack(images, axis=1).reshape((b * groups,) + images[0].shape[1:])
+  v = detector_vars
+  if train:
+    kp, updates = detector.apply(v, stacked, True, groups, mutable=["batch_stats"])
+    v = dict(v, **updates)
+  else:
+    kp = detector.apply(v, stacked, False)
+  split = {k: x.reshape((b, groups) + x.shape[1:]) for k, x in kp.items()}
+  return [{k: x[:, g] for k, x in split.items()} for g in range(groups)], v
 
 
 def image_pyramid(image_BxHxWxC, scales: Sequence[float]) -> Dict[float, jax.Array]:
