@@ -186,7 +186,7 @@ def make_animate_fn(fomm, relative: bool = True, adapt_scale: bool = False):
     kp_norm = kpo.relative_motion(kp_source, kp_driving, kp_initial,
                                   adapt_movement_scale=adapt_scale,
                                   use_relative_movement=relative,
-                                  use_relative_jacobian=relative)
+                                  use_relative_jacobian=relative and "jacobian" in kp_driving)
     return fomm.animate(variables, source, kp_source, kp_norm)["prediction"]
   return fn
 

@@ -58,6 +58,11 @@ class FOMM:
                                   **dict(m["generator"]))
     return cls(kp, gen)
 
+  @property
+  def parts(self) -> Tuple[str, ...]:
+    """Names of the variables' parts."""
+    return ("kp_detector", "generator")
+
   def init(self, key, image_shape: Tuple[int, int, int, int]) -> Variables:
     """Random variables for images of shape (B, H, W, C)."""
     def init_fn(key):
