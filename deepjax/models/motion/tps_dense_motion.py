@@ -140,10 +140,10 @@ class TPSDenseMotionNetwork(nn.Module):
     prediction = Hourglass(self.block_expansion, self.num_blocks, self.max_features,
                            norm="instance", all_outputs=True, name="hourglass")(x, train)
     logits = conv2d(m, 7, 3, "maps")(prediction[-1])
-    if dropout_uniform is not None:
-      contribution = dropout_softmax(logits, dropout_p, dropout_uniform)
-    else:
-      contribution = jax.nn.softmax(logits, axis=-1)
+    contribution = jax.nn.softmax(logits, axis=-1)
+    if dropout_uniform is not None:  # dropout_p == 0: off (the plain softmax, as the reference)
+      contribution = jnp.where(dropout_p > 0, dropout_softmax(logits, dropout_p, dropout_uniform),
+                               contribution)
     deformation = jnp.einsum("bhwm,bmhwd->bhwd", contribution, transformations)
     occlusion = []
     if self.multi_mask:

@@ -25,11 +25,12 @@ from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
 import jax
 import jax.numpy as jnp
 
-from deepjax.models.motion.fomm import detector_many
+from deepjax.models.motion.fomm import detector_many, perceptual_pyramid_loss
 from deepjax.models.motion.tps_dense_motion import (BGMotionPredictor, TPSDenseMotionNetwork,
                                                     TPSKeypointDetector)
 from deepjax.models.motion.tps_inpainting import AVDNetwork, InpaintingNetwork
 from deepjax.ops import keypoints as kpo
+from deepjax.ops import tps
 
 Variables = Dict[str, Any]
 
@@ -176,13 +177,15 @@ class TPSMM:
 
   def full_forward(self, variables: Variables, source, driving, train: bool = True,
                    transformed=None, use_bg: bool = False, dropout_p: Any = 0.0,
-                   dropout_key=None):
+                   dropout_key=None, bg_on: Any = True):
     """Reconstruction of `driving` from `source` (the reference's training forward pass).
 
     The detector runs on source, driving and (when given) the equivariance-transformed
     driving batch in one batched call; the background predictor on (source, driving) when
-    `use_bg`. Returns (generated, new_variables): generated holds the inpainting outputs,
-    "kp_source", "kp_driving", "bg_param" (with use_bg) and "transformed_kp".
+    `use_bg`, its affine used where `bg_on` (a traced bool: the reference's epoch >=
+    bg_start; the identity otherwise, which equals no background motion). Returns
+    (generated, new_variables): generated holds the inpainting outputs, "kp_source",
+    "kp_driving", "bg_param" (with use_bg) and "transformed_kp".
     """
     images = [source, driving] + ([] if transformed is None else [transformed])
     kps, kp_vars = self.apply_kp_detector_many(variables, images, train)
@@ -190,6 +193,7 @@ class TPSMM:
     bg_param = None
     if use_bg:
       bg_param, bg_vars = self.bg_motion(variables, source, driving, train)
+      bg_param = jnp.where(bg_on, bg_param, jnp.eye(3, dtype=bg_param.dtype)[None])
       variables = dict(variables, bg_predictor=bg_vars)
     generated = self.generate(variables, source, kps[0], kps[1], bg_param, dropout_p,
                               dropout_key)
@@ -221,6 +225,52 @@ def bg_loss(bg_param_Bx3x3, bg_param_reverse_Bx3x3) -> jax.Array:
   """The reference's background loss (unweighted): mean |I - A(s, d) A(d, s)|."""
   prod = jnp.matmul(bg_param_Bx3x3, bg_param_reverse_Bx3x3)
   return jnp.mean(jnp.abs(jnp.eye(3, dtype=prod.dtype)[None] - prod))
+
+
+def generator_losses(model: TPSMM, variables: Variables, source, driving, key, epoch,
+                     loss_weights: Mapping[str, Any], train_cfg: Mapping[str, Any],
+                     vgg_params=None, train: bool = True):
+  """The reference's GeneratorFullModel at `epoch` (int or traced).
+
+  Perceptual pyramid (`fomm.perceptual_pyramid_loss`, scales `train_cfg["scales"]`),
+  equivariance of the keypoints under a random TPS (`train_cfg["transform"]`, the "tpsmm"
+  basis, align_corners=True), warp loss, and from `bg_start` the background affine and its
+  loss; TPS dropout by `dropout_schedule` (training only).
+  Args: source, driving (B, H, W, C) float32 [0, 1]; key: RNG key.
+  Returns: (total, (weighted losses dict, generated, new_variables)).
+  """
+  k_tps, k_drop = jax.random.split(key)
+  w_equi = loss_weights.get("equivariance_value", 0)
+  transformed = params = None
+  if w_equi:
+    t = train_cfg["transform"]
+    params = tps.tps_sample_params(k_tps, driving.shape[0], t["sigma_affine"],
+                                   t.get("sigma_tps"), t.get("points_tps"))
+    transformed = tps.tps_transform_frame(params, driving, True, "tpsmm")
+  use_bg = model.bg_predictor is not None
+  bg_on = epoch >= train_cfg.get("bg_start", 0)
+  _, drop_p = dropout_schedule(epoch, train_cfg)
+  generated, variables = model.full_forward(
+      variables, source, driving, train, transformed, use_bg, drop_p,
+      k_drop if train else None, bg_on)
+  losses = {}
+  if sum(loss_weights["perceptual"]):
+    losses["perceptual"] = perceptual_pyramid_loss(
+        vgg_params, generated["prediction"], driving, tuple(train_cfg["scales"]),
+        loss_weights["perceptual"])
+  if w_equi:
+    losses["equivariance_value"] = w_equi * tps.equivariance_value_loss(
+        params, generated["kp_driving"]["value"], generated["transformed_kp"]["value"], "tpsmm")
+  if loss_weights.get("warp_loss", 0):
+    losses["warp_loss"] = loss_weights["warp_loss"] * warp_loss(model, variables, driving,
+                                                                generated)
+  if use_bg and loss_weights.get("bg", 0):
+    reverse, bg_vars = model.bg_motion(variables, driving, source, train)
+    variables = dict(variables, bg_predictor=bg_vars)
+    losses["bg"] = jnp.where(bg_on, loss_weights["bg"] * bg_loss(generated["bg_param"],
+                                                                 reverse), 0.0)
+  total = sum(losses.values()) if losses else jnp.zeros((), jnp.float32)
+  return total, (losses, generated, variables)
 
 
 def dropout_schedule(epoch, train_cfg: Mapping[str, Any]) -> Tuple[Any, Any]:
