@@ -1,11 +1,14 @@
 """Thin-plate-spline motion model, the reference's config/vox-256.yaml (VoxCeleb, 256 px).
 
-`--config=configs/tpsmm_vox256.py` (arguments, comma-separated: `tiny`, `batch=N`,
-`steps=N`). Values follow config/vox-256.yaml at the head of
-github.com/yoyo-nb/Thin-Plate-Spline-Motion-Model. `tiny`: a CPU-sized variant (64 px,
-narrow dense motion and inpainting networks, scales (1, 0.5, 0.25), small batch, short
-schedule); the keypoint detector and the background predictor stay ResNet-18 (the
-reference's fixed trunk). Sections:
+`--config=configs/tpsmm_vox256.py` (arguments, comma-separated):
+- `tiny`: the CPU-sized variant: 64 px, narrow dense motion and inpainting networks, pyramid
+  scales (1, 0.5, 0.25) (VGG19 needs 16 px), batch 8 and 600 steps with the epoch-based
+  schedules (dropout, bg_start, milestones) scaled to 10 epochs; the keypoint detector and
+  the background predictor stay ResNet-18 (the reference's fixed trunk).
+- `batch=N`, `steps=N`.
+Values follow config/vox-256.yaml at the head of
+github.com/yoyo-nb/Thin-Plate-Spline-Motion-Model (its AVD training, `train_avd_params`,
+is not implemented here). Sections:
 - model: sizes (read by `deepjax.models.motion.tpsmm.TPSMM.from_config`); `name` picks the
   motion model ("tpsmm"); `avd`: the AVD network's bottlenecks (None: no AVD network).
 - train: optimiser and schedule (Adam, betas (0.5, 0.999), weight decay 1e-4, gradients
@@ -15,9 +18,8 @@ reference's fixed trunk). Sections:
   dropout_epoch) and the background predictor's start epoch `bg_start`.
 - loss: loss weights (the reference's `loss_weights`) and `vgg_weights` (as FOMM's).
 - data: as configs/fomm_vox256.py.
-- animate: `mode` ("relative" | "standard" | "avd") and `relative_motion`'s arguments (the
-  reference's demo: relative motion scaled by the convex-hull areas).
-- train_avd: the reference's AVD training parameters.
+- animate: `relative_motion`'s arguments (the reference's demo: relative motion scaled by
+  the convex-hull areas).
 """
 import ml_collections
 
@@ -35,10 +37,9 @@ def model_vox256() -> ml_collections.ConfigDict:
 
 def train_vox256() -> ml_collections.ConfigDict:
   return ml_collections.ConfigDict(dict(
-      num_epochs=100, num_repeats=75, epoch_milestones=(70, 90), lr_decay=0.1,
+      num_epochs=100, epoch_milestones=(70, 90), lr_decay=0.1,
       lr_generator=2e-4, adam_b1=0.5, adam_b2=0.999, weight_decay=1e-4, clip_inf_norm=10.0,
-      batch_size=28, scales=(1.0, 0.5, 0.25, 0.125), checkpoint_freq=50,
-      dropout_epoch=35, dropout_maxp=0.3, dropout_startp=0.1, dropout_inc_epoch=10,
+      scales=(1.0, 0.5, 0.25, 0.125), dropout_epoch=35, dropout_maxp=0.3, dropout_startp=0.1, dropout_inc_epoch=10,
       bg_start=10,
       transform=dict(sigma_affine=0.05, sigma_tps=0.005, points_tps=5)))
 
@@ -49,15 +50,9 @@ def loss_vox256() -> ml_collections.ConfigDict:
       bg=10.0, vgg_weights=""))
 
 
-def train_avd_vox256() -> ml_collections.ConfigDict:
-  return ml_collections.ConfigDict(dict(
-      num_epochs=200, num_repeats=300, batch_size=256, epoch_milestones=(140, 180), lr=1e-3,
-      lambda_shift=1.0, random_scale=0.25))
-
-
 def animate_params() -> ml_collections.ConfigDict:
   return ml_collections.ConfigDict(dict(
-      mode="relative", adapt_movement_scale=True, use_relative_movement=True,
+      adapt_movement_scale=True, use_relative_movement=True,
       use_relative_jacobian=False))
 
 
@@ -67,13 +62,13 @@ def _tiny(c: ml_collections.ConfigDict) -> None:
   c.model.avd.update(id_bottle_size=32, pose_bottle_size=32)
   c.data.update(size=64, frame_shape=(64, 64, 3))
   # VGG19's relu5_1 needs 16 px: the 8 px (0.125) pyramid level is dropped.
-  c.train.update(batch_size=8, num_epochs=10, num_repeats=5, epoch_milestones=(7, 9),
-                 scales=(1.0, 0.5, 0.25), dropout_epoch=4, dropout_inc_epoch=1, bg_start=1)
+  c.train.update(num_epochs=10, epoch_milestones=(7, 9), scales=(1.0, 0.5, 0.25),
+                 dropout_epoch=4, dropout_inc_epoch=1, bg_start=1)
   c.batch_size = 8
   c.num_steps = 600
   c.log_every = 50
-  c.checkpoint_every = 200
-  c.preview_every = 200
+  c.eval_every = c.checkpoint_every = c.preview_every = 200
+  c.eval_batches = 1
 
 
 def get_config(arg=None) -> ml_collections.ConfigDict:
@@ -86,19 +81,21 @@ def get_config(arg=None) -> ml_collections.ConfigDict:
   c.loss = loss_vox256()
   c.data = load_config("fomm_vox256").data.copy_and_resolve_references()
   c.animate = animate_params()
-  c.train_avd = train_avd_vox256()
-  c.batch_size = c.train.batch_size
-  c.num_steps = 0            # 0 = derive from num_epochs * num_repeats * clips / batch
-  c.log_every = 100
-  c.checkpoint_every = 1000
-  c.preview_every = 1000
-  c.keep_checkpoints = 3
-  c.mesh_devices = 0
-  c.nonfinite = "stop"
+  c.batch_size = 28          # global batch (the reference's)
+  # The reference's schedule: 100 epochs x 75 repeats of the VoxCeleb training clips.
+  c.num_steps = 100 * 75 * 18_556 // 28
+  c.log_every = 100          # console + TensorBoard scalars of the train step
+  c.eval_every = 1000        # task.eval_step on held-out clips (the data's test split); 0 = off
+  c.eval_batches = 2         # held-out batches averaged at each evaluation
+  c.checkpoint_every = 1000  # orbax checkpoint (state + data iterator + config)
+  c.preview_every = 1000     # preview.png of held-out pairs; 0 = off
+  c.keep_checkpoints = 3     # newest checkpoints kept
+  c.mesh_devices = 0         # devices in the 'data' mesh; 0 = all
+  c.nonfinite = "stop"       # "stop": stop without saving; "skip": skip the step, count it
   if "tiny" in args:
     _tiny(c)
   if "batch" in args:
-    c.batch_size = c.train.batch_size = int(args["batch"])
+    c.batch_size = int(args["batch"])
   if "steps" in args:
     c.num_steps = int(args["steps"])
   c.lock()
