@@ -78,3 +78,15 @@ def test_short_fit_background_start_and_frozen_avd():
   assert np.isfinite(float(ev["l1"]))
   grid = np.asarray(jax.jit(task.preview)(state, batch))
   assert grid.dtype == np.uint8 and grid.shape == (2 * 34, 4 * 34, 3)
+
+
+def test_image_size_rule():
+  from deepjax.errors import UserError  # pylint: disable=import-outside-toplevel
+  from deepjax.train import validate  # pylint: disable=import-outside-toplevel
+  for arg in ("tiny", None):
+    validate.check_image_size(load_config("tpsmm_vox256", arg))
+  c = tiny_config()
+  validate.check_image_size(c)  # 32 px
+  c.data.size = 60
+  with pytest.raises(UserError, match="nearest sides it supports are 32 or 64"):
+    validate.check_image_size(c)
