@@ -1,6 +1,6 @@
 """A thin-plate-spline motion run folder: `deepjax convert --from=tpsmm` -> `deepjax.load`
--> animation (deepjax.infer.animate), with the tiny config and the parity fixture's
-reference-layout weights."""
+-> animation (deepjax.infer.animate) and reconstruction (deepjax.eval.reconstruction), with
+the tiny config and the parity fixture's reference-layout weights."""
 import importlib.util
 import json
 import os
@@ -59,4 +59,7 @@ def test_cli_convert_load_animate(tmp_path):
   frames = animate.animate_frames(model, variables, source, driving, adapt_scale=True,
                                   batch_size=2)
   assert frames.shape == (3, 64, 64, 3) and frames.dtype == np.uint8 and frames.std() > 1
+  from deepjax.eval import reconstruction  # pylint: disable=import-outside-toplevel
+  rec = reconstruction.reconstruct_video(model, variables, driving, batch_size=2)
+  assert rec.shape == driving.shape and rec.dtype == np.uint8 and rec.std() > 1
   assert load_config("tpsmm_vox256", "tiny").model.name == "tpsmm"

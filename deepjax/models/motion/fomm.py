@@ -134,6 +134,13 @@ class FOMM:
     return self.apply_generator(variables, source, kpo.broadcast_kp(kp_source, t),
                                 kp_driving, source_features=features)[0]
 
+  def reconstruct(self, variables: Variables, source_BxHxWxC, driving_BxHxWxC):
+    """The driving frames from the sources with absolute keypoints (inference), (B, H, W, C):
+    the reference's reconstruction protocol."""
+    kp_s = self.detect(variables, source_BxHxWxC)
+    kp_d = self.detect(variables, driving_BxHxWxC)
+    return self.apply_generator(variables, source_BxHxWxC, kp_s, kp_d)[0]["prediction"]
+
   def full_forward(self, variables: Variables, source, driving, train: bool = True,
                    transformed=None):
     """Reconstruction of `driving` from `source` (the training forward pass).

@@ -175,6 +175,17 @@ class TPSMM:
     return self.generate(variables, source, kpo.broadcast_kp(kp_source, t), kp_driving,
                          source_features=features)
 
+  def reconstruct(self, variables: Variables, source_BxHxWxC, driving_BxHxWxC):
+    """The driving frames from the sources with absolute keypoints and the background
+    affine when the model has one (inference), (B, H, W, C): the reference's
+    reconstruction.py."""
+    kp_s = self.detect(variables, source_BxHxWxC)
+    kp_d = self.detect(variables, driving_BxHxWxC)
+    bg = None
+    if self.bg_predictor is not None:
+      bg = self.bg_motion(variables, source_BxHxWxC, driving_BxHxWxC)[0]
+    return self.generate(variables, source_BxHxWxC, kp_s, kp_d, bg)["prediction"]
+
   def full_forward(self, variables: Variables, source, driving, train: bool = True,
                    transformed=None, use_bg: bool = False, dropout_p: Any = 0.0,
                    dropout_key=None, bg_on: Any = True):
