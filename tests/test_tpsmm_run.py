@@ -59,6 +59,8 @@ def test_cli_convert_load_animate(tmp_path):
   frames = animate.animate_frames(model, variables, source, driving, adapt_scale=True,
                                   batch_size=2)
   assert frames.shape == (3, 64, 64, 3) and frames.dtype == np.uint8 and frames.std() > 1
+  avd = animate.animate_frames(model, variables, source, driving, batch_size=2, avd=True)
+  assert avd.shape == frames.shape and not np.array_equal(avd, frames)
   from deepjax.eval import reconstruction  # pylint: disable=import-outside-toplevel
   rec = reconstruction.reconstruct_video(model, variables, driving, batch_size=2)
   assert rec.shape == driving.shape and rec.dtype == np.uint8 and rec.std() > 1
