@@ -55,10 +55,14 @@ def read_config(path: str) -> ml_collections.ConfigDict:
 
 
 def build_model(config):
-  """The Flax module of a config (swap families, first-order motion or the detector)."""
+  """The Flax module of a config (swap families, first-order or thin-plate-spline motion, the
+  detector)."""
   if config.task in ("ae", "vae", "gan"):
     from deepjax.models import swap  # pylint: disable=import-outside-toplevel
     return swap.from_config(config.model)
+  if config.task == "motion" and config.model.get("name", "fomm") == "tpsmm":
+    from deepjax.models.motion.tpsmm import TPSMM  # pylint: disable=import-outside-toplevel
+    return TPSMM.from_config(config.model)
   if config.task == "motion":
     from deepjax.models.motion.fomm import FOMM  # pylint: disable=import-outside-toplevel
     return FOMM.from_config(config.model)
@@ -113,15 +117,15 @@ def load_params(path: str):
   return load_state(path)["params"]
 
 
-def motion_variables(state: dict) -> dict:
-  """{"kp_detector": {"params", "batch_stats"}, "generator": {...}} of a motion TrainState.
+def motion_variables(state: dict, parts=("kp_detector", "generator")) -> dict:
+  """{part: {"params"[, "batch_stats"]}} of a motion TrainState (`parts`: the model's, e.g.
+  FOMM's "kp_detector", "generator").
 
   Layout of motion runs (deepjax.train.tasks.motion, deepjax.convert): params = {net:
   params}, model_state = {net: {"batch_stats": ...}}; the discriminator is left out.
   """
   params, model_state = state["params"], state.get("model_state") or {}
-  return {k: dict(model_state.get(k) or {}, params=params[k])
-          for k in ("kp_detector", "generator")}
+  return {k: dict(model_state.get(k) or {}, params=params[k]) for k in parts}
 
 
 def load(path: str):
@@ -134,11 +138,15 @@ def load(path: str):
 
     fomm, variables, config = deepjax.load("runs/vox")   # e.g. from deepjax.convert
     kp = fomm.detect(variables, frames_Tx256x256x3)
+
+  A thin-plate-spline run (config.model.name "tpsmm") gives a
+  `deepjax.models.motion.tpsmm.TPSMM` and its variables (`TPSMM.parts`), with the same
+  `detect` / `animate` methods.
   """
   config = read_config(path)
   model = build_model(config)
   if config.task == "motion":
-    return model, motion_variables(load_state(path)), config
+    return model, motion_variables(load_state(path), model.parts), config
   params = load_params(path)
   if isinstance(params, dict) and "gen" in params and config.task == "gan":
     params = params["gen"]

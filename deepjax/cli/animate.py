@@ -1,7 +1,8 @@
 """deepjax animate --workdir=DIR --source=PHOTO --driving=VIDEO --output=OUT.mp4
 
-Animates a photo with the motion of a driving video using a trained first-order motion
-model (`--config=configs/fomm_*.py`). See deepjax/animation.py for the details:
+Animates a photo with the motion of a driving video using a trained or converted motion
+model (`configs/fomm_vox256.py` or `configs/tpsmm_vox256.py`). See deepjax/infer/animate.py
+for the details:
 - inputs of any size/aspect become squares at the model's size: `--crop=face` (default)
   finds the face (a full scene is cropped to it; one fixed square over the whole driving
   clip), `--crop=center` takes the largest centred square, `--crop=none` resizes the
@@ -9,6 +10,7 @@ model (`--config=configs/fomm_*.py`). See deepjax/animation.py for the details:
 - motion relative to an initial driving frame (default) or `--norelative` (absolute
   keypoints); `--adapt_scale` scales relative motion by the keypoint-hull ratio;
   `--find_best_frame` starts from the driving frame whose face pose best matches the photo;
+  `--avd`: thin-plate-spline models with an AVD network take the driving pose through it;
 - all frames go through the model in batches of `--batch` inside one jitted function;
 - the output is the square animation at the model's size, with the driving video's fps
   and audio, written atomically (no partial file on error).
@@ -27,6 +29,8 @@ _DRIVING = flags.DEFINE_string("driving", None, "Driving video.")
 _OUTPUT = flags.DEFINE_string("output", None, "Output video (.mp4).")
 _RELATIVE = flags.DEFINE_boolean("relative", True, "Relative motion (else absolute keypoints).")
 _ADAPT = flags.DEFINE_boolean("adapt_scale", False, "Scale relative motion by the hull ratio.")
+_AVD = flags.DEFINE_boolean("avd", False, "Motion through the model's AVD network "
+                            "(thin-plate-spline models; instead of relative/absolute).")
 _BEST = flags.DEFINE_boolean("find_best_frame", False,
                              "Start from the driving frame closest to the photo's pose.")
 _CROP = flags.DEFINE_enum("crop", "face", ["face", "center", "none"], "How inputs are squared.")
@@ -56,10 +60,11 @@ def main(argv):
       _WORKDIR.value, _SOURCE.value, _DRIVING.value, _OUTPUT.value, relative=_RELATIVE.value,
       adapt_scale=_ADAPT.value, find_best=_BEST.value, crop=_CROP.value, scale=_SCALE.value,
       batch_size=_BATCH.value, detect_every=_EVERY.value, max_frames=_MAX_FRAMES.value,
-      provenance=prov)
+      provenance=prov, avd=_AVD.value)
   print(f"wrote {info['output']}: {info['frames']} frames of {info['size']}x{info['size']} at "
         f"{info['fps']:g} fps ({'with' if info['audio'] else 'no'} audio; "
-        f"{'relative' if info['relative'] else 'absolute'} motion from driving frame "
+        f"{'avd' if info['avd'] else 'relative' if info['relative'] else 'absolute'} "
+        f"motion from driving frame "
         f"{info['initial_frame']})", file=sys.stderr)
 
 

@@ -49,6 +49,7 @@ def entry_map(template: Mapping) -> Dict[str, Tuple[Tuple[str, ...], Tuple[int, 
   path, leaf). Conv kernels (kh, kw, I, O) are `weight` (O, I, kh, kw) (`weight_orig` under
   spectral norm), Dense kernels (I, O) are `weight` (O, I); norm scales `weight`; BatchNorm
   statistics `running_mean` / `running_var`; spectral-norm vectors `weight_u` / `weight_v`.
+  Values: `from_torch_layout` / `to_torch_layout`.
   """
   flat = {}
   for col in ("params", "batch_stats"):
@@ -75,6 +76,14 @@ def from_torch_layout(key: Tuple[str, ...], value: np.ndarray) -> np.ndarray:
   value = np.asarray(value)
   if key[-1] == "kernel":
     return value.transpose(2, 3, 1, 0) if value.ndim == 4 else value.T
+  return value
+
+
+def to_torch_layout(key: Tuple[str, ...], value: np.ndarray) -> np.ndarray:
+  """A Flax value at `key` in torch's layout (the inverse of `from_torch_layout`)."""
+  value = np.asarray(value)
+  if key[-1] == "kernel":
+    return value.transpose(3, 2, 0, 1) if value.ndim == 4 else value.T
   return value
 
 

@@ -32,12 +32,9 @@ from deepjax.batching import map_batches
 from deepjax.errors import UserError
 
 
-def _reconstruct_fn(fomm):
-  def fn(variables, source, driving):
-    kp_s = fomm.detect(variables, source)
-    kp_d = fomm.detect(variables, driving)
-    return fomm.apply_generator(variables, source, kp_s, kp_d)[0]["prediction"]
-  return compile_options.jit(fn)
+def _reconstruct_fn(model):
+  """The motion model's own `reconstruct` (FOMM or TPSMM), jitted."""
+  return compile_options.jit(model.reconstruct)
 
 
 def reconstruct_video(fomm, variables, frames: np.ndarray, batch_size: int = 16) -> np.ndarray:

@@ -176,26 +176,34 @@ def find_best_frame(source_landmarks: np.ndarray, driving_landmarks: Dict[int, n
 # ----------------------------------------------------------------------------- generation
 
 
-def make_animate_fn(fomm, relative: bool = True, adapt_scale: bool = False):
+def make_animate_fn(fomm, relative: bool = True, adapt_scale: bool = False, avd: bool = False):
   """jit-able (variables, source (1,S,S,3) f32, kp_source, kp_initial, frames (B,S,S,3) f32)
-  -> predictions (B, S, S, 3) f32: detect the batch's keypoints, normalise, generate."""
+  -> predictions (B, S, S, 3) f32: detect the batch's keypoints, normalise (or, with `avd`,
+  the thin-plate-spline model's AVD network: driving pose on the source's identity),
+  generate."""
   from deepjax.ops import keypoints as kpo  # pylint: disable=import-outside-toplevel
 
   def fn(variables, source, kp_source, kp_initial, frames):
     kp_driving = fomm.detect(variables, frames)
+    if avd:
+      return fomm.animate(variables, source, kp_source,
+                          fomm.avd(variables, kp_source, kp_driving))["prediction"]
     kp_norm = kpo.relative_motion(kp_source, kp_driving, kp_initial,
                                   adapt_movement_scale=adapt_scale,
                                   use_relative_movement=relative,
-                                  use_relative_jacobian=relative)
+                                  use_relative_jacobian=relative and "jacobian" in kp_driving)
     return fomm.animate(variables, source, kp_source, kp_norm)["prediction"]
   return fn
 
 
 def animate_frames(fomm, variables, source: np.ndarray, driving: np.ndarray,
                    relative: bool = True, adapt_scale: bool = False, initial_frame: int = 0,
-                   batch_size: int = 16, progress: Optional[Callable[[int], None]] = None
-                   ) -> np.ndarray:
+                   batch_size: int = 16, progress: Optional[Callable[[int], None]] = None,
+                   avd: bool = False) -> np.ndarray:
   """uint8 source (S,S,3) and driving frames (T,S,S,3) -> uint8 animation (T,S,S,3).
+
+  `avd`: motion from the model's AVD network (`make_animate_fn`; thin-plate-spline models
+  with one) instead of relative or absolute keypoints.
 
   Frames go through one jitted function in batches of `batch_size`
   (`deepjax.batching.map_batches`: the last batch is padded, so there is one compilation);
@@ -206,12 +214,15 @@ def animate_frames(fomm, variables, source: np.ndarray, driving: np.ndarray,
     raise UserError("the driving video has no frames")
   if not 0 <= initial_frame < t:
     raise UserError(f"initial frame {initial_frame} outside the {t} driving frames")
+  if avd and getattr(fomm, "avd_network", None) is None:
+    raise UserError("this motion model has no AVD network (a thin-plate-spline config with "
+                    "model.avd has one)")
   to_f = lambda x: jnp.asarray(x, jnp.float32) / 255.0  # noqa: E731
   src = to_f(source[None])
   detect = compile_options.jit(fomm.detect)
   kp_source = detect(variables, src)
   kp_initial = detect(variables, to_f(driving[initial_frame][None]))
-  step = compile_options.jit(make_animate_fn(fomm, relative, adapt_scale))
+  step = compile_options.jit(make_animate_fn(fomm, relative, adapt_scale, avd))
 
   def animate_batch(frames):
     pred = step(variables, src, kp_source, kp_initial, to_f(frames))
@@ -223,7 +234,7 @@ def animate_file(workdir: str, source_path: str, driving_path: str, output: str,
                  relative: bool = True, adapt_scale: bool = False, find_best: bool = False,
                  crop: str = "face", scale: float = 2.0, batch_size: int = 16,
                  detect_every: int = 10, max_frames: Optional[int] = None,
-                 show_progress: bool = True, provenance=None) -> dict:
+                 show_progress: bool = True, provenance=None, avd: bool = False) -> dict:
   """Animates `source_path` with `driving_path` into `output` (mp4, driving fps + audio).
 
   The output is written atomically (nothing is left on error). `provenance`: a
@@ -244,7 +255,7 @@ def animate_file(workdir: str, source_path: str, driving_path: str, output: str,
   with tqdm(total=len(driving), unit="frame", desc="animating", file=sys.stderr,
             disable=not show_progress, leave=False) as bar:
     frames = animate_frames(fomm, variables, source, driving, relative, adapt_scale, initial,
-                            batch_size, bar.update)
+                            batch_size, bar.update, avd)
   if provenance is not None:
     frames = provenance.mark_frames(np.asarray(frames))
   n = video.write_video(output, frames, fps, audio_from=driving_path)
@@ -252,4 +263,5 @@ def animate_file(workdir: str, source_path: str, driving_path: str, output: str,
     provenance.sign(output, size=(size, size))
   return {"output": output, "frames": n, "fps": fps, "size": size, "initial_frame": initial,
           "source_box": s_info["box"], "driving_box": d_info["box"],
-          "audio": bool(d_info["has_audio"]), "relative": relative, "adapt_scale": adapt_scale}
+          "audio": bool(d_info["has_audio"]), "relative": relative, "adapt_scale": adapt_scale,
+          "avd": avd}

@@ -108,6 +108,20 @@ def batch_norm(train: bool, name: str = "norm", groups: int = 1) -> BatchNorm:
                    name=name)
 
 
+NORMS = ("batch", "instance")
+
+
+def make_norm(kind: str, train: bool, name: str = "norm", groups: int = 1) -> nn.Module:
+  """The blocks' normalisation: "batch" (BatchNorm above, first-order motion) or
+  "instance" (torch InstanceNorm2d(affine=True): per-sample statistics over H, W, eps
+  1e-5, params `scale`, `bias`, no running averages; thin-plate-spline motion)."""
+  if kind == "instance":
+    return nn.InstanceNorm(epsilon=1e-5, use_fast_variance=False, name=name)
+  if kind != "batch":
+    raise ValueError(f"unknown norm {kind!r}; expected one of {NORMS}")
+  return batch_norm(train, name, groups)
+
+
 def avg_pool2(x_BxHxWxC):
   """torch AvgPool2d(2): 2x2 mean, stride 2, odd remainders dropped."""
   return nn.avg_pool(x_BxHxWxC, (2, 2), strides=(2, 2), padding="VALID")
@@ -121,16 +135,18 @@ def upsample_nearest2(x_BxHxWxC):
 class ConvNormBlock(nn.Module):
   """The fields and the conv -> BatchNorm -> ReLU of the blocks below.
 
-  `norm_groups`: BatchNorm groups (see BatchNorm). Layers `conv`, `norm`.
+  `norm_groups`: BatchNorm groups (see BatchNorm); `norm`: see `make_norm`. Layers `conv`,
+  `norm`.
   """
   out_features: int
   kernel_size: IntPair = 3
   padding: IntPair = 1
   norm_groups: int = 1
+  norm: str = "batch"
 
   def conv_norm_relu(self, x, train: bool):
     x = conv2d(self.out_features, self.kernel_size, self.padding, "conv")(x)
-    return nn.relu(batch_norm(train, groups=self.norm_groups)(x))
+    return nn.relu(make_norm(self.norm, train, groups=self.norm_groups)(x))
 
 
 class DownBlock2d(ConvNormBlock):
@@ -161,13 +177,14 @@ class ResBlock2d(nn.Module):
   """Pre-activation residual block: x + conv2(relu(bn2(conv1(relu(bn1(x))))))."""
   kernel_size: IntPair = 3
   padding: IntPair = 1
+  norm: str = "batch"
 
   @nn.compact
   def __call__(self, x, train: bool = False):
     c = x.shape[-1]
-    out = nn.relu(batch_norm(train, "norm1")(x))
+    out = nn.relu(make_norm(self.norm, train, "norm1")(x))
     out = conv2d(c, self.kernel_size, self.padding, "conv1")(out)
-    out = nn.relu(batch_norm(train, "norm2")(out))
+    out = nn.relu(make_norm(self.norm, train, "norm2")(out))
     out = conv2d(c, self.kernel_size, self.padding, "conv2")(out)
     return out + x
 
@@ -179,15 +196,18 @@ def hourglass_features(block_expansion: int, i: int, max_features: int) -> int:
 
 class HourglassShape(nn.Module):
   """The fields of the hourglass and its halves: width at depth i is
-  `hourglass_features(block_expansion, i, max_features)`; `norm_groups`: see BatchNorm."""
+  `hourglass_features(block_expansion, i, max_features)`; `norm_groups`: see BatchNorm;
+  `norm`: see `make_norm`."""
   block_expansion: int
   num_blocks: int = 3
   max_features: int = 256
   norm_groups: int = 1
+  norm: str = "batch"
 
   def shape_fields(self):
-    """(block_expansion, num_blocks, max_features, norm_groups), the fields in order."""
-    return self.block_expansion, self.num_blocks, self.max_features, self.norm_groups
+    """(block_expansion, num_blocks, max_features, norm_groups, norm), the fields in order."""
+    return (self.block_expansion, self.num_blocks, self.max_features, self.norm_groups,
+            self.norm)
 
 
 class Encoder(HourglassShape):
@@ -198,7 +218,7 @@ class Encoder(HourglassShape):
     outs = [x]
     for i in range(self.num_blocks):
       feats = hourglass_features(self.block_expansion, i + 1, self.max_features)
-      outs.append(DownBlock2d(feats, norm_groups=self.norm_groups,
+      outs.append(DownBlock2d(feats, norm_groups=self.norm_groups, norm=self.norm,
                               name=f"down_blocks_{i}")(outs[-1], train))
     return outs
 
@@ -207,24 +227,31 @@ class Decoder(HourglassShape):
   """UpBlock2d per level, each followed by concatenation [up, skip] on channels.
 
   Output channels: block_expansion + channels of the encoder input (`out_filters`).
+  With `all_outputs`, the list of every level's output (coarsest first, the last one the
+  usual output; the reference's `mode=1`).
   """
+  all_outputs: bool = False
 
   @nn.compact
   def __call__(self, skips: Sequence[jax.Array], train: bool = False):
     skips = list(skips)
     out = skips.pop()
+    outs = []
     for n, i in enumerate(range(self.num_blocks)[::-1]):
       feats = hourglass_features(self.block_expansion, i, self.max_features)
-      out = UpBlock2d(feats, norm_groups=self.norm_groups, name=f"up_blocks_{n}")(out, train)
+      out = UpBlock2d(feats, norm_groups=self.norm_groups, norm=self.norm,
+                      name=f"up_blocks_{n}")(out, train)
       out = jnp.concatenate([out, skips.pop()], axis=-1)
-    return out
+      outs.append(out)
+    return outs if self.all_outputs else out
 
 
 class Hourglass(HourglassShape):
   """U-Net-like encoder/decoder. (B,H,W,C) -> (B,H,W,block_expansion + C).
 
-  H and W must be divisible by 2**num_blocks.
+  H and W must be divisible by 2**num_blocks. `all_outputs`: see Decoder.
   """
+  all_outputs: bool = False
 
   @nn.compact
   def __call__(self, x, train: bool = False):
@@ -232,7 +259,8 @@ class Hourglass(HourglassShape):
     if x.shape[1] % div or x.shape[2] % div:
       raise ValueError(f"hourglass input {x.shape[1:3]} not divisible by {div}")
     skips = Encoder(*self.shape_fields(), name="encoder")(x, train)
-    return Decoder(*self.shape_fields(), name="decoder")(skips, train)
+    return Decoder(*self.shape_fields(), all_outputs=self.all_outputs,
+                   name="decoder")(skips, train)
 
 
 def gaussian_kernel_1d(scale: float) -> np.ndarray:

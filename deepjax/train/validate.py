@@ -56,12 +56,25 @@ def _motion_fits(model_cfg) -> Callable[[int], bool]:
                        for sf, div in rules)
 
 
+def _tpsmm_fits(model_cfg) -> Callable[[int], bool]:
+  """Thin-plate-spline motion: the dense motion's hourglass takes floor(side x scale_factor)
+  divisible by 2**num_blocks, exactly (its upsampled occlusion masks must meet the
+  inpainting network's maps); the inpainting network's down blocks halve the side."""
+  dense = model_cfg["dense_motion"]
+  sf, div = float(dense.get("scale_factor", 0.25)), 2 ** int(dense["num_blocks"])
+  gen_div = 2 ** int(model_cfg["generator"]["num_down_blocks"])
+  return lambda s: (s * sf == math.floor(s * sf) > 0 and math.floor(s * sf) % div == 0
+                    and s % gen_div == 0)
+
+
 def _size_rule(config):
   """(predicate of supported image sides, model description) for the config's task."""
   if config.task in SWAP_TASKS:
     return _swap_fits(config.model), f"the {config.model.get('arch', '')!r} face-swap model"
   if config.task == "motion" and config.model.get("name", "fomm") == "fomm":
     return _motion_fits(config.model), "the first-order motion model"
+  if config.task == "motion" and config.model.get("name") == "tpsmm":
+    return _tpsmm_fits(config.model), "the thin-plate-spline motion model"
   return None, ""  # other models: no known rule (their own shape checks apply)
 
 

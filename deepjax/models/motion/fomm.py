@@ -58,6 +58,11 @@ class FOMM:
                                   **dict(m["generator"]))
     return cls(kp, gen)
 
+  @property
+  def parts(self) -> Tuple[str, ...]:
+    """Names of the variables' parts."""
+    return ("kp_detector", "generator")
+
   def init(self, key, image_shape: Tuple[int, int, int, int]) -> Variables:
     """Random variables for images of shape (B, H, W, C)."""
     def init_fn(key):
@@ -91,17 +96,7 @@ class FOMM:
     statistics equal those of separate calls (tests/test_motion_models.py) at one call's
     cost for the small maps. Returns ([kp dict per batch], updated kp_detector variables).
     """
-    groups = len(images)
-    b = images[0].shape[0]
-    stacked = jnp.stack(images, axis=1).reshape((b * groups,) + images[0].shape[1:])
-    v = variables["kp_detector"]
-    if train:
-      kp, updates = self.kp_detector.apply(v, stacked, True, groups, mutable=["batch_stats"])
-      v = dict(v, **updates)
-    else:
-      kp = self.kp_detector.apply(v, stacked, False)
-    split = {k: x.reshape((b, groups) + x.shape[1:]) for k, x in kp.items()}
-    return [{k: x[:, g] for k, x in split.items()} for g in range(groups)], v
+    return detector_many(self.kp_detector, variables["kp_detector"], images, train)
 
   def apply_generator(self, variables: Variables, source, kp_source, kp_driving,
                       train: bool = False, source_features=None):
@@ -139,6 +134,13 @@ class FOMM:
     return self.apply_generator(variables, source, kpo.broadcast_kp(kp_source, t),
                                 kp_driving, source_features=features)[0]
 
+  def reconstruct(self, variables: Variables, source_BxHxWxC, driving_BxHxWxC):
+    """The driving frames from the sources with absolute keypoints (inference), (B, H, W, C):
+    the reference's reconstruction protocol."""
+    kp_s = self.detect(variables, source_BxHxWxC)
+    kp_d = self.detect(variables, driving_BxHxWxC)
+    return self.apply_generator(variables, source_BxHxWxC, kp_s, kp_d)[0]["prediction"]
+
   def full_forward(self, variables: Variables, source, driving, train: bool = True,
                    transformed=None):
     """Reconstruction of `driving` from `source` (the training forward pass).
@@ -158,6 +160,22 @@ class FOMM:
     if transformed is not None:
       generated = dict(generated, transformed_frame=transformed, transformed_kp=kps[2])
     return generated, dict(variables, generator=gen_vars)
+
+
+def detector_many(detector, detector_vars, images: Sequence[jax.Array], train: bool):
+  """`FOMM.apply_kp_detector_many` for any detector module called as
+  (image, train, groups) -> kp dict: returns ([kp dict per batch], updated variables)."""
+  groups = len(images)
+  b = images[0].shape[0]
+  stacked = jnp.stack(images, axis=1).reshape((b * groups,) + images[0].shape[1:])
+  v = detector_vars
+  if train:
+    kp, updates = detector.apply(v, stacked, True, groups, mutable=["batch_stats"])
+    v = dict(v, **updates)
+  else:
+    kp = detector.apply(v, stacked, False)
+  split = {k: x.reshape((b, groups) + x.shape[1:]) for k, x in kp.items()}
+  return [{k: x[:, g] for k, x in split.items()} for g in range(groups)], v
 
 
 def image_pyramid(image_BxHxWxC, scales: Sequence[float]) -> Dict[float, jax.Array]:

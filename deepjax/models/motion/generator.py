@@ -15,11 +15,17 @@ from deepjax.models.motion.dense_motion import DenseMotionNetwork
 from deepjax.ops.sampling import grid_sample, interpolate_bilinear
 
 
-def deform_input(x_BxHxWxC, deformation_Bxhxwx2, align_corners: bool):
-  """Samples `x` at the deformation grid, first resized bilinearly to x's size if needed."""
+def deform_input(x_BxHxWxC, deformation_Bxhxwx2, align_corners: bool,
+                 resize_align_corners: bool = False):
+  """Samples `x` at the deformation grid, first resized bilinearly to x's size if needed.
+
+  `align_corners`: grid_sample's convention; `resize_align_corners`: the resize's
+  (first-order motion resizes with False, thin-plate-spline motion with True).
+  """
   h, w = x_BxHxWxC.shape[1:3]
   if deformation_Bxhxwx2.shape[1:3] != (h, w):
-    deformation_Bxhxwx2 = interpolate_bilinear(deformation_Bxhxwx2, (h, w))
+    deformation_Bxhxwx2 = interpolate_bilinear(deformation_Bxhxwx2, (h, w),
+                                               resize_align_corners)
   return grid_sample(x_BxHxWxC, deformation_Bxhxwx2, align_corners=align_corners)
 
 
