@@ -185,7 +185,7 @@ def check_workdir(workdir: str):
   source = config.data.get("source", "synthetic")
   if source != "folders":
     raise UserError(f"{workdir} was trained on {source!r} data; swap_real needs a run trained "
-                    "from face folders (data.source=folders); use --task=swap for synthetic runs")
+                    "from face folders (data.source=folders); the synthetic swap evaluation covers the others")
   for side in "ab":
     if not os.path.isdir(str(config.data.get(side, ""))):
       raise UserError(f"face folder data.{side} of {workdir} not found: "
@@ -241,7 +241,7 @@ def _test_crops(folder, frames_dir, size, test_fraction, max_frames):
   _, test = split_names(folder, test_fraction)
   if not test:
     raise UserError(f"{folder} has no held-out (test) crops; set data.test_fraction > 0 in "
-                    "training or pass --frames_a/--frames_b")
+                    "training, or give folders of held-out crops of each person")
   faces, names = load_crops(folder, size, test, limit=max_frames)
   return faces, names, f"{folder} (test split)"
 

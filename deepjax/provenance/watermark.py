@@ -43,6 +43,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from deepjax.provenance import watermark_ops as wops
+
 __all__ = ["WatermarkConfig", "Detection", "embed", "detect_frames", "detect_clip",
            "false_positive_rate", "codeword", "PAYLOAD_BITS"]
 
@@ -158,129 +160,6 @@ def _highpass_carrier(config: WatermarkConfig) -> np.ndarray:
   return (t - _periodic_blur(t, config.blur_sigma)).astype(np.float32)
 
 
-@functools.lru_cache(maxsize=16)
-def _gaussian_taps(sigma: float) -> np.ndarray:
-  """float32 (2r+1,): a normalised Gaussian kernel of radius int(4 sigma + 0.5)."""
-  r = int(4 * sigma + 0.5)
-  k = np.exp(-0.5 * (np.arange(-r, r + 1) / sigma) ** 2)
-  return (k / k.sum()).astype(np.float32)
-
-
-def _mirror_index(n: int, r: int) -> np.ndarray:
-  """int32 (n + 2r,): positions -r .. n+r-1 of an axis of length n, mirrored inside as
-  scipy.ndimage's mode="mirror" does (-1 -> 1, n -> n - 2, reflected again as needed)."""
-  index = np.arange(-r, n + r)
-  if n == 1:
-    index = np.zeros_like(index)
-  else:
-    span = 2 * (n - 1)
-    index = np.abs((index + span) % span)  # periodic with period 2(n-1) ...
-    index = np.where(index >= n, span - index, index)  # ... and mirrored
-  return index.astype(np.int32)
-
-
-def _blur_axis(y, axis: int, sigma: float):
-  """Gaussian blur of float32 `y` along `axis` (mirror boundary)."""
-  return _blur_with(y, axis, _gaussian_taps(sigma))
-
-
-def _blur_with(y, axis: int, taps: np.ndarray):
-  """Filters float32 `y` along `axis` with symmetric `taps` (mirror boundary) as a sum
-  of shifted copies: len(taps) multiply-adds per sample, fused by XLA into one pass."""
-  n = y.shape[axis]
-  index = _mirror_index(n, len(taps) // 2)
-  padded = jnp.take(y, jnp.asarray(index), axis=axis)
-  out = 0.0
-  for i, wgt in enumerate(taps.tolist()):
-    out = out + wgt * jax.lax.slice_in_dim(padded, i, i + n, axis=axis)
-  return out
-
-
-def _block_means(y_NxHxW, f: int):
-  """-> (mean, mean of squares), each (N, ceil(H/f), ceil(W/f)): over f x f blocks
-  (edge-padded to whole blocks; strided slices, faster than a reshape on CPU)."""
-  _, h, w = y_NxHxW.shape
-  y = jnp.pad(y_NxHxW, ((0, 0), (0, -h % f), (0, -w % f)), mode="edge")
-  parts = [y[:, i::f, j::f] for i in range(f) for j in range(f)]
-  return sum(parts) / float(f * f), sum(q * q for q in parts) / float(f * f)
-
-
-def _upsample_weights(f: int) -> np.ndarray:
-  """float32 (f, 3): linear-interpolation weights of the previous, own and next block
-  centre for each of the f pixels of a block."""
-  u = (np.arange(f) + 0.5) / f - 0.5  # pixel position relative to its block centre
-  return np.stack([np.maximum(-u, 0), 1 - np.abs(u), np.maximum(u, 0)], 1).astype(np.float32)
-
-
-def _upsample(c_Nxhxw, f: int, h: int, w: int):
-  """(N, h, w): linear interpolation of f x f block centres to pixels (edge values held
-  beyond the outer centres), cropped. Written as 9 shifted coarse arrays times
-  constant (f, f) weights, which XLA fuses into one loop over the output."""
-  n, a, b = c_Nxhxw.shape
-  c = jnp.pad(jax.lax.optimization_barrier(c_Nxhxw), ((0, 0), (1, 1), (1, 1)), mode="edge")
-  wts = _upsample_weights(f)
-  out = 0.0
-  for dy in range(3):
-    for dx in range(3):
-      shifted = c[:, dy:dy + a, None, dx:dx + b, None]
-      out = out + shifted * jnp.asarray(np.outer(wts[:, dy], wts[:, dx])[None, None, :, None, :])
-  return out.reshape(n, a * f, b * f)[:, :h, :w]
-
-
-def _coarse_blur(y_NxHxW, sigma: float, f: int):
-  """Gaussian blur (sigma pixels) of (N, H, W) computed on f x f block means: the
-  coarse Gaussian's width is chosen so that block averaging, it and the linear
-  upsampling together have the variance sigma**2."""
-  _, h, w = y_NxHxW.shape
-  coarse = _block_means(y_NxHxW, f)[0]
-  sigma_c = np.sqrt(max(sigma ** 2 - (f * f - 1) / 12 - f * f / 6, 0.25)) / f
-  coarse = _blur_axis(_blur_axis(coarse, 1, sigma_c), 2, sigma_c)
-  return _upsample(coarse, f, h, w)
-
-
-def _activity_weight(y_NxHxW, power: float, f: int = 4):
-  """(N, ceil(H/f), ceil(W/f)): (local luminance std + 1) ** power per f x f block,
-  mean 1 per frame. The std is over a window of about 2f x 2f pixels (f x f block
-  moments, tent-weighted over 3 x 3 blocks)."""
-  mean, sq = _block_means(y_NxHxW, f)
-  tent = lambda a, axis: _blur_with(a, axis, np.array([0.25, 0.5, 0.25], np.float32))
-  mean, sq = (tent(tent(a, 1), 2) for a in (mean, sq))
-  activity = jnp.sqrt(jnp.maximum(sq - mean * mean, 0.0)) + 1.0
-  weight = 1.0 / activity if power == -1.0 else activity ** power
-  return weight / jnp.mean(weight, axis=(1, 2), keepdims=True)
-
-
-def _robust_scale(a_NxM, iters: int = 24):
-  """(N, 1, 1): the median of each row of non-negative `a_NxM`, by bisection on the
-  count below a threshold (a sort is slow on CPU); exact to max / 2**iters."""
-  hi = jnp.max(a_NxM, axis=1) * (1 + 1e-6) + 1e-12
-  lo = jnp.zeros_like(hi)
-  half = a_NxM.shape[1] / 2
-
-  def step(_, bounds):
-    lo, hi = bounds
-    mid = 0.5 * (lo + hi)
-    below = jnp.sum(a_NxM < mid[:, None], axis=1)
-    return jnp.where(below >= half, lo, mid), jnp.where(below >= half, mid, hi)
-
-  lo, hi = jax.lax.fori_loop(0, iters, step, (lo, hi))
-  return (0.5 * (lo + hi))[:, None, None]
-
-
-def _fold_batch(r_NxHxW, p: int):
-  n, h, w = r_NxHxW.shape
-  r = jnp.pad(r_NxHxW, ((0, 0), (0, -h % p), (0, -w % p)))
-  return r.reshape(n, r.shape[1] // p, p, r.shape[2] // p, p).sum((1, 3))
-
-
-def _tile(a_NxPxP, h: int, w: int):
-  """(N, h, w): periodic tiles of (N, P, P), cropped."""
-  n, p, _ = a_NxPxP.shape
-  reps = (-(-h // p), -(-w // p))
-  a = jnp.broadcast_to(a_NxPxP[:, None, :, None, :], (n, reps[0], p, reps[1], p))
-  return a.reshape(n, reps[0] * p, reps[1] * p)[:, :h, :w]
-
-
 @functools.partial(jax.jit, static_argnames=("strength", "cancel", "clip", "power", "sigma",
                                              "blur_block", "activity_block"))
 def _embed(frames_NxHxWx3, code_K, carriers_KxPxP, highpass_KxPxP, strength, cancel, clip,
@@ -297,29 +176,29 @@ def _embed(frames_NxHxWx3, code_K, carriers_KxPxP, highpass_KxPxP, strength, can
   _, h, w, _ = x.shape
   p = carriers_KxPxP.shape[-1]
   y = sum(float(c) * x[..., i] for i, c in enumerate(_LUMA))  # not a matmul: slow on CPU
-  r = y - _coarse_blur(y, sigma, blur_block)
+  r = y - wops.coarse_blur(y, sigma, blur_block)
   if clip:
     sub = jnp.abs(r[:, ::4, ::4]).reshape(r.shape[0], -1)
-    t = clip * 1.4826 * _robust_scale(sub) + 1e-3
+    t = clip * 1.4826 * wops.robust_scale(sub) + 1e-3
     r = jnp.clip(r, -t, t)
   # The detector's correlation of bit k with the picture itself, and with a unit mark.
-  host_NxK = jnp.einsum("npq,kpq->nk", _fold_batch(r, p), highpass_KxPxP)
-  count_PxP = _fold_batch(jnp.ones((1, h, w)), p)[0]
+  host_NxK = jnp.einsum("npq,kpq->nk", wops.fold_batch(r, p), highpass_KxPxP)
+  count_PxP = wops.fold_batch(jnp.ones((1, h, w)), p)[0]
   gain_K = jnp.einsum("pq,kpq->k", count_PxP, highpass_KxPxP ** 2)
   mark_PxP = jnp.einsum("k,kpq->pq", code_K, carriers_KxPxP)[None]
   undo_NxPxP = jnp.einsum("nk,kpq->npq", cancel * host_NxK / gain_K[None], carriers_KxPxP)
   # Weight (local std + 1) ** power with mean 1 (power < 0: more mark in flat areas).
   # The weight is upsampled linearly from blocks; its fold is taken on the blocks.
   f = activity_block
-  weight_c = _activity_weight(y, power, f)
-  w2_NxPxP = jnp.repeat(jnp.repeat(_fold_batch(weight_c * weight_c, p // f), f, 1), f, 2)
+  weight_c = wops.activity_weight(y, power, f)
+  w2_NxPxP = jnp.repeat(jnp.repeat(wops.fold_batch(weight_c * weight_c, p // f), f, 1), f, 2)
   w2_NxPxP = w2_NxPxP / float(h * w)
   # delta = weight * tile(alpha * mark - undo) with RMS `strength`: a quadratic in alpha.
   mm = jnp.sum(w2_NxPxP * mark_PxP * mark_PxP, axis=(1, 2), keepdims=True)
   mu = jnp.sum(w2_NxPxP * mark_PxP * undo_NxPxP, axis=(1, 2), keepdims=True)
   uu = jnp.sum(w2_NxPxP * undo_NxPxP * undo_NxPxP, axis=(1, 2), keepdims=True)
   alpha = (mu + jnp.sqrt(jnp.maximum(mu * mu - mm * (uu - strength ** 2), 0.0))) / mm
-  delta = _upsample(weight_c, f, h, w) * _tile(alpha * mark_PxP - undo_NxPxP, h, w)
+  delta = wops.upsample(weight_c, f, h, w) * wops.tile(alpha * mark_PxP - undo_NxPxP, h, w)
   out = jnp.clip(jnp.round(x + delta[..., None]), 0, 255)
   return out.astype(jnp.uint8)
 
