@@ -203,7 +203,8 @@ def test_two_processes_equal_one_process_and_share_checkpoints(tmp_path, tmp_pat
   # differences a little more over the steps (measured: 1.1e-4 relative on a loss term).
   # (measured: 1.1e-4 relative on a loss term; 2.1e-4 absolute on 4 of 9216 weights of
   # one kernel in one CI run, weights of size ~0.05).
-  rtol, atol = (1e-4, 1e-5) if kind == "swap" else (1e-3, 5e-4)
+  # A loaded 2-core machine measured 9.1e-4 absolute on 1 of 9216 weights of one kernel.
+  rtol, atol = (1e-4, 1e-5) if kind == "swap" else (1e-3, 1.5e-3)
   loss_rtol = rtol if kind == "swap" else 5e-3
   for step, values in ref_records.items():
     for k, v in values.items():
