@@ -112,8 +112,9 @@ def list_sources(path: str) -> tuple[list[tuple[str, str]], list[str]]:
   return sources, skipped
 
 
-def _frames(path: str, kind: str, opts: ExtractOptions) -> Iterator[tuple[int, np.ndarray]]:
-  """(frame index, uint8 frame) for the sampled frames of a source."""
+def sampled_frames(path: str, kind: str, opts) -> Iterator[tuple[int, np.ndarray]]:
+  """(frame index, uint8 frame) for the sampled frames of a source ("image" or a video);
+  `opts` has `max_frames` (None = all) and `every_n_frames`."""
   if kind == "image":
     yield 0, video.read_image(path)
     return
@@ -162,7 +163,7 @@ def detect_source(path: str, kind: str, opts: ExtractOptions, backend: str,
   info = {"kind": kind, "frames_sampled": 0, "width": 0, "height": 0}
   max_side = detect.IMAGE_MAX_SIDE if kind == "image" else detect.DETECT_MAX_SIDE
   detector = detect.FrameDetector(backend, max_side, verify=opts.verify)
-  frames = [(0, image)] if image is not None else _frames(path, kind, opts)
+  frames = [(0, image)] if image is not None else sampled_frames(path, kind, opts)
   for i, frame in frames:
     info["frames_sampled"] += 1
     info["height"], info["width"] = frame.shape[:2]
@@ -198,7 +199,7 @@ def crop_source(path: str, kind: str, opts: ExtractOptions, detections: dict[int
   """Pass 2: aligned crops for the detections; writes PNGs, returns face records."""
   stem = stem or source_stem(path)
   records = []
-  frames = [(0, image)] if image is not None else _frames(path, kind, opts)
+  frames = [(0, image)] if image is not None else sampled_frames(path, kind, opts)
   try:
     for i, frame in frames:
       for d in detections.get(i, []):

@@ -35,21 +35,10 @@ class DetectOptions:
   detector: str = "auto"
 
 
-def _frames(path: str, kind: str, opts: DetectOptions):
-  if kind == "image":
-    yield 0, video.read_image(path)
-    return
-  for i, frame in enumerate(video.iter_video(path)):
-    if opts.max_frames is not None and i >= opts.max_frames:
-      return
-    if i % opts.every_n_frames == 0:
-      yield i, frame
-
-
 def _crops(path: str, kind: str, detections: dict, size: int, opts: DetectOptions):
   """(uint8 crops (N,size,size,3), [(frame, track, box)]) of every detection."""
   crops, where = [], []
-  for i, frame in _frames(path, kind, opts):
+  for i, frame in extract.sampled_frames(path, kind, opts):
     for d in detections.get(i, []):
       m = align.alignment_matrix(np.asarray(d["landmarks"], np.float64), size)
       crops.append(align.crop(frame, m, size))
