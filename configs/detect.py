@@ -12,7 +12,7 @@ Any field can also be overridden on the command line: `--config.sbi.hue=0.1`.
 """
 import ml_collections
 
-from deepjax.configs_lib import parse_arg
+from deepjax.configs_lib import apply_run_args, parse_arg, set_loop
 from deepjax.models.detect import B0_STAGES
 from deepjax.ops.self_blend import SBI_DEFAULTS
 
@@ -46,19 +46,12 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       worker_count=0, shuffle=True))
   c.optimizer = ml_collections.ConfigDict(dict(
       learning_rate=2e-3 if tiny else 1e-3, b1=0.9, b2=0.999, weight_decay=1e-4, clip_norm=1.0))
-  c.batch_size = 16 if tiny else 32
-  c.num_steps = 1500 if tiny else 30_000
-  c.log_every = 50 if tiny else 100
-  c.checkpoint_every = 500 if tiny else 2000
-  c.preview_every = 500 if tiny else 2000
-  c.eval_every = 250 if tiny else 2000   # held-out AUC (real crops vs their self-blends)
-  c.eval_batches = 2 if tiny else 4   # held-out batches averaged at each evaluation
-  c.keep_checkpoints = 3
-  c.mesh_devices = 0
-  c.nonfinite = "stop"
-  if "batch" in args:
-    c.batch_size = int(args["batch"])
-  if "steps" in args:
-    c.num_steps = int(args["steps"])
+  # The loop's keys (configs_lib.set_loop); evaluation: held-out AUC (real crops vs their
+  # self-blends).
+  if tiny:
+    set_loop(c, batch_size=16, num_steps=1500, every=500, log_every=50, eval_every=250)
+  else:
+    set_loop(c, batch_size=32, num_steps=30_000, every=2000, eval_batches=4)
+  apply_run_args(c, args)
   c.lock()
   return c

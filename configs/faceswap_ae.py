@@ -12,7 +12,7 @@ Any field can also be overridden on the command line: `--config.optimizer.learni
 """
 import ml_collections
 
-from deepjax.configs_lib import parse_arg
+from deepjax.configs_lib import apply_run_args, parse_arg, set_loop
 
 
 def model_original(res: int = 64) -> ml_collections.ConfigDict:
@@ -75,35 +75,17 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
                                           mouth_weight=2.0))
   c.optimizer = ml_collections.ConfigDict(dict(learning_rate=5e-5, b1=0.5, b2=0.999,
                                                clip_norm=0.0))
-  # The loop (deepjax/train/loop.py):
-  c.batch_size = 64          # global batch: all devices of all processes together
-  c.num_steps = 100_000      # steps to reach; a rerun of the same command resumes up to it
-  c.log_every = 100          # console + TensorBoard scalars of the train step
-  c.eval_every = 1000        # task.eval_step on held-out batches (the data's test split); 0 = off
-  c.eval_batches = 2         # held-out batches averaged at each evaluation
-  c.checkpoint_every = 1000  # orbax checkpoint (state + data iterator + config)
-  c.preview_every = 1000     # preview.png (+ previews/, TensorBoard) of held-out faces; 0 = off
-  c.keep_checkpoints = 3     # newest checkpoints kept
-  c.mesh_devices = 0         # devices in the 'data' mesh; 0 = all
-  c.nonfinite = "stop"       # "stop": stop without saving; "skip": skip the step, count it
+  set_loop(c, batch_size=64, num_steps=100_000)  # the loop's keys: see configs_lib.set_loop
 
   if "tiny" in args or "seeds" in args:
-    c.batch_size = 16
-    c.num_steps = 450        # the demo: ~4 minutes end to end on 2 CPU cores
-    c.log_every = 50
-    c.eval_every = 150
-    c.eval_batches = 1
-    c.checkpoint_every = 150
-    c.preview_every = 150
+    # the demo: ~4 minutes end to end on 2 CPU cores
+    set_loop(c, batch_size=16, num_steps=450, every=150, log_every=50, eval_batches=1)
     c.optimizer.learning_rate = 5e-4 if "tiny" in args else 1e-3
     if "tiny" in args:
       c.color_augment.update(dict(hue=1.0, saturation=0.5, brightness=0.2, contrast=0.3,
                                   grayscale_prob=0.3))
     c.data.num_train = 512
     c.data.num_test = 64
-  if "batch" in args:
-    c.batch_size = int(args["batch"])
-  if "steps" in args:
-    c.num_steps = int(args["steps"])
+  apply_run_args(c, args)
   c.lock()
   return c

@@ -24,7 +24,7 @@ flags, whose defaults are the reference's vox-256 `normalization_params`.
 """
 import ml_collections
 
-from deepjax.configs_lib import parse_arg
+from deepjax.configs_lib import apply_run_args, parse_arg, set_loop
 
 
 def model_vox256() -> ml_collections.ConfigDict:
@@ -85,11 +85,7 @@ def make_tiny(c: ml_collections.ConfigDict) -> None:
   c.data.update(size=64, frame_shape=(64, 64, 3))
   # VGG19's relu5_1 needs 16 px: the 8 px (0.125) pyramid level of vox-256 is dropped.
   c.train.update(num_epochs=10, epoch_milestones=(6, 9), scales=(1.0, 0.5, 0.25))
-  c.batch_size = 8
-  c.num_steps = 600
-  c.log_every = 50
-  c.eval_every = c.checkpoint_every = c.preview_every = 200
-  c.eval_batches = 1
+  set_loop(c, batch_size=8, num_steps=600, every=200, log_every=50, eval_batches=1)
 
 
 def get_config(arg=None) -> ml_collections.ConfigDict:
@@ -101,25 +97,12 @@ def get_config(arg=None) -> ml_collections.ConfigDict:
   c.train = train_vox256()
   c.loss = loss_vox256()
   c.data = data_vox256()
-  # The loop (deepjax/train/loop.py):
-  c.batch_size = 40          # global batch (the reference's)
-  # The reference's schedule: 100 epochs x 75 repeats of VoxCeleb's 18,556 training clips,
-  # one pair per clip, batch 40.
-  c.num_steps = 100 * 75 * 18_556 // 40
-  c.log_every = 100          # console + TensorBoard scalars of the train step
-  c.eval_every = 1000        # task.eval_step on held-out clips (the data's test split); 0 = off
-  c.eval_batches = 2         # held-out batches averaged at each evaluation
-  c.checkpoint_every = 1000  # orbax checkpoint (state + data iterator + config)
-  c.preview_every = 1000     # preview.png of held-out pairs; 0 = off
-  c.keep_checkpoints = 3     # newest checkpoints kept
-  c.mesh_devices = 0         # devices in the 'data' mesh; 0 = all
-  c.nonfinite = "stop"       # "stop": stop without saving; "skip": skip the step, count it
+  # The loop's keys (configs_lib.set_loop). The reference's batch (40) and schedule: 100
+  # epochs x 75 repeats of VoxCeleb's 18,556 training clips, one pair per clip.
+  set_loop(c, batch_size=40, num_steps=100 * 75 * 18_556 // 40)
   if "tiny" in args:
     make_tiny(c)
-  if "batch" in args:
-    c.batch_size = int(args["batch"])
-  if "steps" in args:
-    c.num_steps = int(args["steps"])
+  apply_run_args(c, args)
   if "align_corners" in args:
     c.model.align_corners = args["align_corners"] in (True, "1", "true", "True")
   if "res" in args:

@@ -18,12 +18,12 @@ is not implemented here). Sections:
   dropout_epoch) and the background predictor's start epoch `bg_start`.
 - loss: loss weights (the reference's `loss_weights`) and `vgg_weights` (as FOMM's).
 - data: as configs/fomm_vox256.py.
-- animate: `relative_motion`'s arguments (the reference's demo: relative motion scaled by
-  the convex-hull areas).
+How a photo is animated is chosen by `deepjax animate`'s flags; the reference's demo uses
+relative motion scaled by the convex-hull areas (`--adapt_scale`).
 """
 import ml_collections
 
-from deepjax.configs_lib import load_config, parse_arg
+from deepjax.configs_lib import apply_run_args, load_config, parse_arg, set_loop
 
 
 def model_vox256() -> ml_collections.ConfigDict:
@@ -50,12 +50,6 @@ def loss_vox256() -> ml_collections.ConfigDict:
       bg=10.0, vgg_weights=""))
 
 
-def animate_params() -> ml_collections.ConfigDict:
-  return ml_collections.ConfigDict(dict(
-      adapt_movement_scale=True, use_relative_movement=True,
-      use_relative_jacobian=False))
-
-
 def _tiny(c: ml_collections.ConfigDict) -> None:
   c.model.generator.update(block_expansion=16, max_features=128)
   c.model.dense_motion.update(block_expansion=16, max_features=256, num_blocks=3)
@@ -64,11 +58,7 @@ def _tiny(c: ml_collections.ConfigDict) -> None:
   # VGG19's relu5_1 needs 16 px: the 8 px (0.125) pyramid level is dropped.
   c.train.update(num_epochs=10, epoch_milestones=(7, 9), scales=(1.0, 0.5, 0.25),
                  dropout_epoch=4, dropout_inc_epoch=1, bg_start=1)
-  c.batch_size = 8
-  c.num_steps = 600
-  c.log_every = 50
-  c.eval_every = c.checkpoint_every = c.preview_every = 200
-  c.eval_batches = 1
+  set_loop(c, batch_size=8, num_steps=600, every=200, log_every=50, eval_batches=1)
 
 
 def get_config(arg=None) -> ml_collections.ConfigDict:
@@ -80,23 +70,11 @@ def get_config(arg=None) -> ml_collections.ConfigDict:
   c.train = train_vox256()
   c.loss = loss_vox256()
   c.data = load_config("fomm_vox256").data.copy_and_resolve_references()
-  c.animate = animate_params()
-  c.batch_size = 28          # global batch (the reference's)
-  # The reference's schedule: 100 epochs x 75 repeats of the VoxCeleb training clips.
-  c.num_steps = 100 * 75 * 18_556 // 28
-  c.log_every = 100          # console + TensorBoard scalars of the train step
-  c.eval_every = 1000        # task.eval_step on held-out clips (the data's test split); 0 = off
-  c.eval_batches = 2         # held-out batches averaged at each evaluation
-  c.checkpoint_every = 1000  # orbax checkpoint (state + data iterator + config)
-  c.preview_every = 1000     # preview.png of held-out pairs; 0 = off
-  c.keep_checkpoints = 3     # newest checkpoints kept
-  c.mesh_devices = 0         # devices in the 'data' mesh; 0 = all
-  c.nonfinite = "stop"       # "stop": stop without saving; "skip": skip the step, count it
+  # The loop's keys (configs_lib.set_loop). The reference's batch (28) and schedule: 100
+  # epochs x 75 repeats of VoxCeleb's 18,556 training clips.
+  set_loop(c, batch_size=28, num_steps=100 * 75 * 18_556 // 28)
   if "tiny" in args:
     _tiny(c)
-  if "batch" in args:
-    c.batch_size = int(args["batch"])
-  if "steps" in args:
-    c.num_steps = int(args["steps"])
+  apply_run_args(c, args)
   c.lock()
   return c

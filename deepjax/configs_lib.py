@@ -33,3 +33,36 @@ def load_config(name: str, arg: str | None = None):
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
   return module.get_config(arg) if arg is not None else module.get_config()
+
+
+def set_loop(c, batch_size: int, num_steps: int, every: int = 1000, log_every: int = 100,
+             eval_batches: int = 2, eval_every: int | None = None) -> None:
+  """Sets the training loop's keys (deepjax/train/loop.py), the same for every family:
+
+  batch_size: the global batch (all devices of all processes together); num_steps: steps to
+  reach (a rerun of the same command resumes up to it); log_every: console + TensorBoard
+  scalars of the train step; eval_every (default `every`; 0 = off): task.eval_step on
+  `eval_batches` held-out batches (the data's test split); checkpoint_every (`every`): orbax
+  checkpoint of state + data iterator + config; preview_every (`every`; 0 = off): preview.png
+  of held-out examples; keep_checkpoints: newest checkpoints kept; mesh_devices: devices in
+  the 'data' mesh (0 = all); nonfinite: "stop" (stop without saving) or "skip" (skip the
+  step, count it).
+  """
+  c.batch_size = int(batch_size)
+  c.num_steps = int(num_steps)
+  c.log_every = log_every
+  c.eval_every = every if eval_every is None else eval_every
+  c.eval_batches = eval_batches
+  c.checkpoint_every = every
+  c.preview_every = every
+  c.keep_checkpoints = 3
+  c.mesh_devices = 0
+  c.nonfinite = "stop"
+
+
+def apply_run_args(c, args: dict) -> None:
+  """The `batch=N` and `steps=N` config arguments every config takes."""
+  if "batch" in args:
+    c.batch_size = int(args["batch"])
+  if "steps" in args:
+    c.num_steps = int(args["steps"])
