@@ -2,6 +2,7 @@
 import json
 import logging
 import os
+import shutil
 import subprocess
 import sys
 import types
@@ -135,6 +136,25 @@ def test_face_folder_reuse_and_rebuild(tmp_path):
   b3 = face_folders.prepare_face_folder(tmp_path / "faces", **kw)
   assert b3.data_dir != b1.data_dir
   assert len(b3.as_data_source("train")) + len(b3.as_data_source("test")) == 6
+
+
+def test_prepare_race_uses_the_other_process_copy(tmp_path, monkeypatch):
+  """Two runs preparing the same data at once: the one whose rename loses reuses the other's."""
+  _make_folder(tmp_path / "faces")
+  kw = dict(size=8, data_dir=tmp_path / "data", test_fraction=0.4)
+  first = face_folders.prepare_face_folder(tmp_path / "faces", **kw)
+  n = len(first.as_data_source("train"))
+  # The second process saw no data, then lost the rename to the first one.
+  monkeypatch.setattr(type(first), "is_prepared", lambda self: False)
+  def lost_rename(self, **_):
+    raise FileExistsError(f"Destination {self.data_path} already exists.")
+  monkeypatch.setattr(type(first), "download_and_prepare", lost_rename)
+  second = face_folders.prepare_face_folder(tmp_path / "faces", **kw)
+  assert len(second.as_data_source("train")) == n
+  # Without the other process's copy the error is not hidden.
+  shutil.rmtree(first.data_path)
+  with pytest.raises(FileExistsError):
+    face_folders.prepare_face_folder(tmp_path / "faces", **kw)
 
 
 def test_face_folder_errors(tmp_path):

@@ -166,6 +166,13 @@ def prepare(builder):
       with contextlib.redirect_stdout(io.StringIO()):
         builder.download_and_prepare(
             download_config=tfds.download.DownloadConfig(try_download_gcs=False))
+    except FileExistsError:
+      # Another process (a second run, another host of this run) prepared the same data
+      # from the same files while this one did: its copy is identical, so it is used.
+      if not os.path.isdir(builder.data_path):
+        raise
+      logging.info("data set %s/%s was prepared meanwhile by another process; using it",
+                   builder.name, builder.builder_config.name)
     except ValueError as e:
       if "number of generated examples" in str(e):  # every file of a split failed.
         raise UserError(f"no usable data for {builder.name}/{builder.builder_config.name}: "

@@ -1,17 +1,21 @@
 #!/usr/bin/env bash
-# CPU recipe for the first-order motion model (configs/fomm_vox256.py:tiny, 64 px) on the real
-# clips of ../shared/data/videos. Stages (run all by default, or name some in STAGES):
+# CPU recipe for a motion model (CONFIG, default configs/fomm_vox256.py:tiny, 64 px; TPSMM:
+# CONFIG=configs/tpsmm_vox256.py:tiny) on the real clips of ../shared/data/videos. Stages (run all by default, or name some in STAGES):
 #   extract  square face crops of every clip (deepjax extract --for=animation)
-#   train    fomm_vox256:tiny on all clips but the held-out ones, stopped after TRAIN_MINUTES
+#   train    CONFIG on all clips but the held-out ones, stopped after TRAIN_MINUTES
 #            (SIGTERM: the loop saves the step it is on; rerunning resumes)
 #   evaluate reconstruction metrics on the held-out clips (deepjax evaluate)
 #   animate  a photo driven by a held-out clip (deepjax animate)
 #   gif      a small GIF of driving | animation for the docs
-# Usage: scripts/train_fomm_cpu.sh            (from the repository root)
-#        STAGES="evaluate animate" TRAIN_MINUTES=20 RUN=runs/fomm_cpu scripts/train_fomm_cpu.sh
+# Usage: scripts/train_motion_cpu.sh            (from the repository root)
+#        STAGES="evaluate animate" TRAIN_MINUTES=20 RUN=runs/fomm_cpu scripts/train_motion_cpu.sh
+#        CONFIG=configs/tpsmm_vox256.py:tiny RUN=runs/tpsmm_cpu scripts/train_motion_cpu.sh
+# CROPS=DIR reuses the crops of an earlier extract stage (then leave extract out of STAGES).
 set -euo pipefail
 DATA=${DATA:-../shared/data}
 RUN=${RUN:-runs/fomm_cpu}
+CONFIG=${CONFIG:-configs/fomm_vox256.py:tiny}
+CROPS=${CROPS:-$RUN/crops}
 TRAIN_MINUTES=${TRAIN_MINUTES:-25}
 STEPS=${STEPS:-3000}
 HELD_OUT=${HELD_OUT:-"lp_d18.mp4,lp_d19.mp4"}
@@ -25,14 +29,14 @@ has() { [[ " $STAGES " == *" $1 "* ]]; }
 
 if has extract; then
   # 64 px crops; face boxes from every 10th frame; at most 300 frames per clip.
-  deepjax extract --for=animation --input="$DATA/videos" --output="$RUN/crops" \
+  deepjax extract --for=animation --input="$DATA/videos" --output="$CROPS" \
     --size=64 --every_n_frames=10 --max_frames=300
 fi
 if has train; then
   start=$(date +%s)
   # timeout sends SIGTERM: the loop finishes the step, checkpoints and exits 0.
-  timeout -s TERM "${TRAIN_MINUTES}m" deepjax train --config=configs/fomm_vox256.py:tiny \
-    --workdir="$RUN/model" --config.num_steps="$STEPS" --config.data.video_dir="$RUN/crops" \
+  timeout -s TERM "${TRAIN_MINUTES}m" deepjax train --config="$CONFIG" \
+    --workdir="$RUN/model" --config.num_steps="$STEPS" --config.data.video_dir="$CROPS" \
     --config.data.held_out="$held_tuple" --config.log_every=20 --config.checkpoint_every=200 \
     --config.preview_every=200 || [ $? -eq 124 ]
   echo "training wall time: $(( $(date +%s) - start )) s" | tee -a "$RUN/train_time.txt"
@@ -46,14 +50,14 @@ if has animate; then
     --driving="$DATA/videos/$DRIVING" --output="$RUN/animation.mp4"
 fi
 if has gif; then
-  python - "$RUN" "$DATA/videos/$DRIVING" <<'PY'
+  python - "$RUN" "$DATA/videos/$DRIVING" "$CROPS" <<'PY'
 import sys
 import numpy as np
 from PIL import Image
 from deepjax.data import video
-run, driving = sys.argv[1], sys.argv[2]
+run, driving, crops = sys.argv[1], sys.argv[2], sys.argv[3]
 anim, fps, _ = video.read_video(f"{run}/animation.mp4")
-drv, _, _ = video.read_video(f"{run}/crops/{driving.rsplit('/', 1)[-1]}")
+drv, _, _ = video.read_video(f"{crops}/{driving.rsplit('/', 1)[-1]}")
 n = min(len(anim), len(drv), 75)
 size = anim.shape[1]
 frames = [Image.fromarray(np.concatenate(
