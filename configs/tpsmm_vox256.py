@@ -5,6 +5,9 @@
   scales (1, 0.5, 0.25) (VGG19 needs 16 px), batch 8 and 600 steps with the epoch-based
   schedules (dropout, bg_start, milestones) scaled to 10 epochs; the keypoint detector and
   the background predictor stay ResNet-18 (the reference's fixed trunk).
+- `res=N`: the vox-256 networks on N px frames (the speed rows' 64 px setting against the
+  PyTorch reference): below 256 px the dense motion network runs at scale 0.5 (its 5-block
+  hourglass needs 32 px) and pyramid levels under 16 px (VGG19's relu5_1) are dropped.
 - `batch=N`, `steps=N`.
 Values follow config/vox-256.yaml at the head of
 github.com/yoyo-nb/Thin-Plate-Spline-Motion-Model (its AVD training, `train_avd_params`,
@@ -76,5 +79,11 @@ def get_config(arg=None) -> ml_collections.ConfigDict:
   if "tiny" in args:
     _tiny(c)
   apply_run_args(c, args)
+  if "res" in args:
+    res = int(args["res"])
+    c.data.size, c.data.frame_shape = res, (res, res, 3)
+    if res < 256:
+      c.model.dense_motion.scale_factor = 0.5
+    c.train.scales = tuple(s for s in c.train.scales if res * s >= 16)
   c.lock()
   return c

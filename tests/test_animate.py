@@ -140,6 +140,13 @@ def test_cli_end_to_end_real_clip(tmp_path, workdir, shared_data):
   lines = [l for l in r.stderr.strip().splitlines() if l.strip()]
   assert len(lines) == 1 and lines[0].startswith("error: no face"), r.stderr
   assert not bad.exists()
+  # --mode=avd on a first-order model (no AVD network): one error line, no file.
+  r = subprocess.run(cmd[:5] + [f"--source={photo}", f"--driving={clip}", f"--output={bad}",
+                                "--max_frames=2", "--mode=avd"],
+                     capture_output=True, text=True, cwd=REPO, timeout=600)
+  lines = [l for l in r.stderr.strip().splitlines() if l.strip()]
+  assert r.returncode == 2 and len(lines) == 1 and "no AVD network" in lines[0], r.stderr
+  assert not bad.exists()
 
 
 def test_landmark_metrics_identical_and_blank(shared_data):

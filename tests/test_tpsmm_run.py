@@ -61,6 +61,19 @@ def test_cli_convert_load_animate(tmp_path):
   assert frames.shape == (3, 64, 64, 3) and frames.dtype == np.uint8 and frames.std() > 1
   avd = animate.animate_frames(model, variables, source, driving, batch_size=2, avd=True)
   assert avd.shape == frames.shape and not np.array_equal(avd, frames)
+  # `deepjax animate --mode=avd` needs trained AVD weights: refused for this conversion
+  # (avd_network random), for a trained run (no converted_from) and for a FOMM config.
+  from deepjax.errors import UserError  # pylint: disable=import-outside-toplevel
+  with pytest.raises(UserError, match="random weights"):
+    animate.check_avd(config)
+  trained = load_config("tpsmm_vox256", "tiny")
+  with pytest.raises(UserError, match="random weights"):
+    animate.check_avd(trained)
+  with pytest.raises(UserError, match="no AVD network"):
+    animate.check_avd(load_config("fomm_vox256", "tiny"))
+  full = config.copy_and_resolve_references()
+  full.converted_from.random_parts = []
+  animate.check_avd(full)
   from deepjax.eval import reconstruction  # pylint: disable=import-outside-toplevel
   rec = reconstruction.reconstruct_video(model, variables, driving, batch_size=2)
   assert rec.shape == driving.shape and rec.dtype == np.uint8 and rec.std() > 1

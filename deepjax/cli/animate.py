@@ -7,10 +7,11 @@ for the details:
   finds the face (a full scene is cropped to it; one fixed square over the whole driving
   clip), `--crop=center` takes the largest centred square, `--crop=none` resizes the
   whole frame (aspect not kept);
-- motion relative to an initial driving frame (default) or `--norelative` (absolute
-  keypoints); `--adapt_scale` scales relative motion by the keypoint-hull ratio;
+- `--mode`: `relative` (default) moves the photo's keypoints by the driving keypoints'
+  motion from an initial driving frame, `absolute` uses the driving keypoints as they are,
+  `avd` (thin-plate-spline models with an AVD network) takes the driving pose through that
+  network; `--adapt_scale` scales relative motion by the keypoint-hull ratio;
   `--find_best_frame` starts from the driving frame whose face pose best matches the photo;
-  `--avd`: thin-plate-spline models with an AVD network take the driving pose through it;
 - all frames go through the model in batches of `--batch` inside one jitted function;
 - the output is the square animation at the model's size, with the driving video's fps
   and audio, written atomically (no partial file on error).
@@ -27,10 +28,10 @@ _WORKDIR = flags.DEFINE_string("workdir", None, "Run folder of a trained motion 
 _SOURCE = flags.DEFINE_string("source", None, "Photo to animate.")
 _DRIVING = flags.DEFINE_string("driving", None, "Driving video.")
 _OUTPUT = flags.DEFINE_string("output", None, "Output video (.mp4).")
-_RELATIVE = flags.DEFINE_boolean("relative", True, "Relative motion (else absolute keypoints).")
+_MODE = flags.DEFINE_enum("mode", "relative", ["relative", "absolute", "avd"],
+                          "Motion: relative to an initial driving frame, absolute keypoints, "
+                          "or the AVD network (thin-plate-spline models).")
 _ADAPT = flags.DEFINE_boolean("adapt_scale", False, "Scale relative motion by the hull ratio.")
-_AVD = flags.DEFINE_boolean("avd", False, "Motion through the model's AVD network "
-                            "(thin-plate-spline models; instead of relative/absolute).")
 _BEST = flags.DEFINE_boolean("find_best_frame", False,
                              "Start from the driving frame closest to the photo's pose.")
 _CROP = flags.DEFINE_enum("crop", "face", ["face", "center", "none"], "How inputs are squared.")
@@ -57,10 +58,10 @@ def main(argv):
   from deepjax.provenance import credentials  # pylint: disable=import-outside-toplevel
   prov = provenance_for(_WORKDIR.value, credentials.GENERATED, [_SOURCE.value, _DRIVING.value])
   info = animation.animate_file(
-      _WORKDIR.value, _SOURCE.value, _DRIVING.value, _OUTPUT.value, relative=_RELATIVE.value,
+      _WORKDIR.value, _SOURCE.value, _DRIVING.value, _OUTPUT.value, relative=_MODE.value == "relative",
       adapt_scale=_ADAPT.value, find_best=_BEST.value, crop=_CROP.value, scale=_SCALE.value,
       batch_size=_BATCH.value, detect_every=_EVERY.value, max_frames=_MAX_FRAMES.value,
-      provenance=prov, avd=_AVD.value)
+      provenance=prov, avd=_MODE.value == "avd")
   print(f"wrote {info['output']}: {info['frames']} frames of {info['size']}x{info['size']} at "
         f"{info['fps']:g} fps ({'with' if info['audio'] else 'no'} audio; "
         f"{'avd' if info['avd'] else 'relative' if info['relative'] else 'absolute'} "

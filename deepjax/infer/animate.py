@@ -230,6 +230,20 @@ def animate_frames(fomm, variables, source: np.ndarray, driving: np.ndarray,
   return map_batches(animate_batch, driving, batch_size, progress)
 
 
+def check_avd(config) -> None:
+  """UserError unless the run's AVD network holds trained weights: a thin-plate-spline
+  model converted from a checkpoint that has `avd_network` (`deepjax train` does not train
+  it; the reference trains it separately, in its train_avd.py)."""
+  if config.model.get("name", "fomm") != "tpsmm" or not config.model.get("avd"):
+    raise UserError("this motion model has no AVD network (a thin-plate-spline config with "
+                    "model.avd has one)")
+  converted = config.get("converted_from")
+  if converted is None or "avd_network" in converted.get("random_parts", ()):
+    raise UserError("this run's AVD network has random weights (deepjax train does not "
+                    "train it; a converted reference checkpoint with avd_network has one): "
+                    "use relative or absolute motion")
+
+
 def animate_file(workdir: str, source_path: str, driving_path: str, output: str,
                  relative: bool = True, adapt_scale: bool = False, find_best: bool = False,
                  crop: str = "face", scale: float = 2.0, batch_size: int = 16,
@@ -245,7 +259,10 @@ def animate_file(workdir: str, source_path: str, driving_path: str, output: str,
   if not output.lower().endswith((".mp4", ".m4v", ".mov", ".mkv")):
     raise UserError(f"output must be a video file name (.mp4, .m4v, .mov, .mkv), got {output}")
   from deepjax import loading  # pylint: disable=import-outside-toplevel
-  size = int(loading.read_config(workdir).data.size)  # inputs are checked before loading
+  config = loading.read_config(workdir)
+  if avd:
+    check_avd(config)
+  size = int(config.data.size)  # inputs are checked before loading
   source, s_info = prepare_source(source_path, size, crop, scale)
   driving, fps, d_info = prepare_driving(driving_path, size, crop, scale, detect_every,
                                          max_frames)

@@ -3,9 +3,8 @@
 All blocks are Flax linen modules over NHWC float arrays.
 
 `StridedConv` is a strided convolution whose input gradient is computed
-explicitly (dilate the cotangent with interior zeros, then a stride-1
-convolution with the flipped, in/out-swapped kernel) inside a
-`jax.custom_vjp`. XLA:CPU computes that gradient ~100x below its neighbours
+explicitly (`deepjax.ops.conv.conv_explicit_dx`: dilate the cotangent with interior
+zeros, then a stride-1 convolution with the flipped, in/out-swapped kernel). XLA:CPU computes that gradient ~100x below its neighbours
 for 5x5 stride-2 convolutions on small maps (docs/performance.md), the last
 encoder layers of faceswap's "Original" model. The custom gradient is chosen
 only for small maps (where it measured 24-47x faster); on large maps XLA's own
@@ -19,9 +18,6 @@ import jax
 import jax.numpy as jnp
 
 from deepjax.ops import conv
-
-# Input maps at or below this size use the explicit input gradient.
-EXPLICIT_DX_MAX_SIZE = 16
 
 _DN = ("NHWC", "HWIO", "NHWC")
 
@@ -41,51 +37,17 @@ def _same_pads(size, k, s):
   return (total // 2, total - total // 2)
 
 
-def _conv(x, w, stride, padding):
-  return jax.lax.conv_general_dilated(x, w, (stride, stride), padding, dimension_numbers=_DN)
-
-
-def _conv_explicit_dx_fwd(x, w, stride, padding):
-  return _conv(x, w, stride, padding), (x, w)
-
-
-def _conv_explicit_dx_bwd(stride, padding, res, g):
-  x, w = res
-  kh, kw = w.shape[0], w.shape[1]
-  (pt, pb), (pl, pr) = padding
-  # dX: dilate the cotangent by the stride, pad to a full correlation, convolve
-  # with the spatially flipped kernel with in/out channels swapped.
-  g_dil = jax.lax.pad(g, jnp.zeros((), g.dtype),
-                      ((0, 0, 0), (0, 0, stride - 1), (0, 0, stride - 1), (0, 0, 0)))
-  h_in, w_in = x.shape[1], x.shape[2]
-  # Rows of the padded input covered by the forward pass.
-  cov_h = (g.shape[1] - 1) * stride + kh
-  cov_w = (g.shape[2] - 1) * stride + kw
-  extra_h = h_in + pt + pb - cov_h
-  extra_w = w_in + pl + pr - cov_w
-  w_t = jnp.flip(w, (0, 1)).transpose(0, 1, 3, 2)
-  pad_dx = ((kh - 1 - pt, kh - 1 - pb + extra_h), (kw - 1 - pl, kw - 1 - pr + extra_w))
-  dx = jax.lax.conv_general_dilated(g_dil, w_t, (1, 1), pad_dx, dimension_numbers=_DN)
-  # dW: XLA's own weight gradient is fine on these shapes.
-  _, vjp_w = jax.vjp(lambda w_: _conv(x, w_, stride, padding), w)
-  (dw,) = vjp_w(g)
-  return dx, dw
-
-
-_conv_explicit_dx = jax.custom_vjp(_conv, nondiff_argnums=(2, 3))
-_conv_explicit_dx.defvjp(_conv_explicit_dx_fwd, _conv_explicit_dx_bwd)
-
-
 def strided_conv(x_BxHxWxC: jax.Array, w_KxKxCxF: jax.Array, stride: int,
                  explicit_dx: bool | None = None) -> jax.Array:
   """'SAME'-padded convolution; explicit input gradient on small maps (see module doc)."""
   kh, kw = w_KxKxCxF.shape[:2]
   padding = (_same_pads(x_BxHxWxC.shape[1], kh, stride), _same_pads(x_BxHxWxC.shape[2], kw, stride))
   if explicit_dx is None:
-    explicit_dx = stride > 1 and max(x_BxHxWxC.shape[1:3]) <= EXPLICIT_DX_MAX_SIZE
+    explicit_dx = stride > 1 and max(x_BxHxWxC.shape[1:3]) <= conv.EXPLICIT_DX_MAX_SIZE
   if explicit_dx:
-    return _conv_explicit_dx(x_BxHxWxC, w_KxKxCxF, stride, padding)
-  return _conv(x_BxHxWxC, w_KxKxCxF, stride, padding)
+    return conv.conv_explicit_dx(x_BxHxWxC, w_KxKxCxF, stride, padding)
+  return jax.lax.conv_general_dilated(x_BxHxWxC, w_KxKxCxF, (stride, stride), padding,
+                                      dimension_numbers=_DN)
 
 
 class StridedConv(nn.Module):

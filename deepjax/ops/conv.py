@@ -72,19 +72,80 @@ def conv2d(x_BxHxWxC, kernel_HWIO, padding: Padding, small_maps: int = IM2COL_MA
   return fn(x_BxHxWxC, kernel_HWIO, _pads(padding))
 
 
+_DN = ("NHWC", "HWIO", "NHWC")
+# Strided convolutions with input maps of at most this many pixels a side take the explicit
+# input gradient (`conv_explicit_dx`).
+EXPLICIT_DX_MAX_SIZE = 16
+
+
+def _conv_strided(x, w, stride, padding):
+  return jax.lax.conv_general_dilated(x, w, (stride, stride), padding, dimension_numbers=_DN)
+
+
+def _conv_explicit_dx_fwd(x, w, stride, padding):
+  return _conv_strided(x, w, stride, padding), (x, w)
+
+
+def _conv_explicit_dx_bwd(stride, padding, res, g):
+  x, w = res
+  kh, kw = w.shape[0], w.shape[1]
+  (pt, pb), (pl, pr) = padding
+  # dX: dilate the cotangent by the stride, pad to a full correlation, convolve
+  # with the spatially flipped kernel with in/out channels swapped.
+  g_dil = jax.lax.pad(g, jnp.zeros((), g.dtype),
+                      ((0, 0, 0), (0, 0, stride - 1), (0, 0, stride - 1), (0, 0, 0)))
+  h_in, w_in = x.shape[1], x.shape[2]
+  # Rows of the padded input covered by the forward pass.
+  cov_h = (g.shape[1] - 1) * stride + kh
+  cov_w = (g.shape[2] - 1) * stride + kw
+  extra_h = h_in + pt + pb - cov_h
+  extra_w = w_in + pl + pr - cov_w
+  w_t = jnp.flip(w, (0, 1)).transpose(0, 1, 3, 2)
+  pad_dx = ((kh - 1 - pt, kh - 1 - pb + extra_h), (kw - 1 - pl, kw - 1 - pr + extra_w))
+  dx = jax.lax.conv_general_dilated(g_dil, w_t, (1, 1), pad_dx, dimension_numbers=_DN)
+  # dW: XLA's own weight gradient is fine on these shapes.
+  _, vjp_w = jax.vjp(lambda w_: _conv_strided(x, w_, stride, padding), w)
+  (dw,) = vjp_w(g)
+  return dx, dw
+
+
+conv_explicit_dx = jax.custom_vjp(_conv_strided, nondiff_argnums=(2, 3))
+conv_explicit_dx.__doc__ = """(x (B,H,W,C), kernel (k,k,C,F), stride, padding ((t,b),(l,r)))
+-> the strided convolution, whose input gradient is computed explicitly (the cotangent
+dilated by the stride, then a stride-1 convolution with the flipped, in/out-swapped
+kernel). XLA:CPU computes that gradient 5-100x below its neighbours for strided
+convolutions on small maps (faceswap's 5x5 encoder convolutions, ResNet-18's strided
+convolutions at 64 px: docs/performance.md)."""
+conv_explicit_dx.defvjp(_conv_explicit_dx_fwd, _conv_explicit_dx_bwd)
+
+
+def _is_nhwc(dimension_numbers, lhs_shape, rhs_shape) -> bool:
+  """Whether `dimension_numbers` (None, strings or lax's named tuple) mean NHWC/HWIO/NHWC."""
+  if dimension_numbers is None:
+    return False
+  nhwc = jax.lax.conv_dimension_numbers(lhs_shape, rhs_shape, _DN)
+  return jax.lax.conv_dimension_numbers(lhs_shape, rhs_shape, dimension_numbers) == nhwc
+
+
 def small_map_conv(lhs, rhs, window_strides: Sequence[int], padding, lhs_dilation=None,
                    rhs_dilation=None, dimension_numbers=None, feature_group_count=1,
                    batch_group_count=1, precision=None, preferred_element_type=None):
   """`lax.conv_general_dilated` that runs plain stride-1 NHWC convolutions with output maps of
   at most IM2COL_MAX_PIXELS pixels as `conv_im2col` (e.g. the first upscale of faceswap's
-  "Original" model: 1024 -> 2048 channels on 4x4 maps) and calls XLA's convolution
-  otherwise. Used as `nn.Conv(conv_general_dilated=small_map_conv)` (flax passes NHWC/HWIO).
+  "Original" model: 1024 -> 2048 channels on 4x4 maps), plain strided ones on inputs of at
+  most EXPLICIT_DX_MAX_SIZE pixels a side as `conv_explicit_dx`, and calls XLA's
+  convolution otherwise. Used as `nn.Conv(conv_general_dilated=small_map_conv)` (flax
+  passes NHWC/HWIO and explicit padding).
   """
   undilated = all(d == 1 for d in tuple(lhs_dilation or ()) + tuple(rhs_dilation or ()))
-  plain = (tuple(window_strides) == (1, 1) and not isinstance(padding, str) and undilated
-           and feature_group_count == 1 and batch_group_count == 1)
-  if plain and formulation(lhs.shape, rhs.shape, padding) == "im2col":
+  strides = tuple(window_strides)
+  plain = (not isinstance(padding, str) and undilated and feature_group_count == 1
+           and batch_group_count == 1 and preferred_element_type is None)
+  if plain and strides == (1, 1) and formulation(lhs.shape, rhs.shape, padding) == "im2col":
     return conv_im2col(lhs, rhs, padding, precision, preferred_element_type)
+  if (plain and strides[0] == strides[1] > 1 and max(lhs.shape[1:3]) <= EXPLICIT_DX_MAX_SIZE
+      and _is_nhwc(dimension_numbers, lhs.shape, rhs.shape)):
+    return conv_explicit_dx(lhs, rhs, strides[0], tuple(tuple(p) for p in padding))
   return jax.lax.conv_general_dilated(
       lhs, rhs, window_strides, padding, lhs_dilation=lhs_dilation, rhs_dilation=rhs_dilation,
       dimension_numbers=dimension_numbers, feature_group_count=feature_group_count,

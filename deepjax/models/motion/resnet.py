@@ -6,6 +6,11 @@ predictor. Names match torchvision's state dict (`conv1`, `bn1`, `layer{1-4}.{0,
 PyTorch checkpoint maps onto it by name (deepjax.convert). BatchNorm is
 `deepjax.models.hourglass.BatchNorm` (torch's defaults; `norm_groups` as there).
 
+Convolutions on small maps take `deepjax.ops.conv.small_map_conv` (im2col for stride-1
+outputs of at most 16 pixels, the explicit input gradient for strided ones on inputs of at
+most 16 px a side): at 64 px XLA:CPU ran the plain trunk's forward + backward 9x slower
+(docs/performance.md).
+
 Initialisation as torchvision: convolutions Kaiming-normal (fan_out, ReLU gain), BatchNorm
 scale 1 and bias 0, the final Linear torch's default (uniform +-1 / sqrt(fan_in)) unless
 `fc_kernel_init` / `fc_bias_init` are given.
@@ -17,6 +22,7 @@ import jax
 import jax.numpy as jnp
 
 from deepjax.models.hourglass import batch_norm, torch_kernel_init
+from deepjax.ops import conv
 
 kaiming_fan_out = nn.initializers.variance_scaling(2.0, "fan_out", "normal")
 
@@ -34,7 +40,8 @@ def conv_nobias(features: int, kernel: int, stride: int, padding: int, name: str
   """torch Conv2d(bias=False) with symmetric zero padding; params `kernel` (HWIO)."""
   return nn.Conv(features, (kernel, kernel), strides=(stride, stride),
                  padding=((padding, padding), (padding, padding)), use_bias=False,
-                 kernel_init=kaiming_fan_out, name=name)
+                 kernel_init=kaiming_fan_out, name=name,
+                 conv_general_dilated=conv.small_map_conv)
 
 
 class BasicBlock(nn.Module):

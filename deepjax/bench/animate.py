@@ -1,7 +1,7 @@
 """Animation row: frames/s of the jitted animation function `deepjax animate` runs.
 
-`animate_row(config, batch, steps)` builds the first-order motion model of a config
-(random weights) and times `deepjax.infer.animate.make_animate_fn` compiled as
+`animate_row(config, batch, steps)` builds the motion model of a config (first-order or
+thin-plate-spline, `deepjax.loading.build_model`; random weights) and times `deepjax.infer.animate.make_animate_fn` compiled as
 `animate_frames` compiles it: `batch` driving frames per call, each call detecting the
 driving keypoints, normalising them against the first frame (relative motion, as
 `deepjax animate`'s defaults) and generating the frames from one source image.
@@ -13,18 +13,18 @@ import jax.numpy as jnp
 from deepjax import compile_options
 from deepjax.bench.timing import Result, compile_timed, load_spec, time_calls
 from deepjax.infer.animate import make_animate_fn
-from deepjax.models.motion.fomm import FOMM
+from deepjax.loading import build_model
 
 
 def animate_row(config: str = "fomm_vox256:tiny", batch: int = 8, steps: int = 3,
                 relative: bool = True, adapt_scale: bool = False) -> Result:
   """Median seconds per call of `batch` frames (after one warm-up call), over `steps` calls.
 
-  `relative`, `adapt_scale`: as `deepjax animate --relative --adapt_scale`.
+  `relative`, `adapt_scale`: as `deepjax animate --mode=relative --adapt_scale`.
   """
   cfg = load_spec(config)
   size = int(cfg.data.size)
-  fomm = FOMM.from_config(cfg.model)
+  fomm = build_model(cfg)
   variables = fomm.init(jax.random.key(0), (1, size, size, 3))
   k1, k2 = jax.random.split(jax.random.key(1))
   source = jax.random.uniform(k1, (1, size, size, 3), jnp.float32)
