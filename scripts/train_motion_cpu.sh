@@ -5,6 +5,8 @@
 #   train    CONFIG on all clips but the held-out ones, stopped after TRAIN_MINUTES
 #            (SIGTERM: the loop saves the step it is on; rerunning resumes)
 #   evaluate reconstruction metrics on the held-out clips (deepjax evaluate)
+#   untrained the same evaluation of the model at its random initialisation (same config,
+#            seed 0): what training has added
 #   animate  a photo driven by a held-out clip (deepjax animate)
 #   gif      a small GIF of driving | animation for the docs
 # Usage: scripts/train_motion_cpu.sh            (from the repository root)
@@ -44,6 +46,22 @@ fi
 if has evaluate; then
   deepjax evaluate --task=reconstruction --workdir="$RUN/model" \
     --output="$RUN/reconstruction.json"
+fi
+if has untrained; then
+  python - "$RUN" <<'PY'
+import sys
+import jax
+from deepjax import loading
+from deepjax.convert.fomm import write_run
+run = sys.argv[1]
+config = loading.read_config(f"{run}/model")
+size = int(config.data.size)
+model = loading.build_model(config)
+write_run(f"{run}/untrained", model.init(jax.random.key(int(config.seed)), (1, size, size, 3)),
+          config)
+PY
+  deepjax evaluate --task=reconstruction --workdir="$RUN/untrained" \
+    --output="$RUN/reconstruction_untrained.json"
 fi
 if has animate; then
   deepjax animate --workdir="$RUN/model" --source="$PHOTO" \
