@@ -24,7 +24,7 @@ flags, whose defaults are the reference's vox-256 `normalization_params`.
 """
 import ml_collections
 
-from deepjax.configs_lib import apply_run_args, parse_arg, set_loop
+from deepjax.configs_lib import apply_run_args, parse_arg, set_loop, set_motion_resolution
 
 
 def model_vox256() -> ml_collections.ConfigDict:
@@ -107,10 +107,8 @@ def get_config(arg=None) -> ml_collections.ConfigDict:
     c.model.align_corners = args["align_corners"] in (True, "1", "true", "True")
   if "res" in args:
     res = int(args["res"])
-    c.data.size, c.data.frame_shape = res, (res, res, 3)
+    set_motion_resolution(c, res)
     scale = float(args.get("kp_scale", 0.25 if res >= 256 else 0.5))
-    # VGG19 (perceptual loss) needs pyramid levels of at least 16 px.
-    c.train.scales = tuple(s for s in c.train.scales if res * s >= 16)
     c.model.kp_detector.scale_factor = scale
     c.model.dense_motion.scale_factor = scale
   c.lock()

@@ -26,7 +26,8 @@ relative motion scaled by the convex-hull areas (`--adapt_scale`).
 """
 import ml_collections
 
-from deepjax.configs_lib import apply_run_args, load_config, parse_arg, set_loop
+from deepjax.configs_lib import (apply_run_args, load_config, parse_arg, set_loop,
+                                 set_motion_resolution)
 
 
 def model_vox256() -> ml_collections.ConfigDict:
@@ -81,9 +82,8 @@ def get_config(arg=None) -> ml_collections.ConfigDict:
   apply_run_args(c, args)
   if "res" in args:
     res = int(args["res"])
-    c.data.size, c.data.frame_shape = res, (res, res, 3)
+    set_motion_resolution(c, res)
     if res < 256:
       c.model.dense_motion.scale_factor = 0.5
-    c.train.scales = tuple(s for s in c.train.scales if res * s >= 16)
   c.lock()
   return c

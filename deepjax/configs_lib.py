@@ -66,3 +66,10 @@ def apply_run_args(c, args: dict) -> None:
     c.batch_size = int(args["batch"])
   if "steps" in args:
     c.num_steps = int(args["steps"])
+
+
+def set_motion_resolution(c, res: int) -> None:
+  """A motion config on `res` px frames: data size and frame shape, and the perceptual
+  pyramid's scales cut to the levels of at least 16 px (VGG19's relu5_1 needs 16 px)."""
+  c.data.size, c.data.frame_shape = res, (res, res, 3)
+  c.train.scales = tuple(s for s in c.train.scales if res * s >= 16)

@@ -58,21 +58,24 @@ def test_conv2d_module_equals_lax_conv(hw, cin, cout, k, p):
   np.testing.assert_allclose(np.asarray(out), np.asarray(ref), atol=1e-4, rtol=1e-5)
 
 
+def _assert_same_values_and_gradients(fast, plain, params, x):
+  """Two flax modules with the same parameters: equal outputs and gradients (params, x)."""
+  def loss(m):
+    return lambda p, x_: jnp.sum(jnp.sin(m.apply(p, x_)))
+  np.testing.assert_allclose(fast.apply(params, x), plain.apply(params, x), atol=1e-5)
+  g_fast = jax.grad(loss(fast), argnums=(0, 1))(params, x)
+  g_plain = jax.grad(loss(plain), argnums=(0, 1))(params, x)
+  for a, b in zip(jax.tree.leaves(g_fast), jax.tree.leaves(g_plain)):
+    np.testing.assert_allclose(a, b, atol=1e-4)
+
+
 def test_small_map_conv_matches_xla_with_gradients():
   import flax.linen as nn
   x = jax.random.normal(jax.random.key(0), (3, 4, 4, 5))
   plain = nn.Conv(6, (3, 3))
   fast = nn.Conv(6, (3, 3), conv_general_dilated=conv.small_map_conv)
   params = plain.init(jax.random.key(1), x)
-
-  def loss(m):
-    return lambda p, x_: jnp.sum(jnp.sin(m.apply(p, x_)))
-
-  np.testing.assert_allclose(fast.apply(params, x), plain.apply(params, x), atol=1e-5)
-  g_fast = jax.grad(loss(fast), argnums=(0, 1))(params, x)
-  g_plain = jax.grad(loss(plain), argnums=(0, 1))(params, x)
-  for a, b in zip(jax.tree.leaves(g_fast), jax.tree.leaves(g_plain)):
-    np.testing.assert_allclose(a, b, atol=1e-4)
+  _assert_same_values_and_gradients(fast, plain, params, x)
   # larger maps take XLA's own convolution
   y = jax.random.normal(jax.random.key(2), (1, 8, 8, 5))
   np.testing.assert_allclose(fast.apply(params, y), plain.apply(params, y), atol=1e-5)
@@ -89,14 +92,7 @@ def test_small_map_conv_strided_matches_xla_with_gradients(k, stride, pad, hw):
   fast = nn.Conv(4, (k, k), conv_general_dilated=conv.small_map_conv, **kw)
   params = plain.init(jax.random.key(1), x)
   assert "custom_vjp_call" in str(jax.make_jaxpr(lambda x_: fast.apply(params, x_))(x))
-
-  def loss(m):
-    return lambda p, x_: jnp.sum(jnp.sin(m.apply(p, x_)))
-  np.testing.assert_allclose(fast.apply(params, x), plain.apply(params, x), atol=1e-5)
-  g_fast = jax.grad(loss(fast), argnums=(0, 1))(params, x)
-  g_plain = jax.grad(loss(plain), argnums=(0, 1))(params, x)
-  for a, b in zip(jax.tree.leaves(g_fast), jax.tree.leaves(g_plain)):
-    np.testing.assert_allclose(a, b, atol=1e-4)
+  _assert_same_values_and_gradients(fast, plain, params, x)
 
 
 def test_im2col_with_asymmetric_padding_equals_lax_conv():
