@@ -27,7 +27,6 @@ import sys
 import time
 import types
 
-import numpy as np
 
 
 def import_reference(path):
