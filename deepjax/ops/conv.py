@@ -140,10 +140,12 @@ def small_map_conv(lhs, rhs, window_strides: Sequence[int], padding, lhs_dilatio
   undilated = all(d == 1 for d in tuple(lhs_dilation or ()) + tuple(rhs_dilation or ()))
   strides = tuple(window_strides)
   plain = (not isinstance(padding, str) and undilated and feature_group_count == 1
-           and batch_group_count == 1 and preferred_element_type is None)
+           and batch_group_count == 1)
   if plain and strides == (1, 1) and formulation(lhs.shape, rhs.shape, padding) == "im2col":
     return conv_im2col(lhs, rhs, padding, precision, preferred_element_type)
+  # conv_explicit_dx takes no precision or output type: only the default ones go there.
   if (plain and strides[0] == strides[1] > 1 and max(lhs.shape[1:3]) <= EXPLICIT_DX_MAX_SIZE
+      and precision is None and preferred_element_type is None
       and _is_nhwc(dimension_numbers, lhs.shape, rhs.shape)):
     return conv_explicit_dx(lhs, rhs, strides[0], tuple(tuple(p) for p in padding))
   return jax.lax.conv_general_dilated(
