@@ -104,10 +104,8 @@ def random_swap_run(workdir: str, arg: str = "tiny", seed: int = 0, data: dict |
   """
   import jax  # pylint: disable=import-outside-toplevel
   import jax.numpy as jnp  # pylint: disable=import-outside-toplevel
-  import numpy as np  # pylint: disable=import-outside-toplevel
   from deepjax import loading  # pylint: disable=import-outside-toplevel
   from deepjax.configs_lib import load_config  # pylint: disable=import-outside-toplevel
-  from deepjax.train import checkpoint  # pylint: disable=import-outside-toplevel
   config = load_config("faceswap_ae", arg)
   if data:
     with config.unlocked():
@@ -117,6 +115,26 @@ def random_swap_run(workdir: str, arg: str = "tiny", seed: int = 0, data: dict |
   size = int(config.data.size)
   x = jnp.zeros((1, size, size, 3), jnp.float32)
   params = model.init(jax.random.key(seed), x, method=model.init_all)["params"]
+  return _save_random_run(workdir, params, config)
+
+
+def random_detect_run(workdir: str, config, seed: int = 0) -> str:
+  """Saves a randomly initialised detector of `config` (configs/detect.py) under
+  `workdir` (its `checkpoints/0`) and returns `workdir`."""
+  import jax  # pylint: disable=import-outside-toplevel
+  import jax.numpy as jnp  # pylint: disable=import-outside-toplevel
+  from deepjax import loading  # pylint: disable=import-outside-toplevel
+  model = loading.build_model(config)
+  size = int(config.data.size)
+  params = model.init(jax.random.key(seed), jnp.zeros((1, size, size, 3), jnp.float32)
+                      )["params"]
+  return _save_random_run(workdir, params, config)
+
+
+def _save_random_run(workdir: str, params, config) -> str:
+  import jax  # pylint: disable=import-outside-toplevel
+  import numpy as np  # pylint: disable=import-outside-toplevel
+  from deepjax.train import checkpoint  # pylint: disable=import-outside-toplevel
   state = {"step": np.zeros((), np.int32), "params": jax.tree.map(np.asarray, params)}
   manager = checkpoint.make_manager(workdir, max_to_keep=1)
   checkpoint.save(manager, 0, state, {}, config)

@@ -1,9 +1,13 @@
-"""deepjax detect --input=VIDEO|IMAGE|FOLDER --workdir=RUN [--json=FILE] [--every_n_frames=1]
+"""deepjax detect --input=VIDEO|IMAGE|FOLDER --workdir=RUN [--json=FILE] [--output=OUT]
+[--every_n_frames=1]
 
 Finds and tracks the faces of each file, scores every face of every sampled frame with
 the detector in RUN (trained with configs/detect.py), and prints a verdict per face track
 and per file with the fake probability (mean over a track's frames; a file takes its
-most suspicious track). `--json` writes the full report (every face's score and box).
+most suspicious track). `--json` writes the full report (every face's score and box). `--output` (one image or
+video as input) writes an annotated copy: every face boxed, green (real) to red (fake), its
+probability beside it, the predicted manipulation mask tinted in where the detector has a
+mask head; a video keeps its audio.
 """
 import json
 
@@ -14,6 +18,8 @@ from deepjax.cli import program
 _INPUT = flags.DEFINE_string("input", None, "Image, video, or folder of images/videos.")
 _WORKDIR = flags.DEFINE_string("workdir", None, "Run folder of a trained detector.")
 _JSON = flags.DEFINE_string("json", None, "Write the full report to this JSON file.")
+_OUTPUT = flags.DEFINE_string("output", None, "Write an annotated copy of the input here "
+                              "(.mp4 for a video, an image name for an image).")
 _EVERY = flags.DEFINE_integer("every_n_frames", 1, "Score every n-th video frame.")
 _MAX_FRAMES = flags.DEFINE_integer("max_frames", None, "Read at most this many frames.")
 _DETECTOR = flags.DEFINE_enum("detector", "auto", ["auto", "dlib", "dlib_cnn", "face_alignment"],
@@ -37,7 +43,8 @@ def main(argv):
   opts = detect.DetectOptions(every_n_frames=_EVERY.value, max_frames=_MAX_FRAMES.value,
                               detector=_DETECTOR.value)
   report = detect.detect_path(_INPUT.value, _WORKDIR.value, opts,
-                              progress=lambda p: print(f"scored {p}", file=sys.stderr))
+                              progress=lambda p: print(f"scored {p}", file=sys.stderr),
+                              output=_OUTPUT.value)
   for msg in report["skipped"]:
     print(msg, file=sys.stderr)
   for f in report["files"]:
@@ -54,6 +61,8 @@ def main(argv):
   if _JSON.value:
     write_text_atomic(_JSON.value, json.dumps(report, indent=2))
     print(f"wrote {_JSON.value}", file=sys.stderr)
+  if _OUTPUT.value:
+    print(f"wrote {_OUTPUT.value}", file=sys.stderr)
 
 
 def run(argv=None):

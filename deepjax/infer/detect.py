@@ -3,7 +3,8 @@ trained, score every face of every sampled frame, and give verdicts per face tra
 per file.
 
 `detect_path(path, workdir, ...)` takes an image, a video or a folder of them (not
-recursive) and a detector run folder (configs/detect.py). Faces are found and tracked
+recursive) and a detector run folder (configs/detect.py); with `output` (one input file) it
+also writes the annotated copy (`deepjax.infer.detect_overlay`). Faces are found and tracked
 by `deepjax.faces.extract.detect_source` (tracks by identity) and cropped with
 `deepjax.ops.align` at the detector's input size (the extractor's default framing,
 coverage 0.75, centred on the face). A track's fake probability is the mean of its
@@ -22,6 +23,7 @@ from deepjax.data import video
 from deepjax.errors import UserError
 from deepjax.faces import detect as face_detect
 from deepjax.faces import extract
+from deepjax.infer import detect_overlay
 from deepjax.ops import align
 
 THRESHOLD = 0.5
@@ -36,22 +38,34 @@ class DetectOptions:
 
 
 def _crops(path: str, kind: str, detections: dict, size: int, opts: DetectOptions):
-  """(uint8 crops (N,size,size,3), [(frame, track, box)]) of every detection."""
-  crops, where = [], []
+  """(uint8 crops (N,size,size,3), [(frame, track, box)], [(2,3) frame->crop matrix])
+  of every detection."""
+  crops, where, matrices = [], [], []
   for i, frame in extract.sampled_frames(path, kind, opts):
     for d in detections.get(i, []):
       m = align.alignment_matrix(np.asarray(d["landmarks"], np.float64), size)
       crops.append(align.crop(frame, m, size))
+      matrices.append(m)
       where.append((i, int(d["track"]), [round(float(v), 1) for v in d["face"].box]))
-  return np.stack(crops) if crops else np.zeros((0, size, size, 3), np.uint8), where
+  return (np.stack(crops) if crops else np.zeros((0, size, size, 3), np.uint8), where,
+          matrices)
+
+
+def _score_all(scorer, crops: np.ndarray, batch_size: int):
+  """(probabilities (N,), masks (N,S,S) or None) of uint8 crops, `batch_size` at a time."""
+  outs = [scorer(crops[i:i + batch_size]) for i in range(0, len(crops), batch_size)]
+  masks = None if outs[0][1] is None else np.concatenate([m for _, m in outs])
+  return np.concatenate([p for p, _ in outs]), masks
 
 
 def _verdict(p: float) -> str:
   return "fake" if p >= THRESHOLD else "real"
 
 
-def score_source(path: str, kind: str, get_scorer, opts: DetectOptions, backend: str) -> dict:
-  """The report of one file: per-track and per-face scores and its verdict.
+def score_source(path: str, kind: str, get_scorer, opts: DetectOptions, backend: str
+                 ) -> tuple[dict, dict]:
+  """(report, marks) of one file: the report holds per-track and per-face scores and the
+  verdict; marks are {frame: [detect_overlay.FaceMark]} for the annotated copy.
 
   `get_scorer()` -> (scorer, crop size) is called only when the file has a face."""
   ext_opts = extract.ExtractOptions(faces="track", every_n_frames=opts.every_n_frames,
@@ -62,11 +76,14 @@ def score_source(path: str, kind: str, get_scorer, opts: DetectOptions, backend:
             "frames_sampled": info["frames_sampled"], "faces": [], "tracks": []}
   if not any(detections.values()):
     report.update(fake_probability=None, verdict="no face")
-    return report
+    return report, {}
   scorer, size = get_scorer()
-  crops, where = _crops(path, kind, detections, size, opts)
-  scores = np.concatenate([scorer(crops[i:i + opts.batch_size])
-                           for i in range(0, len(crops), opts.batch_size)])
+  crops, where, matrices = _crops(path, kind, detections, size, opts)
+  scores, masks = _score_all(scorer, crops, opts.batch_size)
+  marks: dict = {}
+  for n, ((f, _, b), s, m) in enumerate(zip(where, scores, matrices)):
+    marks.setdefault(f, []).append(detect_overlay.FaceMark(
+        b, float(s), None if masks is None else masks[n], m))
   report["faces"] = [{"frame": f, "track": t, "box": b, "fake_probability": round(float(s), 4)}
                      for (f, t, b), s in zip(where, scores)]
   for t in sorted({t for _, t, _ in where}):
@@ -76,31 +93,52 @@ def score_source(path: str, kind: str, get_scorer, opts: DetectOptions, backend:
                              "verdict": _verdict(float(s.mean()))})
   p = max(tr["fake_probability"] for tr in report["tracks"])
   report.update(fake_probability=p, verdict=_verdict(p))
-  return report
+  return report, marks
 
 
 def load_scorer(workdir: str):
-  """(scorer: uint8 (N,S,S,3) -> fake probabilities float (N,), crop size S)."""
+  """(scorer, crop size S). The scorer maps uint8 (N,S,S,3) crops to (fake probabilities
+  float32 (N,), predicted manipulation masks float32 (N,S,S) in [0,1], or None without a
+  mask head)."""
   model, params, config = loading.load(workdir)
   if config.get("task") != "detect":
     raise UserError(f"{workdir} is a {config.get('task')!r} run, not a detector (task 'detect')")
-  apply = jax.jit(lambda p, x: jax.nn.sigmoid(model.apply({"params": p}, x / 255.0)[0]))
-  return (lambda crops: np.asarray(apply(params, crops.astype(np.float32))),
-          int(config.data.size))
+  size = int(config.data.size)
+
+  def apply(p, x):
+    logits, mask_logits = model.apply({"params": p}, x / 255.0)
+    if mask_logits is None:
+      return jax.nn.sigmoid(logits), None
+    masks = jax.image.resize(jax.nn.sigmoid(mask_logits), (x.shape[0], size, size, 1),
+                             "linear")
+    return jax.nn.sigmoid(logits), masks[..., 0]
+  jitted = jax.jit(apply)
+
+  def scorer(crops):
+    probs, masks = jitted(params, crops.astype(np.float32))
+    return np.asarray(probs), None if masks is None else np.asarray(masks)
+  return scorer, size
 
 
 def detect_path(path: str, workdir: str, opts: DetectOptions | None = None,
-                progress=None) -> dict:
+                progress=None, output: str | None = None) -> dict:
   """{"files": [per-file reports], "skipped": [messages]} for an image, video or folder.
 
-  Raises UserError for a missing path, an empty folder, or when no file could be read
-  (one file: its own error, e.g. a corrupt video)."""
+  With `output` (only for a single image or video): also writes the annotated copy there
+  when a face was found (`detect_overlay.write_annotated`; nothing is written otherwise).
+  Raises UserError for a missing path, an empty folder, `output` with a folder or a bad
+  output name, or when no file could be read (one file: its own error, e.g. a corrupt
+  video)."""
   opts = opts or DetectOptions()
   if opts.every_n_frames < 1 or opts.batch_size < 1:
     raise UserError("every_n_frames and batch_size must be >= 1")
   sources, skipped = extract.list_sources(path)
   if not sources:
     raise UserError(f"no images or videos in {path}")
+  if output is not None:
+    if os.path.isdir(path):
+      raise UserError("--output takes one image or video as --input, not a folder")
+    detect_overlay.check_output(output, path, sources[0][1])
   loaded = []
 
   def get_scorer():  # the detector loads when the first face needs a score
@@ -111,7 +149,11 @@ def detect_path(path: str, workdir: str, opts: DetectOptions | None = None,
   files, errors = [], []
   for src, kind in sources:
     try:
-      files.append(score_source(src, kind, get_scorer, opts, backend))
+      report, marks = score_source(src, kind, get_scorer, opts, backend)
+      files.append(report)
+      if output is not None and marks:
+        detect_overlay.write_annotated(src, kind, marks, output, opts.max_frames)
+        report["output"] = os.path.abspath(output)
     except UserError as e:
       errors.append(str(e))
       skipped.append(f"skip: {e}")
