@@ -118,4 +118,7 @@ def test_mark_stream_marks_in_batches(config_home):
   np.testing.assert_array_equal(np.stack(out[:2]), prov.mark_frames(frames[:2]))
   np.testing.assert_array_equal(out[2], prov.mark_frames(frames[2:])[0])
   assert not np.array_equal(out[0], frames[0])
+  whole = list(prov.mark_stream(iter(frames[:2]), batch=2))  # no short last batch
+  np.testing.assert_array_equal(np.stack(whole), np.stack(out[:2]))
+  assert not list(prov.mark_stream(iter([]), batch=2))
   assert not config_home.exists()  # watermark only: no signing pair made

@@ -84,18 +84,38 @@ class Provenance:
     return mark_frames(frames, self.payload) if self.marks else frames
 
   def mark_stream(self, frames: Iterable[np.ndarray], batch: int = 16) -> Iterator[np.ndarray]:
-    """Watermarks a stream of uint8 (H, W, 3) frames in batches; yields them one by one."""
+    """Watermarks a stream of uint8 (H, W, 3) frames in batches; yields them one by one.
+
+    Each batch's marking is dispatched before the previous batch is yielded, so it runs
+    while the caller makes (and encodes) frames; a short last batch is padded with copies
+    of its last frame to `batch` frames, so one compiled shape serves the whole stream.
+    """
     if not self.marks:
       yield from frames
       return
+    pending = None  # (device array of a marked batch, frames in it)
+
+    def dispatch(chunk):
+      n = len(chunk)
+      chunk = chunk + [chunk[-1]] * (batch - n)
+      return watermark.embed_async(np.stack(chunk), self.payload), n
+
     chunk = []
     for f in frames:
       chunk.append(f)
       if len(chunk) == batch:
-        yield from self.mark_frames(np.stack(chunk))
+        nxt = dispatch(chunk)
         chunk = []
+        if pending is not None:
+          yield from np.asarray(pending[0])[:pending[1]]
+        pending = nxt
     if chunk:
-      yield from self.mark_frames(np.stack(chunk))
+      nxt = dispatch(chunk)
+      if pending is not None:
+        yield from np.asarray(pending[0])[:pending[1]]
+      pending = nxt
+    if pending is not None:
+      yield from np.asarray(pending[0])[:pending[1]]
 
   def sign(self, path: str, size: Optional[tuple] = None,
            ingredients: Optional[Sequence[str]] = None) -> None:

@@ -203,6 +203,20 @@ def _embed(frames_NxHxWx3, code_K, carriers_KxPxP, highpass_KxPxP, strength, can
   return out.astype(jnp.uint8)
 
 
+def embed_async(frames_NxHxWx3: np.ndarray, payload: int,
+                config: WatermarkConfig = WatermarkConfig()) -> jax.Array:
+  """Dispatches the marking of uint8 frames (N, H, W, 3) and returns at once: the marked
+  uint8 (N, H, W, 3) device array (reading it waits for the result). Jit-compiled once per
+  frame shape."""
+  frames = np.asarray(frames_NxHxWx3)
+  if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3:
+    raise ValueError(f"frames must be uint8 (N,H,W,3), got {frames.dtype} {frames.shape}")
+  return _embed(frames, codeword(payload, config), _carrier(config)[3],
+                _highpass_carrier(config), float(config.strength), float(config.cancel),
+                float(config.clip_residual), float(config.activity_power),
+                float(config.blur_sigma))
+
+
 def embed(frames: np.ndarray, payload: int,
           config: WatermarkConfig = WatermarkConfig()) -> np.ndarray:
   """Marks uint8 frames (N, H, W, 3) (or one (H, W, 3) image) with `payload`.
@@ -211,14 +225,7 @@ def embed(frames: np.ndarray, payload: int,
   """
   frames = np.asarray(frames)
   single = frames.ndim == 3
-  if single:
-    frames = frames[None]
-  if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3:
-    raise ValueError(f"frames must be uint8 (N,H,W,3), got {frames.dtype} {frames.shape}")
-  out = np.asarray(_embed(frames, codeword(payload, config), _carrier(config)[3],
-                          _highpass_carrier(config), float(config.strength),
-                          float(config.cancel), float(config.clip_residual),
-                          float(config.activity_power), float(config.blur_sigma)))
+  out = np.asarray(embed_async(frames[None] if single else frames, payload, config))
   return out[0] if single else out
 
 
