@@ -77,7 +77,7 @@ def _detect(args, tmp_path):
 def test_output_refuses_a_folder_and_a_wrong_extension(tmp_path):
   (tmp_path / "in").mkdir()
   images.write_image(str(tmp_path / "in" / "a.png"), np.zeros((32, 32, 3), np.uint8))
-  for inp, out, msg in [(tmp_path / "in", tmp_path / "o.mp4", "not a folder"),
+  for inp, out, msg in [(tmp_path / "in", tmp_path / "o.mp4", "not of a folder"),
                         (tmp_path / "in" / "a.png", tmp_path / "o.mp4", "must end in one of")]:
     proc = _detect([f"--input={inp}", f"--workdir={tmp_path}", f"--output={out}"], tmp_path)
     err = proc.stderr.strip().splitlines()

@@ -137,7 +137,7 @@ def detect_path(path: str, workdir: str, opts: DetectOptions | None = None,
     raise UserError(f"no images or videos in {path}")
   if output is not None:
     if os.path.isdir(path):
-      raise UserError("--output takes one image or video as --input, not a folder")
+      raise UserError(f"an annotated copy is made of one image or video, not of a folder: {path}")
     detect_overlay.check_output(output, path, sources[0][1])
   loaded = []
 

@@ -102,15 +102,15 @@ def check_output(output: str, path: str, kind: str) -> str:
   """UserError unless `output` suits an annotated copy of `path` (a single `kind` file)."""
   ext = os.path.splitext(output)[1].lower()
   if kind == "video" and ext != ".mp4":
-    raise UserError(f"--output of a video must end in .mp4: {output}")
+    raise UserError(f"the annotated copy of a video must be an .mp4: {output}")
   if kind == "image" and ext not in images.IMAGE_EXTENSIONS:
-    raise UserError(f"--output of an image must end in one of "
+    raise UserError(f"the annotated copy of an image must end in one of "
                     f"{', '.join(sorted(images.IMAGE_EXTENSIONS))}: {output}")
   if os.path.isdir(output):
-    raise UserError(f"--output is a folder: {output}")
+    raise UserError(f"the annotated copy's path is a folder: {output}")
   if os.path.exists(output) and os.path.samefile(output, path):
-    raise UserError(f"--output would overwrite the input: {output}")
+    raise UserError(f"the annotated copy would overwrite the input: {output}")
   parent = os.path.dirname(os.path.abspath(output))
   if not os.path.isdir(parent):
-    raise UserError(f"--output folder does not exist: {parent}")
+    raise UserError(f"the annotated copy's folder does not exist: {parent}")
   return output
