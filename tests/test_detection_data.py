@@ -104,3 +104,26 @@ def test_pipeline_batches(folders, built):
   index = np.concatenate([b["index"] for b in test])[valid]
   assert len(test) == 1 and sorted(index) == [0, 1, 2, 3]  # 3 real + 1 fake of synthetic_2
   assert os.path.isdir(root / "tfds")
+
+
+def test_swapped_crops_are_labelled_fakes_of_their_source(folders, tmp_path):
+  """`deepjax swap --input=CROPS` output feeds the builder: each fake keeps its input's clip,
+  identity and landmarks, names its generator, and has a mask (the whole crop for the AE)."""
+  from deepjax import testing  # pylint: disable=import-outside-toplevel
+  from deepjax.infer.swap import Swapper  # pylint: disable=import-outside-toplevel
+  from deepjax.infer.swap_images import swap_images  # pylint: disable=import-outside-toplevel
+  _, real, _, _ = folders
+  swapper = Swapper(testing.random_swap_run(str(tmp_path / "run")))
+  crops = images.list_images(real)[:4]
+  out = str(tmp_path / "fakes")
+  assert swap_images(swapper, crops, out, "a2b") == 4
+  before = {f["file"]: f for f in detection.folder_faces(real, "real")}
+  after = detection.folder_faces(out, "swaps")
+  assert len(after) == 4
+  for f, src in zip(sorted(after, key=lambda f: f["file"]), sorted(crops)):
+    b = before[os.path.basename(src)]
+    assert f["generator"] == "ae" and (f["clip"], f["identity"]) == (b["clip"], b["identity"])
+    np.testing.assert_array_equal(f["landmarks"], b["landmarks"])
+    assert images.read_image(os.path.join(out, f["file"])).shape == (SIZE, SIZE, 3)
+    mask = images.read_image(os.path.join(out, "masks", f["file"]))
+    assert mask.shape[:2] == (SIZE, SIZE) and mask.min() == 255

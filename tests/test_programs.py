@@ -46,7 +46,8 @@ def test_demo_then_swap_images(tmp_path):
   p = run("deepjax", "swap", f"--workdir={work}", f"--input={faces}", f"--output={out}",
           "--direction=a2b")
   assert p.returncode == 0, p.stderr[-2000:]
-  assert sorted(os.listdir(out)) == ["gray.png", "one.png"]
+  assert sorted(os.listdir(out)) == ["gray.png", "masks", "one.png"]  # no alignments.json in
+  assert sorted(os.listdir(out / "masks")) == ["gray.png", "one.png"]  # -> none written out
   assert Image.open(out / "one.png").size == (50, 40)  # written back at the input's size
   from deepjax.provenance.verify import read_c2pa
   assert read_c2pa(str(out / "one.png"))["digital_source_type"] == "trainedAlgorithmicMedia"

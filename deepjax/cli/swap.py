@@ -2,8 +2,11 @@
 deepjax swap --workdir=DIR --video=IN.mp4 --output=OUT.mp4 [--direction=a2b]
 
 Image mode: --input is a face image or a folder of face crops (as written by
-`deepjax.extract`); each is resized to the model's size, swapped, resized back
-to its own size and written as PNG under --output (a folder) with the same name.
+`deepjax extract`); each is resized to the model's size, swapped, resized back
+to its own size and written as PNG under --output (a folder) with the same name,
+with its mask under masks/ and, for extracted crops, an alignments.json naming each
+fake's source clip, identity and generator (see deepjax/infer/swap_images.py): the
+folder is ready for the detection data set as `ae:OUT`.
 Video mode: every frame's faces are found, aligned, swapped and pasted back
 (see deepjax/infer/video_swap.py); frames without a face pass through; the frame
 count, size, fps and audio of the input are kept. Options: --color=none|mean_std|
@@ -51,41 +54,6 @@ _CENTERING = flags.DEFINE_enum("centering", None, ["face", "head", "legacy"], "V
 _MAX_FRAMES = flags.DEFINE_integer("max_frames", None, "Video: only the first N frames.")
 
 
-def swap_images(swapper, paths, output_dir, direction, log=print, provenance=None):
-  """Swaps each image file; returns the number written. Unreadable files are skipped.
-
-  `provenance` (a `deepjax.provenance.Provenance` or None) marks and signs each output.
-  """
-  import numpy as np  # pylint: disable=import-outside-toplevel
-  from PIL import Image  # pylint: disable=import-outside-toplevel
-  from deepjax.data import video  # pylint: disable=import-outside-toplevel
-  from deepjax.errors import UserError  # pylint: disable=import-outside-toplevel
-  faces, sizes, names, sources = [], [], [], []
-  for p in paths:
-    try:
-      img = video.read_image(p)
-    except UserError as e:
-      log(f"skip: {e}")
-      continue
-    sizes.append(img.shape[:2])
-    sources.append(p)
-    names.append(os.path.splitext(os.path.basename(p))[0] + ".png")
-    faces.append(np.asarray(Image.fromarray(img).resize((swapper.size, swapper.size),
-                                                       Image.BICUBIC), np.float32) / 255)
-  if not faces:
-    return 0
-  swapped, _ = swapper(np.stack(faces), direction)
-  for out, (h, w), name, src in zip(swapped, sizes, names, sources):
-    im = Image.fromarray((np.clip(out, 0, 1) * 255 + 0.5).astype(np.uint8))
-    if (h, w) != (swapper.size, swapper.size):
-      im = im.resize((w, h), Image.BICUBIC)
-    image, path = np.asarray(im), os.path.join(output_dir, name)
-    video.write_image(path, image if provenance is None else provenance.mark_frames(image))
-    if provenance is not None:
-      provenance.sign(path, size=(w, h), ingredients=[src])
-  return len(faces)
-
-
 def _swap_video(video_swap) -> None:
   """Video mode: the flags as `SwapOptions`, the swap, and its one-line summary."""
   opts = video_swap.SwapOptions(
@@ -129,8 +97,10 @@ def main(argv):
     raise UserError(f"input not found: {src}")
   from deepjax.provenance import credentials  # pylint: disable=import-outside-toplevel
   prov = provenance_for(_WORKDIR.value, credentials.GENERATED)
+  from deepjax.infer.swap_images import swap_images  # pylint: disable=import-outside-toplevel
   swapper = Swapper(_WORKDIR.value, _BATCH.value or 32)
-  n = swap_images(swapper, paths, _OUTPUT.value, _DIRECTION.value, provenance=prov)
+  n = swap_images(swapper, paths, _OUTPUT.value, _DIRECTION.value, provenance=prov,
+                  log=print)
   if n == 0:
     raise UserError(f"no readable face images in {src}")
   print(f"swapped {n} of {len(paths)} images ({_DIRECTION.value}) into {_OUTPUT.value}")
