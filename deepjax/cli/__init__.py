@@ -20,6 +20,7 @@ COMMANDS = {
     "sample": "random faces and interpolations from a face-swap VAE",
     "evaluate": "quality metrics of a run folder (swap, reconstruction, detection, ...)",
     "detect": "score the faces of images or videos with a trained deepfake detector",
+    "detect-data": "prepare a detector's labelled real/fake face crops and list them",
     "convert": "import a published PyTorch checkpoint into a run folder",
     "bench": "speed table of the benchmark rows (JSON too)",
     "verify": "check the C2PA manifest and the watermark of images and videos",
@@ -44,5 +45,5 @@ def main(argv: list[str] | None = None) -> None:
   if command not in COMMANDS:
     print(f"error: unknown command {command!r}\n{usage()}", file=sys.stderr)
     sys.exit(2)
-  module = importlib.import_module(f"deepjax.cli.{command}")
+  module = importlib.import_module(f"deepjax.cli.{command.replace('-', '_')}")
   module.run([f"deepjax {command}"] + argv[2:])

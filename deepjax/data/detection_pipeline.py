@@ -56,26 +56,33 @@ def synthetic_folder(data_config) -> str:
   return folder
 
 
-def detection_builder(data_config, multihost: bool = True) -> detection.Detection:
-  """Prepares (if needed) and returns the detection builder of `data_config`."""
+def detection_folders(data_config) -> list[tuple[str, str]]:
+  """The (generator, folder) pairs of `data_config` (writing the synthetic folder once)."""
   source = pipeline.config_get(data_config, "source")
   if source == "synthetic":
-    make_folders = lambda: [(detection.REAL, synthetic_folder(data_config))]  # noqa: E731
-  elif source == "folders":
+    return [(detection.REAL, synthetic_folder(data_config))]
+  if source == "folders":
     folders = parse_folders(pipeline.config_get(data_config, "folders", ()))
     if not folders:
       raise UserError("data.folders is empty: give crop folders as 'real:PATH' (and "
                       "'GENERATOR:PATH' for fakes)")
-    make_folders = lambda: folders  # noqa: E731
-  else:
-    raise UserError(f"data source must be 'synthetic' or 'folders', got '{source}'")
+    return folders
+  raise UserError(f"data source must be 'synthetic' or 'folders', got '{source}'")
+
+
+def detection_builder(data_config, multihost: bool = True,
+                      on_example=None) -> detection.Detection:
+  """Prepares (if needed) and returns the detection builder of `data_config`;
+  `on_example` as `detection.prepare_detection`'s."""
+  if pipeline.config_get(data_config, "source") != "synthetic":
+    detection_folders(data_config)  # bad folder specs fail on every process, before any work
 
   def make():
     return detection.prepare_detection(
-        make_folders(), int(pipeline.config_get(data_config, "size")),
+        detection_folders(data_config), int(pipeline.config_get(data_config, "size")),
         pipeline.config_get(data_config, "data_dir", None) or None,
         float(pipeline.config_get(data_config, "test_fraction", 0.2)),
-        tuple(pipeline.config_get(data_config, "test_identities", ())))
+        tuple(pipeline.config_get(data_config, "test_identities", ())), on_example=on_example)
   return pipeline.prepare_once(make, multihost)
 
 

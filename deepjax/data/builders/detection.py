@@ -103,6 +103,7 @@ class Detection(common.LocalBuilder):
 
   VERSION = tfds.core.Version("1.0.0")
   RELEASE_NOTES = {"1.0.0": "First version."}
+  on_example = None  # optional callable, called after each example is made (progress)
 
   def _info(self) -> tfds.core.DatasetInfo:
     cfg = self.builder_config
@@ -121,19 +122,8 @@ class Detection(common.LocalBuilder):
   def _split_generators(self, dl_manager):
     del dl_manager
     cfg = self.builder_config
-    faces = []
-    for index, (generator, folder) in enumerate(cfg.folders):
-      for face in folder_faces(folder, generator):
-        faces.append(dict(face, folder=folder, folder_index=index))
-    if not faces:
-      raise UserError("no face crops in the detection folders: "
-                      + ", ".join(f for _, f in cfg.folders))
-    train, test = split_identities([f["identity"] for f in faces], cfg.test_fraction,
-                                   cfg.test_identities)
-    splits = {"train": self._generate_examples([f for f in faces if f["identity"] in train])}
-    if test:
-      splits["test"] = self._generate_examples([f for f in faces if f["identity"] in test])
-    return splits
+    return {split: self._generate_examples(faces) for split, faces in
+            plan_splits(cfg.folders, cfg.test_fraction, cfg.test_identities).items()}
 
   def _mask(self, face: dict, fake: bool, shape) -> bytes:
     """PNG of the crop's mask (grayscale, size x size): masks/<file>, else all 0 / 255."""
@@ -164,6 +154,28 @@ class Detection(common.LocalBuilder):
           "generator": face["generator"].encode(), "clip": face["clip"].encode(),
           "identity": face["identity"].encode(), "file": face["file"].encode(),
       }
+      if self.on_example is not None:
+        self.on_example()
+
+
+def plan_splits(folders, test_fraction: float, test_identities=()) -> dict[str, list[dict]]:
+  """{"train": faces, "test": faces (absent when no identity is held out)} of the
+  (generator, folder) pairs: every crop (`folder_faces`, plus its folder and index), split
+  by identity (`split_identities`).
+
+  Raises: UserError when the folders hold no crops or a test identity is unknown.
+  """
+  faces = []
+  for index, (generator, folder) in enumerate(folders):
+    for face in folder_faces(folder, generator):
+      faces.append(dict(face, folder=folder, folder_index=index))
+  if not faces:
+    raise UserError("no face crops in the detection folders: " + ", ".join(f for _, f in folders))
+  train, test = split_identities([f["identity"] for f in faces], test_fraction, test_identities)
+  splits = {"train": [f for f in faces if f["identity"] in train]}
+  if test:
+    splits["test"] = [f for f in faces if f["identity"] in test]
+  return splits
 
 
 def _folder_state(folder: str) -> str:
@@ -200,8 +212,10 @@ def detection_config(folders, size: int = 64, test_fraction: float = 0.2,
 
 def prepare_detection(folders, size: int = 64, data_dir: str | None = None,
                       test_fraction: float = 0.2, test_identities=(),
-                      encoding: str = "png") -> Detection:
+                      encoding: str = "png", on_example=None) -> Detection:
   """Builds the detection dataset of `folders` unless already built; returns the builder.
+
+  `on_example`: optional callable, called once per example written (a progress bar).
 
   Raises:
     UserError: a missing folder, no crops, unknown test identities, bad options.
@@ -209,6 +223,7 @@ def prepare_detection(folders, size: int = 64, data_dir: str | None = None,
   cfg = detection_config(folders, size, test_fraction, test_identities, encoding)
   builder = Detection(config=cfg, data_dir=common.resolve_data_dir(data_dir),
                       file_format="array_record")
+  builder.on_example = on_example
   return common.prepare(builder)
 
 
