@@ -6,9 +6,11 @@ keypoint-detector call (train mode); the step's three detector inputs (source, d
 transformed driving) as its one batched call with per-call BatchNorm statistics
 (`FOMM.apply_kp_detector_many`); the generator with dense motion; the VGG19 perceptual
 pyramid (forward of both images, backward of the prediction); and Adam over both
-networks' parameters (donated, as in the step). Seconds (best of 5) and GFLOP (XLA's cost
-analysis) per part.
+networks' parameters (donated, as in the step). Per part: compile seconds, seconds per call
+(best of 5), GFLOP (XLA's cost analysis) and GFLOP/s (`time_parts`).
 """
+import time
+
 import jax
 import jax.numpy as jnp
 
@@ -61,18 +63,27 @@ def _parts(cfg, batch: int) -> tuple[dict, dict]:
   return parts, params
 
 
-def parts_row(config: str = "fomm_vox256:res=64", batch: int = 8) -> Result:
-  """Seconds and GFLOP of each part (in `extra`; the note lists the seconds)."""
+def time_parts(parts: dict, params, cfg, batch: int, config: str) -> Result:
+  """The row of a motion model's parts: each jitted part's compile seconds, seconds per call
+  (best of 5), GFLOP and GFLOP/s, and Adam (the task's b1) over `params`."""
   from deepjax.train import optim  # pylint: disable=import-outside-toplevel
-  cfg = load_spec(config)
-  parts, params = _parts(cfg, batch)
   extra = {"config": config}
   for name, (fn, args) in parts.items():
-    jitted = compile_options.jit(fn)
-    extra[name] = {"s": time_calls(jitted, *args).best,
-                   "gflop": flops_of(jitted.lower(*args).compile()) / 1e9}
+    t0 = time.perf_counter()
+    compiled = compile_options.jit(fn).lower(*args).compile()
+    compile_s = time.perf_counter() - t0
+    s = time_calls(compiled, *args).best
+    gflop = flops_of(compiled) / 1e9
+    extra[name] = {"s": s, "compile_s": compile_s, "gflop": gflop, "gflop_per_s": gflop / s}
   tx = optim.adam(1e-4, b1=float(cfg.train.get("adam_b1", 0.5)))  # the task's optimiser
   extra["adam"] = {"s": time_update(tx, params, params),
                    "params_m": sum(x.size for x in jax.tree.leaves(params)) / 1e6}
   note = ", ".join(f"{k} {extra[k]['s']:.2f} s" for k in (*parts, "adam"))
   return Result(batch=batch, note=note, extra=extra)
+
+
+def parts_row(config: str = "fomm_vox256:res=64", batch: int = 8) -> Result:
+  """Seconds and GFLOP of each part (in `extra`; the note lists the seconds)."""
+  cfg = load_spec(config)
+  parts, params = _parts(cfg, batch)
+  return time_parts(parts, params, cfg, batch, config)

@@ -9,14 +9,11 @@ perceptual pyramid (forward of both images, backward of the prediction); and Ada
 network's parameters. Per part: compile seconds, seconds per call (best of 5), GFLOP (XLA's
 cost analysis) and GFLOP/s.
 """
-import time
-
 import jax
 import jax.numpy as jnp
 
-from deepjax import compile_options
-from deepjax.bench.adam import time_update
-from deepjax.bench.timing import Result, flops_of, load_spec, time_calls
+from deepjax.bench.motion_parts import time_parts
+from deepjax.bench.timing import Result, load_spec
 
 
 def _sum_sin(tree) -> jax.Array:
@@ -82,20 +79,7 @@ def _parts(cfg, batch: int) -> tuple[dict, dict]:
 
 
 def parts_row(config: str = "tpsmm_vox256", batch: int = 2) -> Result:
-  """Seconds, GFLOP and GFLOP/s of each part (in `extra`; the note lists the seconds)."""
-  from deepjax.train import optim  # pylint: disable=import-outside-toplevel
+  """Compile seconds, seconds, GFLOP and GFLOP/s of each part (in `extra`)."""
   cfg = load_spec(config)
   parts, params = _parts(cfg, batch)
-  extra = {"config": config}
-  for name, (fn, args) in parts.items():
-    t0 = time.perf_counter()
-    compiled = compile_options.jit(fn).lower(*args).compile()
-    compile_s = time.perf_counter() - t0
-    s = time_calls(compiled, *args).best
-    gflop = flops_of(compiled) / 1e9
-    extra[name] = {"s": s, "compile_s": compile_s, "gflop": gflop, "gflop_per_s": gflop / s}
-  tx = optim.adam(1e-4, b1=float(cfg.train.get("adam_b1", 0.5)))
-  extra["adam"] = {"s": time_update(tx, params, params),
-                   "params_m": sum(x.size for x in jax.tree.leaves(params)) / 1e6}
-  note = ", ".join(f"{k} {extra[k]['s']:.2f} s" for k in (*parts, "adam"))
-  return Result(batch=batch, note=note, extra=extra)
+  return time_parts(parts, params, cfg, batch, config)
