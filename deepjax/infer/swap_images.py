@@ -57,6 +57,8 @@ def swap_images(swapper, paths: Sequence[str], output_dir: str, direction: str,
   swapper: a `deepjax.infer.swap.Swapper`; direction: "a2b" or "b2a";
   provenance: a `deepjax.provenance.Provenance` (marks and signs each face) or None.
   """
+  if os.path.exists(output_dir) and not os.path.isdir(output_dir):
+    raise UserError(f"the output folder is a file: {output_dir}")
   faces, sizes, names, sources = [], [], [], []
   for p in paths:
     try:
