@@ -13,7 +13,6 @@ from deepjax.infer import detect_overlay as overlay
 from deepjax.ops import align
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PHOTO = os.path.join(REPO, "..", "shared", "data", "photos", "tpsmm_source.png")
 
 
 def test_score_colour_runs_green_to_red():
@@ -87,15 +86,14 @@ def test_output_refuses_a_folder_and_a_wrong_extension(tmp_path):
 
 @pytest.mark.real_data
 @pytest.mark.slow  # a subprocess: dlib, the detector's compile, the scoring
-def test_detect_writes_an_annotated_photo(tmp_path):
-  if not os.path.exists(PHOTO):
-    pytest.skip("../shared/data is absent")
+def test_detect_writes_an_annotated_photo(tmp_path, shared_data):
+  photo = os.path.join(shared_data, "photos", "tpsmm_source.png")
   run = _micro_detector_run(tmp_path)
   out, report = tmp_path / "boxed.png", tmp_path / "r.json"
-  proc = _detect([f"--input={PHOTO}", f"--workdir={run}", f"--output={out}",
+  proc = _detect([f"--input={photo}", f"--workdir={run}", f"--output={out}",
                   f"--json={report}"], tmp_path)
   assert proc.returncode == 0, proc.stderr
-  before, after = images.read_image(PHOTO), images.read_image(str(out))
+  before, after = images.read_image(photo), images.read_image(str(out))
   assert after.shape == before.shape
   face = json.loads(report.read_text())["files"][0]["faces"][0]
   left, top, _, bottom = (int(round(v)) for v in face["box"])
