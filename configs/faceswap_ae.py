@@ -71,10 +71,17 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   # the `tiny` demo config turns it on.
   c.color_augment = ml_collections.ConfigDict(dict(
       hue=0.0, saturation=0.0, brightness=0.0, contrast=0.0, grayscale_prob=0.0))
-  c.loss = ml_collections.ConfigDict(dict(mse=1.0, l1=0.0, ssim=0.0, eye_weight=3.0,
+  # Reconstruction loss: a weighted sum. mse / l1 are weighted by the eye/mouth map;
+  # ssim is 1-SSIM; laplacian is the Laplacian-pyramid L1 (3 bands + low-pass, each alike)
+  # and focal_frequency the focal frequency loss (deepjax.losses): both push for detail.
+  c.loss = ml_collections.ConfigDict(dict(mse=1.0, l1=0.0, ssim=0.0, laplacian=0.0,
+                                          focal_frequency=0.0, eye_weight=3.0,
                                           mouth_weight=2.0))
+  # schedule: "constant", or "cosine" (linear warm-up over warmup_steps, then a cosine
+  # decay to end_factor x learning_rate at the last step).
   c.optimizer = ml_collections.ConfigDict(dict(learning_rate=5e-5, b1=0.5, b2=0.999,
-                                               clip_norm=0.0))
+                                               clip_norm=0.0, schedule="constant",
+                                               warmup_steps=0, end_factor=0.05))
   set_loop(c, batch_size=64, num_steps=100_000)  # the loop's keys: see configs_lib.set_loop
 
   if "tiny" in args or "seeds" in args:

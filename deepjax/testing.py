@@ -6,6 +6,8 @@ training.
 - `tiny_motion_config(size, gan, steps)`: configs/fomm_vox256.py:tiny shrunk to `size` px.
 - `prepared_data_dir(config)`: a shared folder holding `config.data` prepared.
 - `tree_equal(a, b)`: two pytrees with exactly equal leaves.
+- `program_env()`: the environment for a program started by a test, as a user's CPU
+  session sees it (the real device count), keeping the suite's other XLA flags.
 - `random_swap_run(workdir)` writes writes a checkpoint of an *untrained* swap model in the layout
 `deepjax train` writes (`checkpoints/<step>/{state,config}`), so `Swapper` and
 `deepjax swap` load it like a trained run: the full video path (detection, crop, batched
@@ -79,6 +81,17 @@ def prepared_data_dir(config, kind: str = "swap") -> str:
   else:
     motion_pipeline.video_builder(data, multihost=False)
   return path
+
+
+def program_env(**extra) -> dict:
+  """os.environ with JAX_PLATFORMS=cpu and without a forced host device count (a program
+  started by a test sees the machine's devices); other XLA flags are kept. `extra`: more
+  variables."""
+  import re  # pylint: disable=import-outside-toplevel
+  env = dict(os.environ, JAX_PLATFORMS="cpu", **extra)
+  flags = re.sub(r"--xla_force_host_platform_device_count=\d+", "", env.get("XLA_FLAGS", ""))
+  env["XLA_FLAGS"] = " ".join(flags.split())
+  return env
 
 
 def tree_equal(a, b) -> bool:

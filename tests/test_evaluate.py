@@ -7,6 +7,7 @@ import sys
 import numpy as np
 import pytest
 
+from deepjax.eval import sharpness
 from deepjax.eval import swap_synthetic as swap_eval
 from deepjax.configs_lib import load_config
 from deepjax.errors import UserError
@@ -113,6 +114,10 @@ def test_evaluate_swap_cli_end_to_end(setup, tmp_path):
   paste = rows["face_paste"]
   assert paste["face_l1"] == 0.0 and paste["face_psnr"] >= 99.0
   assert rows["input"]["psnr"] < paste["psnr"] < 99.0
+  # Sharpness inside the face region, relative to the ground truth's.
+  np.testing.assert_allclose(rows["input"]["face_sharpness"], sharpness.sharpness_ratio(
+      clip["a"], clip["b"], face[..., None].astype(np.float32)), rtol=1e-6)
+  assert rows["ground_truth"]["face_sharpness"] == 1.0
   # The ground-truth row is the regressor's own error on the clip.
   params, rep = lmr.load(str(setup / "lm"))
   floor = lmr.nme(lmr.predict(params, clip["b"], rep["settings"]), clip["b_landmarks"]).mean()

@@ -305,3 +305,46 @@ def test_dssim_and_weighted_mse_gradients_are_finite_and_descend():
   value, grad = jax.jit(jax.value_and_grad(loss))(x)
   assert np.isfinite(np.asarray(grad)).all() and np.abs(np.asarray(grad)).max() > 0
   assert float(loss(x - 0.05 * grad / np.abs(grad).max())) < float(value)
+
+
+def test_laplacian_pyramid_collapses_back_exactly():
+  x = jax.random.uniform(jax.random.key(0), (2, 32, 32, 3))
+  pyr = losses.laplacian_pyramid(x, levels=3)
+  assert [p.shape[1] for p in pyr] == [32, 16, 8, 4]
+  cur = pyr[-1]
+  for band in reversed(pyr[:-1]):
+    cur = band + jax.image.resize(cur, band.shape, "linear")
+  np.testing.assert_allclose(cur, x, atol=1e-5)
+  # A flat image has empty bands; its pyramid loss against itself is 0.
+  flat = jnp.full((1, 16, 16, 3), 0.3)
+  assert all(float(jnp.abs(b).max()) < 1e-6 for b in losses.laplacian_pyramid(flat, 2)[:-1])
+  assert float(losses.laplacian_l1(x, x)) == 0.0
+  with pytest.raises(UserError, match="divisible by 8"):
+    losses.laplacian_pyramid(jnp.zeros((1, 20, 20, 3)), levels=3)
+
+
+def test_laplacian_l1_weighs_lost_detail_more_than_mse():
+  """Blurring loses detail: per unit of pixel L1, the pyramid loss counts a blur more than
+  a brightness shift (which only its low-pass level sees)."""
+  x = jax.random.uniform(jax.random.key(1), (2, 32, 32, 3))
+  k = jnp.ones((3, 3, 1, 3)) / 9.0
+  blurred = jax.lax.conv_general_dilated(x, k, (1, 1), "SAME", feature_group_count=3,
+                                         dimension_numbers=("NHWC", "HWIO", "NHWC"))
+  shift = x + jnp.sqrt(losses.mse(blurred, x))
+  np.testing.assert_allclose(losses.mse(shift, x), losses.mse(blurred, x), rtol=1e-4)
+  ratio = lambda a: float(losses.laplacian_l1(a, x) / losses.l1(a, x))  # noqa: E731
+  np.testing.assert_allclose(ratio(shift), 1.0, rtol=1e-4)
+  assert ratio(blurred) > 1.2
+
+
+def test_focal_frequency_without_focus_is_mse():
+  """alpha=0 weighs every frequency alike; with the orthonormal FFT (Parseval) the loss is
+  then the pixel MSE. With alpha=1 the worst frequency gets weight 1, the rest less."""
+  x = jax.random.uniform(jax.random.key(2), (2, 16, 16, 3))
+  y = jax.random.uniform(jax.random.key(3), (2, 16, 16, 3))
+  np.testing.assert_allclose(losses.focal_frequency(x, y, alpha=0.0), losses.mse(x, y),
+                             rtol=1e-4)
+  assert 0.0 < float(losses.focal_frequency(x, y)) < float(losses.mse(x, y))
+  assert float(losses.focal_frequency(x, x)) == 0.0
+  g = jax.grad(lambda a: losses.focal_frequency(a, y))(x)
+  assert g.shape == x.shape and bool(jnp.all(jnp.isfinite(g)))

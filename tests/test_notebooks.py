@@ -11,6 +11,8 @@ import os
 
 import pytest
 
+from deepjax import testing
+
 nbclient = pytest.importorskip("nbclient")
 nbformat = pytest.importorskip("nbformat")
 pytest.importorskip("ipykernel")
@@ -54,9 +56,7 @@ def test_notebook_runs_in_smoke_mode(tmp_path, monkeypatch, name, expected):
   monkeypatch.setenv("DEEPJAX_NOTEBOOK_WORKDIR", str(tmp_path / "work"))
   monkeypatch.setenv("JAX_PLATFORMS", "cpu")
   # A user's session: the kernel sees the real device count, not conftest's 8 forced ones.
-  flags = os.environ.get("XLA_FLAGS", "").split()
-  monkeypatch.setenv("XLA_FLAGS", " ".join(
-      f for f in flags if "xla_force_host_platform_device_count" not in f))
+  monkeypatch.setenv("XLA_FLAGS", testing.program_env()["XLA_FLAGS"])
   nb = _read(os.path.join(REPO, "colab", f"{name}.ipynb"))
   client = nbclient.NotebookClient(nb, timeout=300, kernel_name="python3",
                                    resources={"metadata": {"path": REPO}})

@@ -37,3 +37,19 @@ def test_state_loads_into_optax_adam():
   u_ours, _ = optim.adam(1e-3, b1=0.5).update(g, ref_state, params)
   u_ref, _ = optax.adam(1e-3, b1=0.5).update(g, ref_state, params)
   np.testing.assert_allclose(u_ours["w"], u_ref["w"], rtol=1e-6)
+
+
+def test_swap_learning_rate_schedules():
+  import ml_collections  # pylint: disable=import-outside-toplevel
+  from deepjax.errors import UserError  # pylint: disable=import-outside-toplevel
+  from deepjax.train.tasks.ae import learning_rate  # pylint: disable=import-outside-toplevel
+  cfg = ml_collections.ConfigDict(dict(learning_rate=1e-3, schedule="constant"))
+  assert learning_rate(cfg, 100) == 1e-3
+  cfg.update(schedule="cosine", warmup_steps=10, end_factor=0.1)
+  lr = learning_rate(cfg, 100)
+  np.testing.assert_allclose([float(lr(s)) for s in (0, 5, 10, 100)],
+                             [0.0, 5e-4, 1e-3, 1e-4], rtol=1e-5, atol=1e-9)
+  assert float(lr(55)) < 1e-3
+  cfg.schedule = "linear"
+  with pytest.raises(UserError, match="constant' or 'cosine"):
+    learning_rate(cfg, 100)

@@ -9,12 +9,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from deepjax import testing
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def run(*args, timeout=900):
-  env = dict(os.environ, JAX_PLATFORMS="cpu")
-  env.pop("XLA_FLAGS", None)  # programs see the real device count
+  env = testing.program_env()  # programs see the real device count
   return subprocess.run([sys.executable, "-m", *args], capture_output=True, text=True,
                         env=env, cwd=REPO, timeout=timeout, check=False)
 
@@ -110,8 +111,7 @@ def test_swap_corrupt_checkpoint_is_named(tmp_path):
   faces = tmp_path / "faces"
   faces.mkdir()
   Image.fromarray(np.full((40, 50, 3), 120, np.uint8)).save(faces / "one.png")
-  env = dict(os.environ, JAX_PLATFORMS="cpu")
-  env.pop("XLA_FLAGS", None)
+  env = testing.program_env()  # programs see the real device count
   runs = _corrupt_runs(tmp_path)
   procs = {name: subprocess.Popen(
       [sys.executable, "-m", "deepjax", "swap", f"--workdir={run_dir}", f"--input={faces}",

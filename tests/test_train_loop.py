@@ -6,6 +6,7 @@ import sys
 import numpy as np
 import pytest
 
+from deepjax import testing
 from deepjax.errors import UserError
 from deepjax.loading import load_params
 from deepjax.testing import small_swap_config, tree_equal
@@ -93,8 +94,7 @@ def _run_cli_cases(cases, env):
 def test_train_cli_validates_before_creating_anything(tmp_path):
   """A bad batch size, an unsupported image side and empty face folders: one error line,
   exit 2, and neither the run folder nor a prepared dataset is created."""
-  env = dict(os.environ, JAX_PLATFORMS="cpu")
-  env.pop("XLA_FLAGS", None)  # one device, as a user's CPU run
+  env = testing.program_env()  # programs see the real device count
   cfg = os.path.join(REPO, "configs", "faceswap_ae.py")
   (tmp_path / "a").mkdir()
   (tmp_path / "b").mkdir()

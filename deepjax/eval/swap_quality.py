@@ -76,7 +76,7 @@ def evaluate(workdir: str, n_frames: int = 64, regressor_dir: str | None = None)
       images["model_raw"] = raw
       rows["model_raw"] = swap_eval.image_metrics(raw, gt, face)
     rows["ground_truth"] = {"psnr": float("inf"), "ssim": 1.0, "l1": 0.0,
-                            "face_psnr": float("inf"), "face_l1": 0.0}
+                            "face_psnr": float("inf"), "face_l1": 0.0, "face_sharpness": 1.0}
     for name, img in images.items():
       pred = lmr.predict(lm_params, np.ascontiguousarray(img), settings)
       rows[name]["nme"] = float(lmr.nme(pred, gt_lm).mean())
@@ -101,14 +101,15 @@ LABELS = {**swap_eval.LABELS, "model_raw": "model (raw RGB)", "ground_truth": "g
 
 def format_table(report: dict) -> str:
   """Console table: direction, method, PSNR, SSIM, L1 (whole frame), PSNR and L1 inside the
-  ground truth's face region, landmark NME and pixels."""
+  ground truth's face region, the face's sharpness relative to the ground truth's, landmark
+  NME and pixels."""
   lines = [f"{'direction':<10}{'method':<17}{'PSNR dB':>9}{'SSIM':>8}{'L1':>8}"
-           f"{'face dB':>9}{'face L1':>9}{'NME':>8}{'lm px':>8}"]
+           f"{'face dB':>9}{'face L1':>9}{'sharp':>7}{'NME':>8}{'lm px':>8}"]
   for direction, rows in report["results"].items():
     for name, m in rows.items():
       lines.append(f"{direction:<10}{LABELS.get(name, name):<17}{m['psnr']:>9.2f}"
                    f"{m['ssim']:>8.3f}{m['l1']:>8.4f}{swap_eval.format_db(m['face_psnr']):>9}"
-                   f"{m['face_l1']:>9.4f}"
+                   f"{m['face_l1']:>9.4f}{m.get('face_sharpness', float('nan')):>7.2f}"
                    f"{m['nme']:>8.4f}{m['landmark_px']:>8.2f}")
   t = report["landmark_regressor"]["test"]
   lines.append(f"landmark regressor's own error on unseen synthetic faces: NME "

@@ -35,6 +35,7 @@ import numpy as np
 from absl import logging
 
 from deepjax.errors import UserError
+from deepjax.eval.sharpness import sharpness_ratio
 
 ANALYSIS_SIDE = 256
 SWAP_TASKS = ("ae", "vae", "gan")
@@ -88,23 +89,6 @@ def jitter(out_Tx68x2: np.ndarray, in_Tx68x2: np.ndarray) -> float:
     return float("nan")
   diff = np.linalg.norm(np.diff(out, axis=0) - np.diff(ref, axis=0), axis=-1).mean(axis=1)
   return float(np.mean(diff / np.maximum(interocular(ref[1:]), 1e-6)))
-
-
-def laplacian_variance(images_NxHxWx3: np.ndarray) -> np.ndarray:
-  """Variance of the 4-neighbour Laplacian of each grey image (valid region): (N,)."""
-  x = np.asarray(images_NxHxWx3, np.float64)
-  g = x @ np.array([0.299, 0.587, 0.114])
-  lap = (g[:, :-2, 1:-1] + g[:, 2:, 1:-1] + g[:, 1:-1, :-2] + g[:, 1:-1, 2:]
-         - 4.0 * g[:, 1:-1, 1:-1])
-  return lap.reshape(len(x), -1).var(axis=1)
-
-
-def sharpness_ratio(out_NxHxWx3: np.ndarray, in_NxHxWx3: np.ndarray) -> float:
-  """Mean over frames of Laplacian variance(out) / Laplacian variance(in)."""
-  if len(in_NxHxWx3) == 0:
-    return float("nan")
-  v_in = laplacian_variance(in_NxHxWx3)
-  return float(np.mean(laplacian_variance(out_NxHxWx3) / np.maximum(v_in, 1e-12)))
 
 
 # ---- dlib analysis of crops ----

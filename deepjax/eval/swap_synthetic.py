@@ -20,6 +20,7 @@ import numpy as np
 from deepjax import compile_options
 from deepjax import losses
 from deepjax.data import synthetic
+from deepjax.eval.sharpness import sharpness_ratio
 from deepjax.ops.face_hull import face_hull_mask
 
 HELDOUT_MOTION_SEED = 90_001
@@ -58,7 +59,9 @@ def image_metrics(pred, target, region=None):
   """Mean PSNR, SSIM and L1 of float (T,S,S,3) arrays in [0, 1].
 
   With `region` (T,S,S,1) in {0, 1} also face_psnr / face_l1: the same measures
-  over the pixels inside the region only (per frame, then averaged).
+  over the pixels inside the region only (per frame, then averaged), and
+  face_sharpness: the Laplacian energy of `pred` relative to the target's inside the
+  region (`deepjax.eval.sharpness`; 1 = as sharp as the ground truth, < 1 blurrier).
   """
   pred, target = jnp.asarray(pred), jnp.asarray(target)
   out = {"psnr": float(jnp.mean(losses.psnr(pred, target))),
@@ -70,6 +73,7 @@ def image_metrics(pred, target, region=None):
     mse = jnp.sum(w * (pred - target) ** 2, axis=(1, 2, 3)) / n
     out["face_psnr"] = float(jnp.mean(-10.0 * jnp.log10(jnp.maximum(mse, 1e-10))))
     out["face_l1"] = float(jnp.mean(jnp.sum(w * jnp.abs(pred - target), axis=(1, 2, 3)) / n))
+    out["face_sharpness"] = sharpness_ratio(np.asarray(pred), np.asarray(target), region)
   return out
 
 
@@ -123,14 +127,15 @@ def format_db(v: float) -> str:
 
 
 def format_table(results) -> str:
-  """Console table: direction, method, PSNR / SSIM / L1 (frame), PSNR / L1 (face region)."""
+  """Console table: direction, method, PSNR / SSIM / L1 (frame), PSNR / L1 / sharpness
+  (face region)."""
   lines = [f"{'direction':<10}{'method':<16}{'PSNR dB':>9}{'SSIM':>8}{'L1':>8}"
-           f"{'face dB':>9}{'face L1':>9}"]
+           f"{'face dB':>9}{'face L1':>9}{'sharp':>7}"]
   for direction, rows in results.items():
     for name, m in rows.items():
       lines.append(f"{direction:<10}{LABELS.get(name, name):<16}{m['psnr']:>9.2f}"
                    f"{m['ssim']:>8.3f}{m['l1']:>8.4f}{format_db(m['face_psnr']):>9}"
-                   f"{m['face_l1']:>9.4f}")
+                   f"{m['face_l1']:>9.4f}{m.get('face_sharpness', float('nan')):>7.2f}")
   return "\n".join(lines)
 
 

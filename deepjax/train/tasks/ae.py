@@ -16,6 +16,7 @@ import numpy as np
 import optax
 
 from deepjax import losses
+from deepjax.errors import UserError
 from deepjax.models import swap as swap_models
 from deepjax.ops import augment, color_augment
 from deepjax.train import optim
@@ -24,10 +25,27 @@ from deepjax.train.state import TrainState
 IDENTITIES = ("a", "b")
 
 
-def make_optimizer(opt_cfg) -> optax.GradientTransformation:
+def learning_rate(opt_cfg, num_steps: int):
+  """`opt_cfg.learning_rate` as is (schedule "constant", the default), or with schedule
+  "cosine": a linear warm-up over `warmup_steps` then a cosine decay to
+  `end_factor` x the rate at `num_steps` (optax.warmup_cosine_decay_schedule)."""
+  kind = opt_cfg.get("schedule", "constant")
+  if kind == "constant":
+    return opt_cfg.learning_rate
+  if kind != "cosine":
+    raise UserError(f"optimizer.schedule must be 'constant' or 'cosine', got {kind!r}")
+  peak = opt_cfg.learning_rate
+  return optax.warmup_cosine_decay_schedule(
+      0.0, peak, warmup_steps=int(opt_cfg.get("warmup_steps", 0)),
+      decay_steps=max(1, int(num_steps)), end_value=peak * float(opt_cfg.get("end_factor", 0.05)))
+
+
+def make_optimizer(opt_cfg, num_steps: int = 1) -> optax.GradientTransformation:
   """Adam (faceswap: lr 5e-5, b1 0.5, b2 0.999; deepjax.train.optim, optax.adam's maths and
-  state) with optional global-norm clipping."""
-  tx = optim.adam(opt_cfg.learning_rate, b1=opt_cfg.get("b1", 0.5), b2=opt_cfg.get("b2", 0.999))
+  state) with optional global-norm clipping and the learning-rate schedule of
+  `learning_rate` over `num_steps`."""
+  tx = optim.adam(learning_rate(opt_cfg, num_steps), b1=opt_cfg.get("b1", 0.5),
+                  b2=opt_cfg.get("b2", 0.999))
   if opt_cfg.get("clip_norm"):
     tx = optax.chain(optax.clip_by_global_norm(opt_cfg.clip_norm), tx)
   return tx
@@ -45,7 +63,7 @@ class AETask:
   def __init__(self, config):
     self.config = config
     self.model = swap_models.from_config(config.model)
-    self.tx = make_optimizer(config.optimizer)
+    self.tx = make_optimizer(config.optimizer, config.num_steps)
 
   # --- data -----------------------------------------------------------------
   def data_iterator(self, config, batch_size, seed, split):
@@ -90,6 +108,10 @@ class AETask:
       total += lcfg.l1 * losses.l1(pred, target, weight)
     if lcfg.get("ssim", 0.0):
       total += lcfg.ssim * losses.dssim(pred, target)
+    if lcfg.get("laplacian", 0.0):
+      total += lcfg.laplacian * losses.laplacian_l1(pred, target)
+    if lcfg.get("focal_frequency", 0.0):
+      total += lcfg.focal_frequency * losses.focal_frequency(pred, target)
     return total
 
   def encode_identities(self, params, inputs, rng=None):

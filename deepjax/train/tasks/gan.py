@@ -94,7 +94,7 @@ class GANTask(AETask):
       raise UserError(f"config.gan.loss must be one of {sorted(GAN_LOSSES)}, not {g.loss!r}")
     self.d_loss_fn, self.g_loss_fn = GAN_LOSSES[g.loss]
     self.disc = discriminator.from_config(g.discriminator)
-    self.disc_tx = make_optimizer(g.disc_optimizer)
+    self.disc_tx = make_optimizer(g.disc_optimizer, config.num_steps)
     vgg_params = load_perceptual(g)
     self.vgg = None if vgg_params is None else jax.tree.map(np.asarray, vgg_params)
 
