@@ -46,7 +46,8 @@ def set_loop(c, batch_size: int, num_steps: int, every: int = 1000, log_every: i
   checkpoint of state + data iterator + config; preview_every (`every`; 0 = off): preview.png
   of held-out examples; keep_checkpoints: newest checkpoints kept; mesh_devices: devices in
   the 'data' mesh (0 = all); nonfinite: "stop" (stop without saving) or "skip" (skip the
-  step, count it).
+  step, count it); init_from: a run folder of the same model whose newest weights start
+  this run (fine-tuning a pretrained run; "" = random initialisation; ignored on resume).
   """
   c.batch_size = int(batch_size)
   c.num_steps = int(num_steps)
@@ -58,6 +59,7 @@ def set_loop(c, batch_size: int, num_steps: int, every: int = 1000, log_every: i
   c.keep_checkpoints = 3
   c.mesh_devices = 0
   c.nonfinite = "stop"
+  c.init_from = ""
 
 
 def apply_run_args(c, args: dict) -> None:

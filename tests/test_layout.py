@@ -110,7 +110,7 @@ MAY_IMPORT = {
     "ops": {"errors"}, "losses": {"errors", "ops"}, "models": {"errors", "ops"},
     "data": _UTIL | {"ops"}, "faces": _UTIL | {"ops", "data"},
     "loading": {"errors", "models", "ops"},
-    "train": _UTIL | {"models", "ops", "losses", "data"},
+    "train": _UTIL | {"models", "ops", "losses", "data", "loading"},
     "convert": _UTIL | {"models", "ops", "train", "loading"},
     "infer": _UTIL | {"models", "ops", "losses", "data", "faces", "eval", "loading"},
     "eval": _UTIL | {"models", "ops", "losses", "data", "faces", "infer", "train", "loading"},

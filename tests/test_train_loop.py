@@ -3,6 +3,7 @@ import os
 import subprocess
 import sys
 
+import jax
 import numpy as np
 import pytest
 
@@ -50,6 +51,27 @@ def test_checkpoint_from_another_config_is_refused(tmp_path):
   other = small_config(tmp_path, steps=4, latent_dim=32)
   with pytest.raises(UserError, match="different 'model' config"):
     loop.train_and_evaluate(other, str(tmp_path / "run"))
+
+
+def test_init_from_starts_from_a_runs_weights_with_a_fresh_optimizer(tmp_path, logged):
+  """Fine-tuning: a run started with init_from holds the other run's weights (a zero
+  learning rate keeps them through its steps) and its own fresh step count; a run of
+  another model is refused with one line naming the first differing weight."""
+  loop.train_and_evaluate(small_config(tmp_path, steps=4), str(tmp_path / "pre"))
+  pre = load_params(str(tmp_path / "pre"))
+  tune = small_config(tmp_path, steps=2)
+  with tune.unlocked():
+    tune.init_from = str(tmp_path / "pre")
+    tune.optimizer.learning_rate = 0.0
+  out = loop.train_and_evaluate(tune, str(tmp_path / "tune"))
+  assert out["step"] == 2 and "(init_from)" in logged.text
+  assert tree_equal(jax.device_get(out["state"].params), pre)
+  assert tree_equal(load_params(str(tmp_path / "tune")), pre)
+  other = small_config(tmp_path, steps=2, latent_dim=32)
+  with other.unlocked():
+    other.init_from = str(tmp_path / "pre")
+  with pytest.raises(UserError, match=r"init_from .*pre: its params\['.*'\].* is \("):
+    loop.train_and_evaluate(other, str(tmp_path / "other"))
 
 
 def test_nonfinite_loss_stops_and_keeps_checkpoint(tmp_path):

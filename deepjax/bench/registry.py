@@ -70,7 +70,11 @@ ROWS: dict[str, Row] = {
     "tpsmm_parts_256": Row("deepjax.bench.tpsmm_parts:parts_row",
                            {"config": "tpsmm_vox256", "batch": 2}),
     "fomm_tiny_train": _train("fomm_vox256:tiny", 8, 3),
-    "startup": Row("deepjax.bench.startup:startup_row", {"config_arg": "tiny"}),
+    "startup": Row("deepjax.bench.startup:startup_row", {"config": "faceswap_ae:tiny"}),
+    **{f"startup_{name}": Row("deepjax.bench.startup:startup_row", {"config": config})
+       for name, config in (("seeds", "faceswap_ae:seeds"), ("vae", "faceswap_vae:tiny"),
+                            ("gan", "faceswap_gan:tiny"), ("fomm", "fomm_vox256:tiny"),
+                            ("tpsmm", "tpsmm_vox256:tiny"), ("detect", "detect:tiny"))},
     "reductions": Row("deepjax.bench.reductions:reductions_row"),
     "conv": Row("deepjax.bench.conv:conv_row"),
     "adam": Row("deepjax.bench.adam:adam_row", {"config": "fomm_vox256:res=64"}),

@@ -90,3 +90,30 @@ def abstract_with_sharding(shapes, shardings):
 
 def config_from_dict(d: dict) -> ml_collections.ConfigDict:
   return ml_collections.ConfigDict(d)
+
+
+def warm_start(state, path: str, state_sharding):
+  """`state` with its params and model_state (e.g. BatchNorm statistics) taken from the
+  newest checkpoint under run folder `path` (`config.init_from`): fine-tuning from a
+  pretrained run. Step, optimizer state and RNG stay those of `state` (a fresh start).
+  UserError naming the first difference when the two models' weights differ in names or
+  shapes (e.g. another architecture or resolution)."""
+  from deepjax import loading  # pylint: disable=import-outside-toplevel
+  named = lambda tree: {jax.tree_util.keystr(k): v  # noqa: E731
+                        for k, v in jax.tree_util.tree_leaves_with_path(tree)}
+  saved = loading.load_state(path)
+  fields = {}
+  for field in ("params", "model_state"):
+    ours, theirs = getattr(state, field), named(saved.get(field) or {})
+    want = {k: v.shape for k, v in named(ours).items()}
+    got = {k: v.shape for k, v in theirs.items()}
+    for name in sorted(set(want) | set(got)):
+      if want.get(name) != got.get(name):
+        raise UserError(f"init_from {path}: its {field}{name} is "
+                        f"{got.get(name, 'missing')}, this config's is "
+                        f"{want.get(name, 'missing')} (the same model config is needed)")
+    if want:
+      fields[field] = jax.device_put(jax.tree_util.tree_map_with_path(
+          lambda k, old: theirs[jax.tree_util.keystr(k)].astype(old.dtype), ours),
+                                     getattr(state_sharding, field))
+  return state.replace(**fields)

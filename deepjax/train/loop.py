@@ -164,6 +164,9 @@ def _setup(config, workdir: str, guard: str) -> _Run:
     mlib.log(f"resumed from step {int(state.step)} in {workdir}")
   else:
     it.set_state(start_data_state)
+    if config.get("init_from"):
+      state = ckpt.warm_start(state, config.init_from, state_sharding)
+      mlib.log(f"weights from {config.init_from} (init_from); optimizer and step start fresh")
   return _Run(config, workdir, mesh, task, it, manager, state, state_sharding, guard)
 
 
