@@ -111,6 +111,34 @@ def test_bad_inputs_leave_no_file(tmp_path, workdir, shared_data, monkeypatch):
   assert not out.exists()
 
 
+def test_animation_as_crops_feeds_the_detection_builder(tmp_path, workdir, shared_data):
+  """An --output that is not a video name: each frame a crop, alignments.json naming the
+  generator, the driving clip and the photo's identity; the detection builder reads them as
+  fakes of that identity with whole-crop masks. A non-empty folder is refused, untouched."""
+  from deepjax.data.builders import detection  # pylint: disable=import-outside-toplevel
+  photo = os.path.join(shared_data, "photos", "tpsmm_source.png")
+  clip = os.path.join(shared_data, "videos", "lp_d0.mp4")
+  out = tmp_path / "fomm_fakes"
+  info = animation.animate_file(workdir, photo, clip, str(out), max_frames=3,
+                                show_progress=False)
+  assert info["crops"] and info["frames"] == 3
+  assert sorted(os.listdir(out)) == ["alignments.json", "frame_000000.png", "frame_000001.png",
+                                     "frame_000002.png"]
+  entries = {e["file"]: e for e in detection.folder_faces(str(out), "fomm")}
+  assert [(e["generator"], e["identity"], e["clip"], e["frame"]) for e in entries.values()] == [
+      ("fomm", "tpsmm_source", "lp_d0", i) for i in range(3)]
+  real = detection.write_synthetic_folder(str(tmp_path / "real"), range(2), 2, 32)
+  built = detection.prepare_detection([("real", real), ("fomm", str(out))], 32,
+                                      str(tmp_path / "tfds"), test_identities=("synthetic_1",))
+  src = built.as_data_source("train")
+  fakes = [src[i] for i in range(len(src)) if src[i]["label"] == 1]
+  assert len(fakes) == 3 and all(r["generator"] == b"fomm" and bool(np.all(r["mask"] == 255))
+                                 for r in fakes)
+  with pytest.raises(UserError, match="not empty"):
+    animation.animate_file(workdir, photo, clip, str(out), max_frames=3, show_progress=False)
+  assert len(os.listdir(out)) == 4
+
+
 @pytest.mark.slow
 def test_cli_end_to_end_real_clip(tmp_path, workdir, shared_data):
   from deepjax.data import video

@@ -14,7 +14,10 @@ for the details:
   `--find_best_frame` starts from the driving frame whose face pose best matches the photo;
 - all frames go through the model in batches of `--batch` inside one jitted function;
 - the output is the square animation at the model's size, with the driving video's fps
-  and audio, written atomically (no partial file on error).
+  and audio, written atomically (no partial file on error); an `--output` that is not a
+  video name is a new (or empty) folder that gets each frame as a crop and an
+  alignments.json naming the generator, the driving clip and the photo's identity:
+  fakes `deepjax detect-data` reads (`folders=...+fomm:FOLDER`).
 """
 import os
 import sys
@@ -27,7 +30,8 @@ from deepjax.cli.provenance_flags import provenance_for
 _WORKDIR = flags.DEFINE_string("workdir", None, "Run folder of a trained motion model.")
 _SOURCE = flags.DEFINE_string("source", None, "Photo to animate.")
 _DRIVING = flags.DEFINE_string("driving", None, "Driving video.")
-_OUTPUT = flags.DEFINE_string("output", None, "Output video (.mp4).")
+_OUTPUT = flags.DEFINE_string("output", None, "Output video (.mp4), or a folder of crops "
+                              "(detection-ready fakes).")
 _MODE = flags.DEFINE_enum("mode", "relative", ["relative", "absolute", "avd"],
                           "Motion: relative to an initial driving frame, absolute keypoints, "
                           "or the AVD network (thin-plate-spline models).")
@@ -62,6 +66,10 @@ def main(argv):
       adapt_scale=_ADAPT.value, find_best=_BEST.value, crop=_CROP.value, scale=_SCALE.value,
       batch_size=_BATCH.value, detect_every=_EVERY.value, max_frames=_MAX_FRAMES.value,
       provenance=prov, avd=_MODE.value == "avd")
+  if info["crops"]:
+    print(f"wrote {info['frames']} crops of {info['size']}x{info['size']} and alignments.json "
+          f"to {info['output']}", file=sys.stderr)
+    return
   print(f"wrote {info['output']}: {info['frames']} frames of {info['size']}x{info['size']} at "
         f"{info['fps']:g} fps ({'with' if info['audio'] else 'no'} audio; "
         f"{'avd' if info['avd'] else 'relative' if info['relative'] else 'absolute'} "

@@ -249,15 +249,17 @@ def animate_file(workdir: str, source_path: str, driving_path: str, output: str,
                  crop: str = "face", scale: float = 2.0, batch_size: int = 16,
                  detect_every: int = 10, max_frames: Optional[int] = None,
                  show_progress: bool = True, provenance=None, avd: bool = False) -> dict:
-  """Animates `source_path` with `driving_path` into `output` (mp4, driving fps + audio).
-
-  The output is written atomically (nothing is left on error). `provenance`: a
-  `deepjax.provenance.Provenance` (watermarks the frames, signs the file) or None.
-  Returns a summary dict.
+  """Animates `source_path` with `driving_path` into `output`: a video (mp4, m4v, mov or mkv:
+  the driving fps + audio, written atomically: nothing is left on error), or else a folder
+  of crops with an alignments.json, detection-ready fakes (`deepjax.infer.animate_crops`).
+  `provenance`: a `deepjax.provenance.Provenance` (watermarks the frames, signs the file or
+  each crop) or None. Returns a summary dict.
   """
   from deepjax.data import video  # pylint: disable=import-outside-toplevel
-  if not output.lower().endswith((".mp4", ".m4v", ".mov", ".mkv")):
-    raise UserError(f"output must be a video file name (.mp4, .m4v, .mov, .mkv), got {output}")
+  from deepjax.infer import animate_crops  # pylint: disable=import-outside-toplevel
+  as_video = animate_crops.is_video_name(output)
+  if not as_video:
+    animate_crops.check_output_folder(output)
   from deepjax import loading  # pylint: disable=import-outside-toplevel
   config = loading.read_config(workdir)
   if avd:
@@ -273,12 +275,16 @@ def animate_file(workdir: str, source_path: str, driving_path: str, output: str,
             disable=not show_progress, leave=False) as bar:
     frames = animate_frames(fomm, variables, source, driving, relative, adapt_scale, initial,
                             batch_size, bar.update, avd)
-  if provenance is not None:
-    frames = provenance.mark_frames(np.asarray(frames))
-  n = video.write_video(output, frames, fps, audio_from=driving_path)
-  if provenance is not None:
-    provenance.sign(output, size=(size, size))
-  return {"output": output, "frames": n, "fps": fps, "size": size, "initial_frame": initial,
+  if not as_video:
+    n = animate_crops.write_crops(np.asarray(frames), output, source_path, driving_path,
+                                  str(config.model.get("name", "fomm")), provenance=provenance)
+  else:
+    if provenance is not None:
+      frames = provenance.mark_frames(np.asarray(frames))
+    n = video.write_video(output, frames, fps, audio_from=driving_path)
+    if provenance is not None:
+      provenance.sign(output, size=(size, size))
+  return {"output": output, "frames": n, "crops": not as_video, "fps": fps, "size": size, "initial_frame": initial,
           "source_box": s_info["box"], "driving_box": d_info["box"],
           "audio": bool(d_info["has_audio"]), "relative": relative, "adapt_scale": adapt_scale,
           "avd": avd}

@@ -25,7 +25,7 @@ from deepjax.io_utils import write_text_atomic
 MASKS_DIR = "masks"
 
 
-def _input_records(paths: Sequence[str]) -> dict[str, dict]:
+def input_records(paths: Sequence[str]) -> dict[str, dict]:
   """{input file name: its alignments.json entry} of the folder(s) the paths are in."""
   records = {}
   for folder in sorted({os.path.dirname(os.path.abspath(p)) for p in paths}):
@@ -88,7 +88,7 @@ def swap_images(swapper, paths: Sequence[str], output_dir: str, direction: str,
 def _write_alignments(output_dir: str, sources: Sequence[str], names: Sequence[str],
                       generator: str, direction: str) -> Optional[str]:
   """The output's alignments.json from the inputs' entries (None when they have none)."""
-  records = _input_records(sources)
+  records = input_records(sources)
   faces = []
   for src, name in zip(sources, names):
     entry = records.get(os.path.basename(src))
