@@ -89,6 +89,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     set_loop(c, batch_size=16, num_steps=450, every=150, log_every=50, eval_batches=1)
     c.optimizer.learning_rate = 5e-4 if "tiny" in args else 1e-3
     if "tiny" in args:
+      # MSE + 0.5 (1 - SSIM): at the demo's 450 steps its held-out swaps are sharper
+      # (face-region Laplacian energy +16-26 %), SSIM +0.08 and face PSNR not lower than
+      # MSE alone (`python scripts/recipe_sweep.py --recipes=base,ssim05`, README).
+      c.loss.ssim = 0.5
       c.color_augment.update(dict(hue=1.0, saturation=0.5, brightness=0.2, contrast=0.3,
                                   grayscale_prob=0.3))
     c.data.num_train = 512

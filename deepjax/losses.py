@@ -86,22 +86,21 @@ def gaussian_kernel_1d(size, sigma):
 
 
 def _filter_separable(x_BxHxWxC, kernel, padding):
-  """Depthwise separable filtering with a 1-D kernel along H then W."""
-  c = x_BxHxWxC.shape[-1]
+  """Separable filtering with a 1-D kernel along H then W (each channel alike).
+
+  Written as a weighted sum of shifted slices (one per tap), which XLA fuses into a few
+  elementwise loops; on CPU this is about 3x faster, forward and backward, than a
+  depthwise convolution of the same kernel (docs/performance.md).
+  """
   size = kernel.shape[0]
   if padding == "SAME":  # scipy.ndimage's default 'reflect' (half-sample symmetric).
     lo, hi = (size - 1) // 2, size // 2
     x_BxHxWxC = jnp.pad(x_BxHxWxC, ((0, 0), (lo, hi), (lo, hi), (0, 0)), mode="symmetric")
-  k = jnp.asarray(kernel)
-  dn = ("NHWC", "HWIO", "NHWC")
-  kh = jnp.tile(k.reshape(size, 1, 1, 1), (1, 1, 1, c))
-  kw = jnp.tile(k.reshape(1, size, 1, 1), (1, 1, 1, c))
-  out = jax.lax.conv_general_dilated(x_BxHxWxC, kh, (1, 1), "VALID", dimension_numbers=dn,
-                                     feature_group_count=c,
-                                     precision=jax.lax.Precision.HIGHEST)
-  return jax.lax.conv_general_dilated(out, kw, (1, 1), "VALID", dimension_numbers=dn,
-                                      feature_group_count=c,
-                                      precision=jax.lax.Precision.HIGHEST)
+  taps = [float(t) for t in np.asarray(kernel)]
+  h = x_BxHxWxC.shape[1] - size + 1
+  out = sum(t * x_BxHxWxC[:, i:i + h] for i, t in enumerate(taps))
+  w = out.shape[2] - size + 1
+  return sum(t * out[:, :, i:i + w] for i, t in enumerate(taps))
 
 
 @functools.partial(jax.jit, static_argnames=("filter_size", "sigma", "k1", "k2", "padding"))

@@ -4,7 +4,8 @@
                                    [--root=/tmp/deepjax_recipes] [--output=FILE.json]
 
 Each recipe is `configs/faceswap_ae.py:tiny` (the demo's config) with a few overrides
-(RECIPES below); each is trained the same number of steps on the same two synthetic
+(RECIPES below; `base` is the demo's recipe before it took `loss.ssim=0.5`, `ssim05` the
+recipe now); each is trained the same number of steps on the same two synthetic
 identities, then scored like `deepjax demo` scores itself: swaps of held-out frames
 (poses and expressions over the training range, and a talking clip) against the exact
 ground truth, A->B and B->A averaged: face-region PSNR, SSIM, and face sharpness (the
@@ -21,12 +22,16 @@ import time
 
 # name -> overrides of faceswap_ae:tiny (dotted keys).
 RECIPES = {
-    "base": {},
+    "base": {"loss.ssim": 0.0},   # the demo's recipe before loss.ssim=0.5
     "lap": {"loss.laplacian": 1.0},
     "ffl": {"loss.focal_frequency": 10.0},
     "l1lap": {"loss.mse": 0.0, "loss.l1": 1.0, "loss.laplacian": 1.0},
-    "lap_cos": {"loss.laplacian": 1.0, "optimizer.schedule": "cosine"},
     "ssim": {"loss.ssim": 1.0},
+    "ssim05": {"loss.ssim": 0.5},  # faceswap_ae:tiny as it is now
+    "ssim2": {"loss.ssim": 2.0},
+    "lr1e3": {"optimizer.learning_rate": 1e-3},
+    "cos1e3": {"optimizer.learning_rate": 1e-3, "optimizer.schedule": "cosine",
+               "optimizer.warmup_steps": 20},
 }
 
 
@@ -90,7 +95,7 @@ def main():
   for name in names:
     config = build_config(name, args.steps)
     workdir = os.path.join(args.root, f"{name}_s{args.steps}")
-    print(f"== {name}: {RECIPES[name] or 'faceswap_ae:tiny as is'} -> {workdir}", flush=True)
+    print(f"== {name}: faceswap_ae:tiny with {RECIPES[name]} -> {workdir}", flush=True)
     seconds = train_once(config, workdir)
     rows.append({"recipe": name, "overrides": RECIPES[name], "steps": args.steps,
                  "train_seconds": seconds, "scores": score(config, workdir)})
