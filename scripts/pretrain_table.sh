@@ -16,7 +16,7 @@ set -euo pipefail
 DATA=${DATA:-../shared/data}
 RUN=${RUN:-runs/pretrain_table}
 CONFIG=${CONFIG:-faceswap_ae:tiny}
-PRETRAIN_MINUTES=${PRETRAIN_MINUTES:-12}
+PRETRAIN_MINUTES=${PRETRAIN_MINUTES:-10}
 TRAIN_MINUTES=${TRAIN_MINUTES:-5}
 POOL_A=${POOL_A:-"lp_d11 lp_d14 lp_d19 lp_s13"}
 POOL_B=${POOL_B:-"lp_d12 lp_d18 lp_s20 tpsmm_driving"}

@@ -109,7 +109,7 @@ def format_table(report: dict) -> str:
     for name, m in rows.items():
       lines.append(f"{direction:<10}{LABELS.get(name, name):<17}{m['psnr']:>9.2f}"
                    f"{m['ssim']:>8.3f}{m['l1']:>8.4f}{swap_eval.format_db(m['face_psnr']):>9}"
-                   f"{m['face_l1']:>9.4f}{m.get('face_sharpness', float('nan')):>7.2f}"
+                   f"{m['face_l1']:>9.4f}{m.get('face_sharpness', float('nan')):>7.3f}"
                    f"{m['nme']:>8.4f}{m['landmark_px']:>8.2f}")
   t = report["landmark_regressor"]["test"]
   lines.append(f"landmark regressor's own error on unseen synthetic faces: NME "

@@ -135,7 +135,7 @@ def format_table(results) -> str:
     for name, m in rows.items():
       lines.append(f"{direction:<10}{LABELS.get(name, name):<16}{m['psnr']:>9.2f}"
                    f"{m['ssim']:>8.3f}{m['l1']:>8.4f}{format_db(m['face_psnr']):>9}"
-                   f"{m['face_l1']:>9.4f}{m.get('face_sharpness', float('nan')):>7.2f}")
+                   f"{m['face_l1']:>9.4f}{m.get('face_sharpness', float('nan')):>7.3f}")
   return "\n".join(lines)
 
 
