@@ -61,7 +61,8 @@ def loss_vox256() -> ml_collections.ConfigDict:
 
 def data_vox256() -> ml_collections.ConfigDict:
   return ml_collections.ConfigDict(dict(
-      source="videos",            # "videos": a folder of clips (mp4 or frame folders)
+      source="videos",            # "videos": a folder of clips (mp4 or frame folders), or
+                                  # "synthetic" (below)
       video_dir="",               # root folder; with train/ and test/ subfolders if split
       size=256, frame_shape=(256, 256, 3),
       id_sampling=True,           # sample by identity (name prefix before '#')
@@ -69,6 +70,9 @@ def data_vox256() -> ml_collections.ConfigDict:
       test_fraction=0.2,
       pairs_list="",
       data_dir="",                # prepared datasets; "" = ~/.cache/deepjax/datasets
+      # source="synthetic": rendered talking heads (no footage needed; tests, benchmarks):
+      # identities from identity_offset, the last num_test_identities held out.
+      num_identities=8, num_test_identities=2, num_frames=16, identity_offset=1000,
       augmentation=dict(horizontal_flip=True, time_flip=True, brightness=0.1, contrast=0.1,
                         saturation=0.1, hue=0.1)))
 
