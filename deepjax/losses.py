@@ -130,10 +130,13 @@ def ssim_map(x, y, max_val=1.0, filter_size=11, sigma=1.5, k1=0.01, k2=0.03, pad
   kernel = gaussian_kernel_1d(filter_size, sigma)
   x = x.astype(jnp.float32)
   y = y.astype(jnp.float32)
-  b = x.shape[0]
-  # One filtering pass over the five statistics stacked on the batch axis.
-  stats = _filter_separable(jnp.concatenate([x, y, x * x, y * y, x * y], axis=0), kernel, padding)
-  mu_x, mu_y, e_xx, e_yy, e_xy = (stats[i * b:(i + 1) * b] for i in range(5))
+  c = x.shape[-1]
+  # One filtering pass over the five statistics stacked on the channel axis (not the batch
+  # axis: a batch sharded over devices would then be resharded, with collectives, to stack
+  # and split it).
+  stats = _filter_separable(jnp.concatenate([x, y, x * x, y * y, x * y], axis=-1), kernel,
+                            padding)
+  mu_x, mu_y, e_xx, e_yy, e_xy = (stats[..., i * c:(i + 1) * c] for i in range(5))
   var_x = e_xx - mu_x * mu_x
   var_y = e_yy - mu_y * mu_y
   cov = e_xy - mu_x * mu_y

@@ -28,7 +28,8 @@ def small_swap_config(name: str, data_dir: str, steps: int = 30, *, arg: str = "
                       learning_rate: float | None = 1e-3, mesh_devices: int = 1,
                       log_every: int = 5, checkpoint_every: int = 10, preview_every: int = 10):
   """`configs/<name>.py:<arg>` (batch 8, `steps` steps) on 32 px faces (`num_train` train and
-  8 test images per identity) prepared under `data_dir`; the model is SMALL_SWAP_MODEL with
+  8 test images per identity) prepared under `data_dir`, trained on the pixel loss alone
+  (no SSIM term); the model is SMALL_SWAP_MODEL with
   `model`'s settings over it (e.g. TINY_SWAP_MODEL, {"dtype": "bfloat16"});
   `learning_rate`: None keeps the config's."""
   from deepjax.configs_lib import load_config  # pylint: disable=import-outside-toplevel
@@ -39,6 +40,7 @@ def small_swap_config(name: str, data_dir: str, steps: int = 30, *, arg: str = "
     c.data.num_test = 8
     c.data.data_dir = str(data_dir)
     c.model.update(dict(SMALL_SWAP_MODEL, **(model or {})))
+    c.loss.ssim = 0.0  # the pixel loss only: one compile less per test (SSIM: test_losses)
     if learning_rate is not None:
       c.optimizer.learning_rate = learning_rate
     c.log_every = log_every

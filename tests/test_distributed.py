@@ -43,6 +43,11 @@ def worker_config(data_dir: str, kind: str = "swap", steps: int = STEPS):
   if kind == "swap":
     c = testing.small_swap_config("faceswap_ae", pathlib.Path(data_dir) / "datasets", steps,
                                   mesh_devices=0)
+    # small_swap_config trains on the pixel loss alone. With the tiny recipe's SSIM term
+    # the last-bit differences of the two summation orders grew through Adam to 1.3e-4 of
+    # the loss by step 6, above this test's 1e-4 (the mechanism the motion case's adam_eps
+    # describes).
+    assert not c.loss.ssim
   else:
     c = testing.tiny_motion_config(size=32, steps=steps)
     with c.unlocked():
