@@ -137,6 +137,10 @@ def test_animation_as_crops_feeds_the_detection_builder(tmp_path, workdir, share
   with pytest.raises(UserError, match="not empty"):
     animation.animate_file(workdir, photo, clip, str(out), max_frames=3, show_progress=False)
   assert len(os.listdir(out)) == 4
+  with pytest.raises(UserError, match="video file name"):  # a video name it cannot write
+    animation.animate_file(workdir, photo, clip, str(tmp_path / "anim.avi"), max_frames=3,
+                           show_progress=False)
+  assert not (tmp_path / "anim.avi").exists()
 
 
 @pytest.mark.slow

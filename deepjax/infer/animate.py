@@ -284,7 +284,7 @@ def animate_file(workdir: str, source_path: str, driving_path: str, output: str,
     n = video.write_video(output, frames, fps, audio_from=driving_path)
     if provenance is not None:
       provenance.sign(output, size=(size, size))
-  return {"output": output, "frames": n, "crops": not as_video, "fps": fps, "size": size, "initial_frame": initial,
-          "source_box": s_info["box"], "driving_box": d_info["box"],
+  return {"output": output, "frames": n, "crops": not as_video, "fps": fps, "size": size,
+          "initial_frame": initial, "source_box": s_info["box"], "driving_box": d_info["box"],
           "audio": bool(d_info["has_audio"]), "relative": relative, "adapt_scale": adapt_scale,
           "avd": avd}

@@ -16,17 +16,24 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from deepjax.data import images
+from deepjax.data import images, video
 from deepjax.data.builders import face_folders
 from deepjax.errors import UserError
 from deepjax.io_utils import write_text_atomic
 from deepjax.infer.swap_images import input_records
 
-VIDEO_EXTENSIONS = (".mp4", ".m4v", ".mov", ".mkv")
+WRITABLE_VIDEO = (".mp4", ".m4v", ".mov", ".mkv")
 
 
 def is_video_name(path: str) -> bool:
-  return path.lower().endswith(VIDEO_EXTENSIONS)
+  """True for a video file name the animation can be written to; UserError for another
+  video name (e.g. .avi); False for anything else (a folder of crops)."""
+  if path.lower().endswith(WRITABLE_VIDEO):
+    return True
+  if path.lower().endswith(video.VIDEO_EXTENSIONS):
+    raise UserError(f"output must be a video file name ({', '.join(WRITABLE_VIDEO)}) or a "
+                    f"folder, got {path}")
+  return False
 
 
 def check_output_folder(output_dir: str) -> None:
