@@ -11,7 +11,6 @@ runs, so equality also shows the statistics are synchronised across processes.)
 """
 import json
 import os
-import re
 import subprocess
 import sys
 
@@ -120,10 +119,8 @@ def run_workers(tmp_path, data_dir: str, kind: str = "swap", nproc: int = 2,
   out.mkdir()
   port = free_port()
   # The workers keep the suite's XLA flags (conftest) with their own device count.
-  xla_flags = re.sub(r"--xla_force_host_platform_device_count=\d+", "",
-                     os.environ.get("XLA_FLAGS", ""))
-  env = dict(os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS=(
-      f"{xla_flags} --xla_force_host_platform_device_count={devices_per_process}").strip())
+  env = testing.program_env()
+  env["XLA_FLAGS"] += f" --xla_force_host_platform_device_count={devices_per_process}"
   procs = []
   for pid in range(nproc):
     spec = tmp_path / f"spec_{pid}.json"
