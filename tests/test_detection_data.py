@@ -73,6 +73,19 @@ def test_hash_split_never_splits_an_identity(folders):
   assert splits["train"] and splits["test"] and not splits["train"] & splits["test"]
 
 
+def test_folders_of_test_people_only_have_a_test_split(folders, tmp_path):
+  """Folders to evaluate a detector on (every identity held out): a test split, no train
+  split, and asking to train on them says why in one line."""
+  _, real, _, _ = folders
+  ids = tuple(f"synthetic_{i}" for i in range(4))
+  b = detection.prepare_detection([("real", real)], SIZE, str(tmp_path), test_identities=ids)
+  assert set(b.info.splits) == {"test"} and len(records(b, "test")) == 12
+  cfg = {"source": "folders", "size": SIZE, "folders": (f"real:{real}",),
+         "test_identities": ids, "data_dir": str(tmp_path)}
+  with pytest.raises(UserError, match="training needs an identity outside"):
+    detection_pipeline.detection_iterator(cfg, 4, seed=0, split="train", shard_by_process=False)
+
+
 def test_bad_folders(folders, tmp_path):
   with pytest.raises(UserError):
     detection.prepare_detection([("real", str(tmp_path / "missing"))], SIZE, str(tmp_path))

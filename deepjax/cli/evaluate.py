@@ -96,6 +96,9 @@ def reconstruction():
 
 
 _SPLIT = flags.DEFINE_string("split", "test", "detection: split of the run's data to score.")
+_SBI = flags.DEFINE_boolean("sbi", None, "detection: also score a self-blend of each real "
+                             "crop (default: as the run was trained; --nosbi scores only the "
+                             "crops, e.g. real against one generator's fakes).")
 _FOLDERS = flags.DEFINE_list("folders", None, "detection: crop folders generator:PATH to score "
                              "instead of the run's data (e.g. real:faces,ae:run/faces).")
 
@@ -109,7 +112,7 @@ def detection():
     raise UserError("--workdir must be the run folder of a detector (deepjax train "
                     "--config=configs/detect.py)")
   data = {"source": "folders", "folders": tuple(_FOLDERS.value)} if _FOLDERS.value else None
-  report = det.evaluate_workdir(_WORKDIR.value, _SPLIT.value, data=data)
+  report = det.evaluate_workdir(_WORKDIR.value, _SPLIT.value, data=data, eval_sbi=_SBI.value)
   out = _OUTPUT.value or os.path.join(_WORKDIR.value, "evaluate_detection.json")
   write_text_atomic(out, json.dumps(report, indent=2))
   print(f"detector {_WORKDIR.value} (step {report['step']}) on the '{report['split']}' split: "

@@ -142,7 +142,8 @@ def detection_iterator(data_config, batch_size: int, seed: int, split: str = "tr
   builder = detection_builder(data_config, multihost=shard_index is None and shard_by_process)
   if split not in builder.info.splits:
     raise UserError(f"the detection data has no '{split}' split (has "
-                    f"{sorted(builder.info.splits)}); it needs two identities or more")
+                    f"{sorted(builder.info.splits)}): training needs an identity outside "
+                    "data.test_identities, evaluation one inside it")
   source = builder.as_data_source(split)
   n = len(source)
   train = split == "train"

@@ -230,7 +230,8 @@ def _mux_audio(video_path: str, audio_from: str, out_path: str, duration: float)
 
 
 def write_video(path: str, frames: Iterable[np.ndarray], fps: float,
-                audio_from: Optional[str] = None, quality: float = 7) -> int:
+                audio_from: Optional[str] = None, quality: float = 7,
+                crf: Optional[int] = None) -> int:
   """Encodes frames to an H.264 mp4, atomically, optionally with another file's audio.
 
   Args:
@@ -241,6 +242,7 @@ def write_video(path: str, frames: Iterable[np.ndarray], fps: float,
     audio_from: optional media file whose first audio stream is copied into the
       output (cut to the video's length); nothing is added if it has no audio.
     quality: 0 (worst) to 10 (best); maps to x264 CRF `int((1 - quality/10) * 51)`.
+    crf: x264's constant rate factor (0-51) given directly; overrides `quality`.
 
   Returns:
     The number of frames written.
@@ -266,12 +268,15 @@ def write_video(path: str, frames: Iterable[np.ndarray], fps: float,
     raise ValueError(f"frames must be uint8 (H,W,3), got {first.dtype} {first.shape}")
   h, w = first.shape[:2]
   pix_fmt = "yuv420p" if (h % 2 == 0 and w % 2 == 0) else "yuv444p"
+  if crf is not None and not 0 <= int(crf) <= 51:
+    raise UserError(f"crf must be in 0..51, got {crf}")
+  rate = ["-crf", str(int(crf))] if crf is not None else []
 
   def encode(target: str) -> int:
     writer = imageio_ffmpeg.write_frames(
         target, (w, h), pix_fmt_in="rgb24", pix_fmt_out=pix_fmt, fps=fps,
-        quality=quality, codec="libx264", macro_block_size=1,
-        output_params=["-f", "mp4", "-movflags", "+faststart"])
+        quality=None if crf is not None else quality, codec="libx264", macro_block_size=1,
+        output_params=rate + ["-f", "mp4", "-movflags", "+faststart"])
     with spawning_ffmpeg():
       writer.send(None)
     n = 0

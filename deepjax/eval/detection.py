@@ -45,18 +45,21 @@ def evaluate(task, state, batches, eval_fn=None) -> dict:
 
 
 def evaluate_workdir(workdir: str, split: str = "test", batch_size: int = 0,
-                     data: dict | None = None) -> dict:
+                     data: dict | None = None, eval_sbi: bool | None = None) -> dict:
   """Scores the `split` of a detect run's data (or of `data`, fields overriding the run's
   data config, e.g. other folders) with the newest checkpoint of `workdir`.
 
   Each real crop is scored with a self-blend of it when the run's `detect.eval_sbi` is
-  on (the default), so real footage alone gives both classes. Returns
+  on (the default, or `eval_sbi=True`), so real footage alone gives both classes;
+  `eval_sbi=False` scores the crops as they are (real against generated fakes). Returns
   `detection_metrics.summary` plus "step", "split" and "task"."""
   config = loading.read_config(workdir)
   if config.get("task") != "detect":
     raise UserError(f"{workdir} is a {config.get('task')!r} run, not a detector (task 'detect')")
   if data:
     config.data.update(data)
+  if eval_sbi is not None:
+    config.detect.eval_sbi = bool(eval_sbi)
   saved = loading.load_state(workdir)
   task = build_task(config)
   state = TrainState.create(jax.tree.map(np.asarray, saved["params"]), {}, jax.random.key(0))

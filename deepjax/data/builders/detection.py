@@ -84,15 +84,14 @@ def folder_faces(folder: str, generator: str) -> list[dict]:
 
 def split_identities(identities: list[str], test_fraction: float,
                      test_identities: tuple[str, ...]) -> tuple[set[str], set[str]]:
-  """(train, test) identity sets: the named ones, else by name hash."""
+  """(train, test) identity sets: the named ones, else by name hash. Naming every
+  identity gives an empty train set (folders to evaluate a detector on, not to train)."""
   names = sorted(set(identities))
   if test_identities:
     missing = sorted(set(test_identities) - set(names))
     if missing:
       raise UserError(f"test identities not found: {', '.join(missing)}")
     test = set(test_identities)
-    if test == set(names):
-      raise UserError("every identity is a test identity: no training identities left")
     return set(names) - test, test
   train, test = face_folders.split_files(names, test_fraction)
   return set(train), set(test)
@@ -159,9 +158,9 @@ class Detection(common.LocalBuilder):
 
 
 def plan_splits(folders, test_fraction: float, test_identities=()) -> dict[str, list[dict]]:
-  """{"train": faces, "test": faces (absent when no identity is held out)} of the
+  """{"train": faces, "test": faces} of the
   (generator, folder) pairs: every crop (`folder_faces`, plus its folder and index), split
-  by identity (`split_identities`).
+  by identity (`split_identities`); a split without faces is left out.
 
   Raises: UserError when the folders hold no crops or a test identity is unknown.
   """
@@ -172,10 +171,9 @@ def plan_splits(folders, test_fraction: float, test_identities=()) -> dict[str, 
   if not faces:
     raise UserError("no face crops in the detection folders: " + ", ".join(f for _, f in folders))
   train, test = split_identities([f["identity"] for f in faces], test_fraction, test_identities)
-  splits = {"train": [f for f in faces if f["identity"] in train]}
-  if test:
-    splits["test"] = [f for f in faces if f["identity"] in test]
-  return splits
+  splits = {"train": [f for f in faces if f["identity"] in train],
+            "test": [f for f in faces if f["identity"] in test]}
+  return {name: split for name, split in splits.items() if split}
 
 
 def _folder_state(folder: str) -> str:

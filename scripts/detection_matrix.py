@@ -1,0 +1,96 @@
+"""The detection matrix (README, issue 15) of a run folder of scripts/detection_matrix.sh.
+
+Rows: the detectors `det_<row>` of the run (trained on SBI only, SBI + AE swaps, SBI + every
+generator's fakes). Columns: self-blends of the test people's real crops ("sbi"), then each
+generator's fakes of the test people against those people's real crops, as written and
+after H.264 at CRF 23 and 28 (the reencode stage). Each cell is `deepjax.eval.detection.
+evaluate_workdir` on the test split (people never in any detector's training split): frame
+and video ROC AUC, EER and accuracy at 0.5. Writes RUN/matrix.json and RUN/matrix.md.
+
+Usage: python scripts/detection_matrix.py --run=runs/detection_matrix \
+         --test_people="lp_d3 lp_d9 lp_d12 lp_s18" --generators="ae vae gan fomm tpsmm"
+"""
+import argparse
+import glob
+import json
+import os
+
+from deepjax.cli import program
+from deepjax.eval import detection
+
+ROWS = (("sbi", "SBI only"), ("sbi_ae", "SBI + AE swaps"), ("sbi_all", "SBI + all generators"))
+QUALITIES = (("", "as written"), ("crf23", "H.264 CRF 23"), ("crf28", "H.264 CRF 28"))
+
+
+def cell(workdir, base, people, generator):
+  folders = [f"real:{os.path.join(base, 'real', p)}" for p in people]
+  if generator != "sbi":
+    fakes = sorted(glob.glob(os.path.join(base, "fakes", f"{generator}_test_*")))
+    if not fakes:
+      return None
+    folders += [f"{generator}:{f}" for f in fakes]
+  data = {"source": "folders", "folders": tuple(folders)}
+  return detection.evaluate_workdir(workdir, "test", data=data, eval_sbi=generator == "sbi")
+
+
+def fmt(value, digits=3):
+  return "–" if value is None else f"{value:.{digits}f}"
+
+
+def tables(results, generators) -> str:
+  out = []
+  for quality, title in QUALITIES:
+    cols = (["sbi"] if not quality else []) + generators
+    for metric, heading in (("auc", "frame AUC / video AUC"), ("eer", "frame EER / accuracy@0.5")):
+      out.append(f"**{title}: {heading}**\n")
+      out.append("| trained on | " + " | ".join(cols) + " |")
+      out.append("|---|" + "---:|" * len(cols))
+      for row, name in ROWS:
+        cells = []
+        for col in cols:
+          r = results.get(row, {}).get(quality or "written", {}).get(col)
+          if not r:
+            cells.append("–")
+          elif metric == "auc":
+            cells.append(f"{fmt(r['auc'])} / {fmt(r.get('video_auc'), 2)}")
+          else:
+            cells.append(f"{fmt(r['eer'])} / {fmt(r['accuracy'])}")
+        out.append(f"| {name} | " + " | ".join(cells) + " |")
+      out.append("")
+  return "\n".join(out)
+
+
+def main():
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--run", default="runs/detection_matrix")
+  parser.add_argument("--test_people", default="lp_d3 lp_d9 lp_d12 lp_s18")
+  parser.add_argument("--generators", default="ae vae gan fomm tpsmm")
+  args = parser.parse_args()
+  program.enable_compilation_cache()
+  people, generators = args.test_people.split(), args.generators.split()
+  results = {}
+  for row, _ in ROWS:
+    workdir = os.path.join(args.run, f"det_{row}")
+    if not os.path.isdir(workdir):
+      continue
+    for quality, _ in QUALITIES:
+      base = os.path.join(args.run, quality) if quality else args.run
+      for col in (["sbi"] if not quality else []) + generators:
+        r = cell(workdir, base, people, col)
+        if r is None:
+          continue
+        results.setdefault(row, {}).setdefault(quality or "written", {})[col] = r
+        print(f"{row:8s} {quality or 'written':8s} {col:6s} frame AUC {r['auc']:.3f} "
+              f"video AUC {fmt(r.get('video_auc'), 2)} EER {r['eer']:.3f} "
+              f"acc {r['accuracy']:.3f} ({r['n_real']} real, {r['n_fake']} fake, step "
+              f"{r['step']})", flush=True)
+  with open(os.path.join(args.run, "matrix.json"), "w", encoding="utf-8") as f:
+    json.dump(results, f, indent=2)
+  md = tables(results, generators)
+  with open(os.path.join(args.run, "matrix.md"), "w", encoding="utf-8") as f:
+    f.write(md + "\n")
+  print(md)
+
+
+if __name__ == "__main__":
+  main()

@@ -1,0 +1,164 @@
+#!/usr/bin/env bash
+# The detection matrix of README (issue 15): detectors trained on SBI only, SBI + AE swaps,
+# and SBI + every generator's fakes, scored on each generator's fakes of people whose footage
+# was never in their training split, as written and after H.264 at CRF 23 and 28.
+# Stages (all by default, or name some in STAGES):
+#   extract     aligned 64 px crops of every clip in $DATA/videos (every 2nd frame, at most
+#               $MAX_FRAMES frames read), one folder per clip = per person; 64 px animation
+#               crops of every clip for the motion models
+#   generators  AE, VAE, GAN (tiny) on a training pair and on a test pair of people, FOMM and
+#               TPSMM (tiny) on the training people's clips; each for GEN_MINUTES of wall
+#               time on one core (SIGTERM: the loop saves the step it is on), two at a time
+#   fakes       each swap model swaps both of its people's crops (image mode); each motion
+#               model animates a photo (a clip's first frame) of a person with another
+#               person's clip, four pairs per split; all with --provenance=none
+#   reencode    CRF 23 and 28 copies of the test people's real and fake crop folders
+#   detectors   configs/detect.py:tiny for each row (its data prepared first by deepjax
+#               detect-data), DET_MINUTES of training on one core each
+#   evaluate    scripts/detection_matrix.py: the matrix -> $RUN/matrix.json, $RUN/matrix.md
+# Usage (repository root, venv active):  bash scripts/detection_matrix.sh
+#         STAGES="evaluate" RUN=runs/detection_matrix bash scripts/detection_matrix.sh
+set -euo pipefail
+DATA=${DATA:-../shared/data}
+RUN=${RUN:-runs/detection_matrix}
+MAX_FRAMES=${MAX_FRAMES:-400}
+GEN_MINUTES=${GEN_MINUTES:-4}
+DET_MINUTES=${DET_MINUTES:-10}
+ANIM_FRAMES=${ANIM_FRAMES:-100}
+TRAIN_PAIR=${TRAIN_PAIR:-"lp_d10 lp_d14"}
+TEST_PAIR=${TEST_PAIR:-"lp_d3 lp_d9"}
+TEST_PEOPLE=${TEST_PEOPLE:-"lp_d3 lp_d9 lp_d12 lp_s18"}
+# photo:driving pairs of the motion models' fakes (photo = the clip's first frame)
+TRAIN_ANIM=${TRAIN_ANIM:-"lp_d10:lp_d14 lp_d14:lp_d11 lp_d6:lp_d19 lp_s13:lp_d18"}
+TEST_ANIM=${TEST_ANIM:-"lp_d3:lp_d9 lp_d9:lp_d12 lp_d12:lp_d3 lp_s18:lp_d9"}
+SWAPS=${SWAPS:-"ae vae gan"}
+MOTION=${MOTION:-"fomm tpsmm"}
+STAGES=${STAGES:-"extract generators fakes reencode detectors evaluate"}
+has() { [[ " $STAGES " == *" $1 "* ]]; }
+is_test() { [[ " $TEST_PEOPLE " == *" $1 "* ]]; }
+clips() { for f in "$DATA"/videos/*.mp4; do basename "$f" .mp4; done; }
+mkdir -p "$RUN"/real "$RUN"/gen "$RUN"/fakes "$RUN"/photos "$RUN"/logs
+
+# Runs "$@" on core $1 for $2 minutes; SIGTERM at the end (the loop saves and exits 0).
+timed() {
+  local core=$1 minutes=$2; shift 2
+  timeout -s TERM "${minutes}m" taskset -c "$core" "$@" || [ $? -eq 124 ]
+}
+
+if has extract; then
+  clips | xargs -P 2 -I{} sh -c 'deepjax extract --input="$0/videos/{}.mp4" \
+    --output="$1/real/{}" --every_n_frames=2 --max_frames="$2" > "$1/logs/extract_{}.log" 2>&1' \
+    "$DATA" "$RUN" "$MAX_FRAMES"
+  deepjax extract --for=animation --input="$DATA/videos" --output="$RUN/anim" --size=64 \
+    --every_n_frames=10 --max_frames=300 > "$RUN/logs/extract_anim.log" 2>&1
+  for clip in $(clips); do
+    python -c "import sys; from deepjax.data import video, images; \
+images.write_image(sys.argv[2], video.read_video(sys.argv[1], max_frames=1)[0][0])" \
+      "$DATA/videos/$clip.mp4" "$RUN/photos/$clip.png"
+  done
+fi
+
+if has generators; then
+  jobs_list=()
+  for fam in $SWAPS; do
+    for split in train test; do
+      pair=$TRAIN_PAIR; [ "$split" = test ] && pair=$TEST_PAIR
+      set -- $pair
+      jobs_list+=("swap $fam $split $1 $2")
+    done
+  done
+  for m in $MOTION; do jobs_list+=("motion $m"); done
+  held=$(for p in $TEST_PEOPLE; do printf "'%s.mp4'," "$p"; done)
+  slot=0
+  for job in "${jobs_list[@]}"; do
+    set -- $job
+    (
+      if [ "$1" = swap ]; then
+        timed "$slot" "$GEN_MINUTES" deepjax train --config="configs/faceswap_$2.py:tiny" \
+          --workdir="$RUN/gen/$2_$3" --config.data.source=folders \
+          --config.data.a="$RUN/real/$4" --config.data.b="$RUN/real/$5" \
+          --config.num_steps=1000000 --config.log_every=50 --config.checkpoint_every=200 \
+          --config.preview_every=1000000 --config.eval_every=1000000 > "$RUN/logs/gen_$2_$3.log" 2>&1
+      else
+        timed "$slot" "$GEN_MINUTES" deepjax train --config="configs/$2_vox256.py:tiny" \
+          --workdir="$RUN/gen/$2" --config.data.video_dir="$RUN/anim" \
+          --config.data.held_out="(${held})" --config.num_steps=1000000 --config.log_every=20 \
+          --config.checkpoint_every=100 --config.preview_every=1000000 > "$RUN/logs/gen_$2.log" 2>&1
+      fi
+    ) &
+    slot=$(( (slot + 1) % 2 ))
+    if [ "$slot" -eq 0 ]; then wait; fi
+  done
+  wait
+fi
+
+if has fakes; then
+  for fam in $SWAPS; do
+    for split in train test; do
+      pair=$TRAIN_PAIR; [ "$split" = test ] && pair=$TEST_PAIR
+      set -- $pair
+      deepjax swap --workdir="$RUN/gen/${fam}_$split" --input="$RUN/real/$1" --direction=a2b \
+        --output="$RUN/fakes/${fam}_${split}_$1" --provenance=none > "$RUN/logs/fake_${fam}_${split}_a.log" 2>&1
+      deepjax swap --workdir="$RUN/gen/${fam}_$split" --input="$RUN/real/$2" --direction=b2a \
+        --output="$RUN/fakes/${fam}_${split}_$2" --provenance=none > "$RUN/logs/fake_${fam}_${split}_b.log" 2>&1
+    done
+  done
+  for m in $MOTION; do
+    for split in train test; do
+      combos=$TRAIN_ANIM; [ "$split" = test ] && combos=$TEST_ANIM
+      for combo in $combos; do
+        photo=${combo%%:*}; driving=${combo#*:}
+        deepjax animate --workdir="$RUN/gen/$m" --source="$RUN/photos/$photo.png" \
+          --driving="$DATA/videos/$driving.mp4" --max_frames="$ANIM_FRAMES" --provenance=none \
+          --output="$RUN/fakes/${m}_${split}_${photo}_by_${driving}" > "$RUN/logs/fake_${m}_${photo}.log" 2>&1
+      done
+    done
+  done
+fi
+
+if has reencode; then
+  python - "$RUN" $TEST_PEOPLE <<'PY'
+import glob, os, sys
+from deepjax.eval.reencode import reencode_folder
+run, people = sys.argv[1], sys.argv[2:]
+folders = [os.path.join(run, "real", p) for p in people]
+folders += sorted(glob.glob(os.path.join(run, "fakes", "*_test_*")))
+for crf in (23, 28):
+  for src in folders:
+    dst = os.path.join(run, f"crf{crf}", os.path.relpath(src, run))
+    print(f"CRF {crf}: {src} -> {dst} ({reencode_folder(src, dst, crf)} crops)")
+PY
+fi
+
+if has detectors; then
+  real=$(for c in $(clips); do printf 'real:%s+' "$RUN/real/$c"; done)
+  fakes_of() { for g in "$@"; do for f in "$RUN"/fakes/"${g}"_train_*; do printf '%s:%s+' "$g" "$f"; done; done; }
+  test_ids="($(for p in $TEST_PEOPLE; do printf "'%s'," "$p"; done))"
+  declare -A rows=([sbi]="$real" [sbi_ae]="$real$(fakes_of ae)"
+                   [sbi_all]="$real$(fakes_of $SWAPS $MOTION)")
+  for row in sbi sbi_ae sbi_all; do   # data prepared before the timed training
+    folders=${rows[$row]}
+    deepjax detect-data --config="configs/detect.py:tiny,folders=${folders%+}" \
+      --config.data.test_identities="$test_ids" > "$RUN/logs/data_$row.log" 2>&1
+  done
+  slot=0
+  for row in sbi sbi_ae sbi_all; do
+    folders=${rows[$row]}
+    (
+      timed "$slot" "$DET_MINUTES" deepjax train \
+        --config="configs/detect.py:tiny,folders=${folders%+}" --workdir="$RUN/det_$row" \
+        --config.data.test_identities="$test_ids" --config.num_steps=1000000 \
+        --config.checkpoint_every=200 --config.preview_every=1000000 \
+        --config.eval_every=1000000 > "$RUN/logs/det_$row.log" 2>&1
+      echo "det_$row: trained $DET_MINUTES min on core $slot" >> "$RUN/train_time.txt"
+    ) &
+    slot=$(( (slot + 1) % 2 ))
+    if [ "$slot" -eq 0 ]; then wait; fi
+  done
+  wait
+fi
+
+if has evaluate; then
+  python scripts/detection_matrix.py --run="$RUN" --test_people="$TEST_PEOPLE" \
+    --generators="$SWAPS $MOTION"
+fi
