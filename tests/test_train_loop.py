@@ -168,3 +168,18 @@ def test_validate_config():
     m.data.size = 40
   with pytest.raises(UserError, match="first-order motion model.*32 or 48"):
     validate.validate(m)
+
+
+def test_metric_writer_does_not_import_torch(tmp_path):
+  """tensorboardX imports torch when it is installed; the loop's writer keeps it out (a
+  second of every start) and still writes event files."""
+  import importlib.util  # pylint: disable=import-outside-toplevel
+  if importlib.util.find_spec("torch") is None:
+    pytest.skip("torch is not installed: nothing to keep out")
+  code = ("import sys; from deepjax.train import metrics; "
+          "w = metrics.MetricWriter(sys.argv[1], enabled=True); w.scalars(1, {'loss': 0.5}); "
+          "w.close(); print('torch' in sys.modules)")
+  out = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True,
+                       text=True, check=True, timeout=120).stdout.split()
+  assert out[-1] == "False", out
+  assert any(f.startswith("events.out") for f in os.listdir(tmp_path / "tb"))

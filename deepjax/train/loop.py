@@ -100,12 +100,14 @@ def compile_train_step(task, state_sharding, batch_sharding, repl, nonfinite: st
 
 
 def init_state(task, config, mesh, example_batch):
-  """Creates the state already replicated on the mesh (eval_shape, then jit(init))."""
+  """(state, shapes, state_sharding): the state made by one jit(init) already replicated
+  on the mesh, its ShapeDtypeStructs and its sharding (`repl` for every leaf). One trace of
+  init: a model's trace is a large part of a warm start."""
   repl = parallel.replicated(mesh)
   rng = jax.random.key(config.seed)
-  shapes = jax.eval_shape(task.init, rng, example_batch)
-  state_sharding = jax.tree.map(lambda _: repl, shapes)
-  state = compile_options.jit(task.init, out_shardings=state_sharding)(rng, example_batch)
+  state = compile_options.jit(task.init, out_shardings=repl)(rng, example_batch)
+  shapes = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), state)
+  state_sharding = jax.tree.map(lambda _: repl, state)
   return state, shapes, state_sharding
 
 

@@ -3,6 +3,7 @@
 Only process 0 writes; other processes get a writer that does nothing.
 """
 import os
+import sys
 import time
 
 import jax
@@ -12,6 +13,23 @@ from absl import logging
 from deepjax.io_utils import atomic_path
 
 
+def _summary_writer_class():
+  """tensorboardX's SummaryWriter, imported without torch.
+
+  tensorboardX imports torch whenever it is installed (the torch extra), only to accept
+  torch tensors, which deepjax never passes: about a second of every training start. A torch
+  that is already imported is left as it is."""
+  if "torch" in sys.modules:
+    from tensorboardX import SummaryWriter  # pylint: disable=import-outside-toplevel
+    return SummaryWriter
+  sys.modules["torch"] = None  # `import torch` raises ImportError while this is set
+  try:
+    from tensorboardX import SummaryWriter  # pylint: disable=import-outside-toplevel
+  finally:
+    del sys.modules["torch"]
+  return SummaryWriter
+
+
 class MetricWriter:
   """Writes scalars to TensorBoard event files under `<workdir>/tb`."""
 
@@ -19,8 +37,7 @@ class MetricWriter:
     self.enabled = jax.process_index() == 0 if enabled is None else enabled
     self._tb = None
     if self.enabled:
-      from tensorboardX import SummaryWriter  # pylint: disable=import-outside-toplevel
-      self._tb = SummaryWriter(os.path.join(workdir, "tb"))
+      self._tb = _summary_writer_class()(os.path.join(workdir, "tb"))
 
   def scalars(self, step: int, values: dict) -> None:
     if self._tb is None:
