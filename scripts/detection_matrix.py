@@ -18,7 +18,8 @@ import os
 from deepjax.cli import program
 from deepjax.eval import detection
 
-ROWS = (("sbi", "SBI only"), ("sbi_ae", "SBI + AE swaps"), ("sbi_all", "SBI + all generators"))
+ROWS = (("sbi", "SBI only"), ("sbi_ae", "SBI + AE swaps"), ("sbi_all", "SBI + all generators"),
+        ("sbi_all_30m", "SBI + all generators, 30 min on 2 cores"))
 QUALITIES = (("", "as written"), ("crf23", "H.264 CRF 23"), ("crf28", "H.264 CRF 28"))
 
 
