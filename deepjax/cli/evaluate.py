@@ -18,8 +18,9 @@ arguments that reads the flags it needs). Tasks:
   another copy.
 - detection: a detector workdir (configs/detect.py) on the held-out identities of its
   data (`--split`), or on other crop folders (`--folders=real:DIR,ae:DIR`): real crops
-  and self-blends of them (plus any generated fakes), frame-level ROC AUC, EER and
-  accuracy at 0.5; writes JSON (default DIR/evaluate_detection.json).
+  and self-blends of them (plus any generated fakes; --nosbi: the crops alone, e.g. real
+  against one generator's fakes), frame- and video-level ROC AUC, EER and accuracy at 0.5;
+  writes JSON (default DIR/evaluate_detection.json).
 """
 import json
 import os
