@@ -66,13 +66,19 @@ def main():
   parser.add_argument("--run", default="runs/detection_matrix")
   parser.add_argument("--test_people", default="lp_d3 lp_d9 lp_d12 lp_s18")
   parser.add_argument("--generators", default="ae vae gan fomm tpsmm")
+  parser.add_argument("--rows", default="", help="score only these rows (e.g. sbi_all_30m); "
+                      "the other rows' cells are kept from RUN/matrix.json")
   args = parser.parse_args()
   program.enable_compilation_cache()
   people, generators = args.test_people.split(), args.generators.split()
-  results = {}
+  results, only = {}, set(args.rows.split())
+  saved = os.path.join(args.run, "matrix.json")
+  if only and os.path.exists(saved):
+    with open(saved, encoding="utf-8") as f:
+      results = {k: v for k, v in json.load(f).items() if k not in only}
   for row, _ in ROWS:
     workdir = os.path.join(args.run, f"det_{row}")
-    if not os.path.isdir(workdir):
+    if not os.path.isdir(workdir) or (only and row not in only):
       continue
     for quality, _ in QUALITIES:
       base = os.path.join(args.run, quality) if quality else args.run
