@@ -18,6 +18,7 @@
 #   detector30  the "all generators" row again for the budget: DET30_MINUTES (30) on
 #               both cores -> det_sbi_all_30m (not in the default STAGES)
 #   evaluate    scripts/detection_matrix.py: the matrix -> $RUN/matrix.json, $RUN/matrix.md
+#               (EVAL_ROWS="sbi_all_30m" scores only those rows, keeping the others)
 # Usage (repository root, venv active):  bash scripts/detection_matrix.sh
 #         STAGES="evaluate" RUN=runs/detection_matrix bash scripts/detection_matrix.sh
 set -euo pipefail
@@ -174,5 +175,5 @@ fi
 
 if has evaluate; then
   python scripts/detection_matrix.py --run="$RUN" --test_people="$TEST_PEOPLE" \
-    --generators="$SWAPS $MOTION"
+    --generators="$SWAPS $MOTION" --rows="${EVAL_ROWS:-}"
 fi
