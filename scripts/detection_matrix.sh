@@ -137,6 +137,15 @@ fi
 real=$(for c in $(clips); do printf 'real:%s+' "$RUN/real/$c"; done)
 fakes_of() { for g in "$@"; do for f in "$RUN"/fakes/"${g}"_train_*; do printf '%s:%s+' "$g" "$f"; done; done; }
 test_ids="($(for p in $TEST_PEOPLE; do printf "'%s'," "$p"; done))"
+# Trains a detector on folders $1 into $RUN/det_$2, run through the command prefix "${@:3}"
+# (`timed CORE MINUTES` or `timeout ...`); its log: $RUN/logs/det_$2.log.
+train_detector() {
+  local folders=$1 row=$2; shift 2
+  "$@" deepjax train --config="configs/detect.py:tiny,folders=${folders%+}" \
+    --workdir="$RUN/det_$row" --config.data.test_identities="$test_ids" \
+    --config.num_steps=1000000 --config.checkpoint_every=200 --config.preview_every=1000000 \
+    --config.eval_every=1000000 > "$RUN/logs/det_$row.log" 2>&1
+}
 if has detectors; then
   declare -A rows=([sbi]="$real" [sbi_ae]="$real$(fakes_of ae)"
                    [sbi_all]="$real$(fakes_of $SWAPS $MOTION)")
@@ -149,11 +158,7 @@ if has detectors; then
   for row in sbi sbi_ae sbi_all; do
     folders=${rows[$row]}
     (
-      timed "$slot" "$DET_MINUTES" deepjax train \
-        --config="configs/detect.py:tiny,folders=${folders%+}" --workdir="$RUN/det_$row" \
-        --config.data.test_identities="$test_ids" --config.num_steps=1000000 \
-        --config.checkpoint_every=200 --config.preview_every=1000000 \
-        --config.eval_every=1000000 > "$RUN/logs/det_$row.log" 2>&1
+      train_detector "$folders" "$row" timed "$slot" "$DET_MINUTES"
       echo "det_$row: trained $DET_MINUTES min on core $slot" >> "$RUN/train_time.txt"
     ) &
     slot=$(( (slot + 1) % 2 ))
@@ -165,11 +170,7 @@ fi
 if has detector30; then
   folders="$real$(fakes_of $SWAPS $MOTION)"
   start=$(date +%s)
-  timeout -s TERM "${DET30_MINUTES}m" deepjax train \
-    --config="configs/detect.py:tiny,folders=${folders%+}" --workdir="$RUN/det_sbi_all_30m" \
-    --config.data.test_identities="$test_ids" --config.num_steps=1000000 \
-    --config.checkpoint_every=200 --config.preview_every=1000000 \
-    --config.eval_every=1000000 > "$RUN/logs/det_sbi_all_30m.log" 2>&1 || [ $? -eq 124 ]
+  train_detector "$folders" sbi_all_30m timeout -s TERM "${DET30_MINUTES}m" || [ $? -eq 124 ]
   echo "det_sbi_all_30m: $(( $(date +%s) - start )) s on both cores" >> "$RUN/train_time.txt"
 fi
 
