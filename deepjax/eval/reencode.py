@@ -7,18 +7,16 @@ file names, with the folder's `alignments.json` and `masks/` copied unchanged: a
 detection builder reads like the original.
 """
 import json
-import logging
 import os
 import shutil
 import tempfile
 
 import numpy as np
+from absl import logging
 
 from deepjax.data import images, video
 from deepjax.data.builders import face_folders
 from deepjax.errors import UserError
-
-log = logging.getLogger("deepjax")
 
 
 def clip_groups(folder: str) -> list[list[str]]:
@@ -86,7 +84,7 @@ def reencode_folder(src: str, dst: str, crf: int, fps: float = 25.0) -> int:
     shutil.rmtree(partial, ignore_errors=True)
     raise
   n = sum(len(g) for g in groups)
-  log.info("re-encoded %d crops of %s at CRF %d -> %s", n, src, crf, dst)
+  logging.info("re-encoded %d crops of %s at CRF %d -> %s", n, src, crf, dst)
   return n
 
 
