@@ -39,7 +39,6 @@ SWAPS=${SWAPS:-"ae vae gan"}
 MOTION=${MOTION:-"fomm tpsmm"}
 STAGES=${STAGES:-"extract generators fakes reencode detectors evaluate"}
 has() { [[ " $STAGES " == *" $1 "* ]]; }
-is_test() { [[ " $TEST_PEOPLE " == *" $1 "* ]]; }
 clips() { for f in "$DATA"/videos/*.mp4; do basename "$f" .mp4; done; }
 mkdir -p "$RUN"/real "$RUN"/gen "$RUN"/fakes "$RUN"/photos "$RUN"/logs
 
@@ -47,6 +46,14 @@ mkdir -p "$RUN"/real "$RUN"/gen "$RUN"/fakes "$RUN"/photos "$RUN"/logs
 timed() {
   local core=$1 minutes=$2; shift 2
   timeout -s TERM "${minutes}m" taskset -c "$core" "$@" || [ $? -eq 124 ]
+}
+# Runs "$@" in the background with $slot naming its core (0 or 1), two jobs at a time; the
+# caller waits for the last ones.
+slot=0
+spawn() {
+  "$@" &
+  slot=$(( (slot + 1) % 2 ))
+  if [ "$slot" -eq 0 ]; then wait; fi
 }
 
 if has extract; then
@@ -73,25 +80,22 @@ if has generators; then
   done
   for m in $MOTION; do jobs_list+=("motion $m"); done
   held=$(for p in $TEST_PEOPLE; do printf "'%s.mp4'," "$p"; done)
-  slot=0
+  gen_job() {  # swap FAMILY SPLIT A B | motion MODEL, on core $slot
+    if [ "$1" = swap ]; then
+      timed "$slot" "$GEN_MINUTES" deepjax train --config="configs/faceswap_$2.py:tiny" \
+        --workdir="$RUN/gen/$2_$3" --config.data.source=folders \
+        --config.data.a="$RUN/real/$4" --config.data.b="$RUN/real/$5" \
+        --config.num_steps=1000000 --config.log_every=50 --config.checkpoint_every=200 \
+        --config.preview_every=1000000 --config.eval_every=1000000 > "$RUN/logs/gen_$2_$3.log" 2>&1
+    else
+      timed "$slot" "$GEN_MINUTES" deepjax train --config="configs/$2_vox256.py:tiny" \
+        --workdir="$RUN/gen/$2" --config.data.video_dir="$RUN/anim" \
+        --config.data.held_out="(${held})" --config.num_steps=1000000 --config.log_every=20 \
+        --config.checkpoint_every=100 --config.preview_every=1000000 > "$RUN/logs/gen_$2.log" 2>&1
+    fi
+  }
   for job in "${jobs_list[@]}"; do
-    set -- $job
-    (
-      if [ "$1" = swap ]; then
-        timed "$slot" "$GEN_MINUTES" deepjax train --config="configs/faceswap_$2.py:tiny" \
-          --workdir="$RUN/gen/$2_$3" --config.data.source=folders \
-          --config.data.a="$RUN/real/$4" --config.data.b="$RUN/real/$5" \
-          --config.num_steps=1000000 --config.log_every=50 --config.checkpoint_every=200 \
-          --config.preview_every=1000000 --config.eval_every=1000000 > "$RUN/logs/gen_$2_$3.log" 2>&1
-      else
-        timed "$slot" "$GEN_MINUTES" deepjax train --config="configs/$2_vox256.py:tiny" \
-          --workdir="$RUN/gen/$2" --config.data.video_dir="$RUN/anim" \
-          --config.data.held_out="(${held})" --config.num_steps=1000000 --config.log_every=20 \
-          --config.checkpoint_every=100 --config.preview_every=1000000 > "$RUN/logs/gen_$2.log" 2>&1
-      fi
-    ) &
-    slot=$(( (slot + 1) % 2 ))
-    if [ "$slot" -eq 0 ]; then wait; fi
+    spawn gen_job $job
   done
   wait
 fi
@@ -154,15 +158,12 @@ if has detectors; then
     deepjax detect-data --config="configs/detect.py:tiny,folders=${folders%+}" \
       --config.data.test_identities="$test_ids" > "$RUN/logs/data_$row.log" 2>&1
   done
-  slot=0
+  det_job() {  # FOLDERS ROW, on core $slot
+    train_detector "$1" "$2" timed "$slot" "$DET_MINUTES"
+    echo "det_$2: trained $DET_MINUTES min on core $slot" >> "$RUN/train_time.txt"
+  }
   for row in sbi sbi_ae sbi_all; do
-    folders=${rows[$row]}
-    (
-      train_detector "$folders" "$row" timed "$slot" "$DET_MINUTES"
-      echo "det_$row: trained $DET_MINUTES min on core $slot" >> "$RUN/train_time.txt"
-    ) &
-    slot=$(( (slot + 1) % 2 ))
-    if [ "$slot" -eq 0 ]; then wait; fi
+    spawn det_job "${rows[$row]}" "$row"
   done
   wait
 fi
