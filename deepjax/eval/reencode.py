@@ -3,7 +3,7 @@
 `reencode_folder(src, dst, crf)` writes each source clip's crops of a crop folder (one
 written by `deepjax extract`, `deepjax swap` in image mode or `deepjax animate` to a folder)
 as one H.264 clip at the given CRF, decodes it, and saves the decoded crops under the same
-file names, with the folder's `alignments.json` and `masks/` copied unchanged: a folder the
+file names, with the folder's `alignments.json` and `masks/` copied (names mapped to .png): a folder the
 detection builder reads like the original.
 """
 import json
@@ -15,31 +15,17 @@ import numpy as np
 from absl import logging
 
 from deepjax.data import images, video
-from deepjax.data.builders import face_folders
+from deepjax.data.builders import detection, face_folders
 from deepjax.errors import UserError
 
 
 def clip_groups(folder: str) -> list[list[str]]:
-  """File names of `folder`'s crops grouped by source clip, each group in frame order
-  (from `alignments.json`; one group in name order without it)."""
-  path = os.path.join(folder, face_folders.ALIGNMENTS_FILE)
-  present = {os.path.basename(p) for p in images.list_images(folder)}
-  if not os.path.exists(path):
-    return [sorted(present)] if present else []
-  with open(path, encoding="utf-8") as f:
-    entries = json.load(f).get("faces", [])
+  """File names of `folder`'s crops as the detection builder reads them
+  (`detection.folder_faces`), grouped by source clip, each group in frame order."""
   groups: dict[str, list[tuple[int, str]]] = {}
-  seen = set()
-  for e in entries:
-    name = os.path.basename(str(e.get("file", "")))
-    if name not in present or name in seen:
-      continue
-    seen.add(name)
-    clip = os.path.splitext(os.path.basename(str(e.get("source") or "")))[0]
-    groups.setdefault(clip, []).append((int(e.get("frame", -1)), name))
-  rest = sorted(present - seen)
-  out = [[n for _, n in sorted(g)] for _, g in sorted(groups.items())]
-  return out + ([rest] if rest else [])
+  for face in detection.folder_faces(folder, "real"):
+    groups.setdefault(face["clip"], []).append((face["frame"], face["file"]))
+  return [[name for _, name in sorted(g)] for _, g in sorted(groups.items())]
 
 
 def _reencode_group(names: list[str], src: str, dst: str, crf: int, fps: float,
