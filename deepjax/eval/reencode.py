@@ -2,9 +2,9 @@
 
 `reencode_folder(src, dst, crf)` writes each source clip's crops of a crop folder (one
 written by `deepjax extract`, `deepjax swap` in image mode or `deepjax animate` to a folder)
-as one H.264 clip at the given CRF, decodes it, and saves the decoded crops under the same
-file names, with the folder's `alignments.json` and `masks/` copied (names mapped to .png): a folder the
-detection builder reads like the original.
+as one H.264 clip at the given CRF, decodes it, and saves the decoded crops as PNG under the
+same names, with the folder's `alignments.json` and `masks/` copied (names mapped to .png):
+a folder the detection builder reads like the original.
 """
 import json
 import os
