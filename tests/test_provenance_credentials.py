@@ -122,3 +122,41 @@ def test_mark_stream_marks_in_batches(config_home):
   np.testing.assert_array_equal(np.stack(whole), np.stack(out[:2]))
   assert not list(prov.mark_stream(iter([]), batch=2))
   assert not config_home.exists()  # watermark only: no signing pair made
+
+
+def test_local_chain_follows_the_c2pa_certificate_profile(config_home):
+  """Key usage critical, EKU emailProtection on the signer, key identifiers on both."""
+  from cryptography import x509  # pylint: disable=import-outside-toplevel
+  cert_path, _ = credentials.local_signing_pair()
+  signer, ca = x509.load_pem_x509_certificates(open(cert_path, "rb").read())
+  for cert in (signer, ca):
+    assert cert.version == x509.Version.v3
+    assert cert.extensions.get_extension_for_class(x509.KeyUsage).critical
+    cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier)
+  assert signer.extensions.get_extension_for_class(x509.KeyUsage).value.digital_signature
+  eku = signer.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+  assert list(eku) == [x509.oid.ExtendedKeyUsageOID.EMAIL_PROTECTION]
+  assert signer.extensions.get_extension_for_class(x509.AuthorityKeyIdentifier).value \
+      .key_identifier == ca.extensions.get_extension_for_class(
+          x509.SubjectKeyIdentifier).value.digest
+  assert ca.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+
+
+def test_local_pair_without_key_identifiers_is_remade(config_home):
+  import datetime  # pylint: disable=import-outside-toplevel
+  from cryptography import x509  # pylint: disable=import-outside-toplevel
+  from cryptography.hazmat.primitives import hashes, serialization  # pylint: disable=import-outside-toplevel
+  from cryptography.hazmat.primitives.asymmetric import ec  # pylint: disable=import-outside-toplevel
+  cert_path, key_path = credentials.local_signing_pair()
+  key = ec.generate_private_key(ec.SECP256R1())
+  name = x509.Name([x509.NameAttribute(x509.oid.NameOID.COMMON_NAME, "old")])
+  now = datetime.datetime.now(datetime.timezone.utc)
+  cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+          .public_key(key.public_key()).serial_number(1).not_valid_before(now)
+          .not_valid_after(now + datetime.timedelta(days=1)).sign(key, hashes.SHA256()))
+  old = cert.public_bytes(serialization.Encoding.PEM)
+  open(cert_path, "wb").write(old)
+  assert not credentials._has_key_identifiers(cert_path)  # pylint: disable=protected-access
+  assert credentials.local_signing_pair() == (cert_path, key_path)
+  assert open(cert_path, "rb").read() != old
+  assert credentials._has_key_identifiers(cert_path)  # pylint: disable=protected-access

@@ -88,19 +88,40 @@ def local_signing_pair() -> tuple:
   """-> (cert_chain_path, key_path) of the local self-signed ES256 pair, made once."""
   folder = os.path.join(_config_dir(), "c2pa")
   cert_path, key_path = os.path.join(folder, "signer_chain.pem"), os.path.join(folder, "signer.key")
-  if not (os.path.exists(cert_path) and os.path.exists(key_path)):
+  exists = os.path.exists(cert_path) and os.path.exists(key_path)
+  if not exists or not _has_key_identifiers(cert_path):
     os.makedirs(folder, mode=0o700, exist_ok=True)
     chain, key = _make_local_chain()
     _write_private(key_path, key)
     with atomic_path(cert_path) as tmp:
       with open(tmp, "wb") as f:
         f.write(chain)
-    logging.warning("made a local self-signed C2PA signing certificate in %s", folder)
+    logging.warning("%s a local self-signed C2PA signing certificate in %s",
+                    "remade (the previous one lacked the key identifiers C2PA validators "
+                    "require)" if exists else "made", folder)
   logging.log_first_n(
       logging.WARNING, "C2PA manifests are signed with deepjax's local self-signed "
       "certificate: the signature proves the file is unchanged since signing (integrity), "
       "not who made it (identity); give a certificate to sign as yourself", 1)
   return cert_path, key_path
+
+
+def _has_key_identifiers(cert_path: str) -> bool:
+  """True when every certificate of a PEM chain has a Subject Key Identifier.
+
+  RFC 5280 requires it on CA certificates, and C2PA validators that check the
+  certificate profile (e.g. c2pa-ts) reject a chain without it; deepjax's local pairs
+  made before it was added are remade.
+  """
+  from cryptography import x509  # pylint: disable=import-outside-toplevel
+  try:
+    with open(cert_path, "rb") as f:
+      certs = x509.load_pem_x509_certificates(f.read())
+    for cert in certs:
+      cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier)
+  except (OSError, ValueError, x509.ExtensionNotFound):
+    return False
+  return True
 
 
 def _make_local_chain() -> tuple:
@@ -126,6 +147,8 @@ def _make_local_chain() -> tuple:
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
         .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False),
                        critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()),
+                       critical=False)
         .sign(ca_key, hashes.SHA256()))
   leaf = (x509.CertificateBuilder().subject_name(name(f"deepjax local signer ({user})"))
           .issuer_name(ca.subject).public_key(key.public_key())
@@ -138,6 +161,8 @@ def _make_local_chain() -> tuple:
           .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.EMAIL_PROTECTION]),
                          critical=False)
           .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
+                         critical=False)
+          .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()),
                          critical=False)
           .sign(ca_key, hashes.SHA256()))
   pem = serialization.Encoding.PEM
