@@ -25,6 +25,7 @@ import time
 
 import imageio_ffmpeg
 import numpy as np
+from PIL import Image
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 from deepjax.data.video import read_image, read_video, write_image, write_video  # pylint: disable=wrong-import-position
@@ -118,8 +119,11 @@ class DwtDct:
     return [], False
 
 
-def measure_clip(method, name, n, folder):
+def measure_clip(method, name, n, folder, size=None):
   frames = read_video(os.path.join(DATA, "videos", name + ".mp4"), max_frames=2 * n)[0][::2][:n]
+  if size:  # square frames of an animation's size
+    frames = np.stack([np.asarray(Image.fromarray(f).resize((size, size), Image.BICUBIC))
+                       for f in frames])
   t0 = time.perf_counter()
   marked = method.embed(frames)
   mark_s = time.perf_counter() - t0
@@ -157,6 +161,8 @@ def main():
   ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   ap.add_argument("--frames", type=int, default=48, help="frames per clip (every other one)")
   ap.add_argument("--clips", nargs="+", default=list(CLIPS))
+  ap.add_argument("--size", type=int, default=None,
+                  help="resize frames to SIZE x SIZE before marking (e.g. 256: animation outputs)")
   ap.add_argument("--fp_frames", type=int, default=24, help="unmarked frames per clip")
   ap.add_argument("--method", choices=("deepjax", "dwtdct"), default="deepjax")
   ap.add_argument("--rival_path", default=None, help="sys.path entry with imwatermark")
@@ -171,7 +177,7 @@ def main():
   parts = args.parts.split(",")
   with tempfile.TemporaryDirectory() as folder:
     for name in args.clips if "clips" in parts else ():
-      result["clips"][name] = measure_clip(method, name, args.frames, folder)
+      result["clips"][name] = measure_clip(method, name, args.frames, folder, args.size)
       print(name, json.dumps(result["clips"][name]), flush=True)
   if "overhead" in parts and args.method == "deepjax":
     from deepjax.bench import provenance as bench  # pylint: disable=import-outside-toplevel

@@ -19,8 +19,10 @@ Design (measured against the alternatives by `scripts/watermark_robustness.py`):
 - Detection (`detect_frames`): luminance minus its blur (removes most of the picture),
   clipped at `clip_residual` robust standard deviations (edges), summed modulo the
   period into one tile ("folding"), so a crop is only a circular shift of the tile;
-  the shift is found by FFT cross-correlation with every bit's carrier (the shift that
-  maximises the summed squared correlations). For a rescaled frame, each candidate
+  the shift is found by FFT cross-correlation of the spectrally whitened fold with every
+  bit's carrier (the shift that maximises the summed squared correlations); the soft
+  bits are the unwhitened correlations at that shift (what marking cancelled against).
+  For a rescaled frame, each candidate
   scale s in `scales` folds at period round(s * period) with the blur scaled by s, and
   correlates with the carriers resampled to that period. Soft bits are decoded with
   Chase decoding: the codeword is accepted when its CRC-32 matches after flipping any
@@ -283,11 +285,24 @@ def _soft_bits(folded: np.ndarray, config: WatermarkConfig):
   input the soft bits are roughly standard normal.
   """
   templates = _templates_at(config, folded.shape[0])
-  corr = np.real(np.fft.ifft2(np.fft.fft2(folded)[None] * np.conj(templates)))
+  spectrum = np.fft.fft2(folded)
+  corr = np.real(np.fft.ifft2(spectrum[None] * np.conj(templates)))
   corr /= corr.std(axis=(1, 2), keepdims=True) + 1e-9
-  score = (corr ** 2).sum(0)
+  # The shift is searched on the whitened fold: the picture's residual is concentrated
+  # in few frequencies, which would otherwise give spurious peaks on small frames.
+  white = np.real(np.fft.ifft2(_whiten(spectrum)[None] * np.conj(templates)))
+  white /= white.std(axis=(1, 2), keepdims=True) + 1e-9
+  score = (white ** 2).sum(0)
   dy, dx = np.unravel_index(np.argmax(score), score.shape)
   return corr[:, dy, dx], (int(dy), int(dx))
+
+
+def _whiten(spectrum: np.ndarray, width: int = 5) -> np.ndarray:
+  """complex (p, p): a 2-D spectrum divided by its magnitude averaged over `width` x
+  `width` neighbouring frequencies (circularly)."""
+  from scipy import ndimage  # pylint: disable=import-outside-toplevel
+  magnitude = ndimage.uniform_filter(np.abs(spectrum), width, mode="wrap")
+  return spectrum / (magnitude + 1e-6)
 
 
 @functools.lru_cache(maxsize=1)
