@@ -5,6 +5,7 @@ Config arguments (comma-separated), e.g. `--config=configs/detect.py:tiny`:
 - (none): EfficientNet-B0 stages at 128 px, batch 32.
 - `tiny`: a CPU-sized network at 64 px (4 short stages, ~0.1 M parameters), batch 16.
 - `mask`: turn on the mask head (supervised by the manipulation masks).
+- `noaug`: no framing / colour / quality jitter (flips only), for ablations.
 - `folders=real:PATH+ae:PATH`: crop folders (generator:path, joined by '+'); without
   it the data are procedural synthetic faces.
 - `batch`, `steps`, `res` overrides.
@@ -34,7 +35,13 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.sbi = ml_collections.ConfigDict(dict(SBI_DEFAULTS))
   c.detect = ml_collections.ConfigDict(dict(
       flip_prob=0.5, mask_weight=0.5 if "mask" in args else 0.0, eval_sbi=True,
-      eval_seed=1234))
+      eval_seed=1234,
+      # framing and colour jitter of every training input (deepjax.ops.detect_augment);
+      # quality loss (quality_prob, noise) stays off: it hid the blur of AE/VAE swaps from
+      # the detector (README, detection matrix)
+      augment=dict(rotation_deg=8.0, zoom=0.08, shift=0.04, hue=0.03, saturation=0.2,
+                   brightness=0.1, contrast=0.15, quality_prob=0.0, blur_max=1.2,
+                   down_min=0.5, noise=0.0)))
   folders = tuple(f for f in str(args.get("folders", "")).split("+") if f)
   c.data = ml_collections.ConfigDict(dict(
       source="folders" if folders else "synthetic",
@@ -52,6 +59,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     set_loop(c, batch_size=16, num_steps=1500, every=500, log_every=50, eval_every=250)
   else:
     set_loop(c, batch_size=32, num_steps=30_000, every=2000, eval_batches=4)
+  if "noaug" in args:
+    c.detect.augment = {}
   apply_run_args(c, args)
   c.lock()
   return c

@@ -20,6 +20,7 @@ def micro_config(**detect):
                    head=32, dropout=0.0, mask_stage=1, depthwise="lax")
     c.data.size = SIZE
     c.optimizer.learning_rate = 3e-3
+    c.detect.augment = {}  # tests/test_detect_augment.py covers it
     c.detect.update(detect)
   return c
 

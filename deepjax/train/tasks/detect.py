@@ -3,7 +3,9 @@
 Every training step doubles the batch: each real crop with landmarks gets a
 self-blended fake made on the fly inside the jitted step (`deepjax.ops.self_blend`),
 so the detector can train on real faces alone; fakes present in the data (generated
-by deepjax's swap/animation models) are used as they come, with their masks. Loss:
+by deepjax's swap/animation models) are used as they come, with their masks. Every
+training input, real or fake, then gets the same kind of random flip, framing, colour and
+quality jitter (`detect.augment`, `deepjax.ops.detect_augment`). Loss:
 binary cross-entropy on the logit (fake = 1), plus, with a mask head, a per-pixel
 binary cross-entropy of the low-resolution manipulation mask (`detect.mask_weight`).
 
@@ -23,11 +25,12 @@ import jax.numpy as jnp
 import optax
 
 from deepjax.models import detect as detect_models
-from deepjax.ops import self_blend
+from deepjax.ops import detect_augment, self_blend
 from deepjax.train.state import TrainState
 from deepjax.train.tasks.ae import image_grid, to_float
 
-DETECT_DEFAULTS = dict(flip_prob=0.5, mask_weight=0.0, eval_sbi=True, eval_seed=1234)
+DETECT_DEFAULTS = dict(flip_prob=0.5, mask_weight=0.0, eval_sbi=True, eval_seed=1234,
+                       augment=None)
 
 
 def make_optimizer(opt_cfg) -> optax.GradientTransformation:
@@ -67,6 +70,9 @@ class DetectTask:
     detect_cfg = config.get("detect") or {}
     self.opts = {k: detect_cfg.get(k, v) for k, v in DETECT_DEFAULTS.items()}
     self.sbi_cfg = self_blend.read_config(dict(config.get("sbi") or {}))
+    aug = self.opts["augment"] or {}
+    self.augment_cfg = detect_augment.read_config(
+        aug.to_dict() if hasattr(aug, "to_dict") else dict(aug))
 
   # --- data -----------------------------------------------------------------
   def data_iterator(self, config, batch_size, seed, split):
@@ -112,10 +118,11 @@ class DetectTask:
 
   # --- steps ----------------------------------------------------------------
   def train_step(self, state: TrainState, batch):
-    k_sbi, k_flip, k_drop = jax.random.split(state.step_key(), 3)
+    k_sbi, k_flip, k_drop, k_aug = jax.random.split(state.step_key(), 4)
     images, labels, weights, masks = self.examples(k_sbi, batch)
     if float(self.opts["flip_prob"]) > 0:
       images, masks = _flip_rows(k_flip, images, masks)
+    images, masks = detect_augment.detect_augment(k_aug, images, masks, self.augment_cfg)
     grad_fn = jax.value_and_grad(self.loss_fn, has_aux=True)
     (_, metrics), grads = grad_fn(state.params, images, labels, weights, masks, k_drop)
     updates, opt_state = self.tx.update(grads, state.opt_state, state.params)
