@@ -7,12 +7,12 @@
 #
 # SWAP_RUN: a trained swap run folder; MOTION_RUN: a trained FOMM/TPSMM run folder (e.g.
 # runs/detection_matrix/gen/ae_train and runs/detection_matrix/gen/fomm from
-# scripts/detection_matrix.sh). Needs ../shared/data and `npm ci --prefix tools/c2pa-ts`.
+# scripts/detection_matrix.sh). Needs ../shared/data and `npm install --prefix tools/c2pa-ts`.
 set -euo pipefail
 SWAP_RUN=${1:?swap run folder}; MOTION_RUN=${2:?motion run folder}; OUT=${3:-/tmp/c2pa_second_tool}
 DATA=${DATA:-../shared/data}
 TOOL=$(dirname "$0")/../tools/c2pa-ts
-[ -d "$TOOL/node_modules" ] || npm ci --prefix "$TOOL" --ignore-scripts --no-audit --no-fund --silent
+[ -d "$TOOL/node_modules" ] || npm install --prefix "$TOOL" --ignore-scripts --no-audit --no-fund --silent
 mkdir -p "$OUT"
 deepjax swap --workdir="$SWAP_RUN" --video="$DATA/videos/lp_d0.mp4" --max_frames=48 \
   --output="$OUT/swap.mp4" > "$OUT/swap.log" 2>&1

@@ -2,7 +2,7 @@
 
 c2pa-python wraps c2pa-rs; c2pa-ts (tools/c2pa-ts, pure TypeScript, pinned) is another
 implementation of the specification, and also checks the signing certificate's profile.
-Skips where node or the tool's packages are absent (`npm ci --prefix tools/c2pa-ts`).
+Skips where node or the tool's packages are absent (`npm install --prefix tools/c2pa-ts`).
 """
 import json
 import os
@@ -19,7 +19,7 @@ TOOL = os.path.join(os.path.dirname(__file__), os.pardir, "tools", "c2pa-ts")
 pytestmark = pytest.mark.skipif(
     shutil.which("node") is None or not os.path.isdir(
         os.path.join(TOOL, "node_modules", "@trustnxt", "c2pa-ts")),
-    reason="c2pa-ts not installed: npm ci --prefix tools/c2pa-ts")
+    reason="c2pa-ts not installed: npm install --prefix tools/c2pa-ts")
 
 
 def _check(*paths):
