@@ -9,7 +9,7 @@ colour shifts, compression-like loss of detail), with JAX ops in place of
 albumentations: H.264/JPEG loss is approximated by a blur or a down-and-up resize.
 
 Fields (`DETECT_AUGMENT_DEFAULTS`, all zero = off; configs/detect.py sets them):
-  rotation_deg, zoom, shift: random affine (`deepjax.ops.warp`), applied to the mask too;
+  rotation_deg, zoom, shift: random affine (`deepjax.ops.augment`), applied to the mask too;
   hue, saturation, brightness, contrast: `color_augment.color_jitter`;
   quality_prob: probability that an image loses detail, half of those by a Gaussian
     blur of sigma U(0, blur_max) pixels, half by a resize to one of four sizes from
@@ -24,7 +24,7 @@ import jax
 import jax.numpy as jnp
 
 from deepjax.errors import UserError
-from deepjax.ops import color_augment, warp
+from deepjax.ops import augment, color_augment
 from deepjax.ops.self_blend import gaussian_blur
 
 DETECT_AUGMENT_DEFAULTS = {
@@ -58,12 +58,10 @@ def read_config(cfg: Any = None) -> tuple:
 
 
 def _affine(key, images_BxHxWx3, masks_BxHxWx1, c: dict):
-  b, h, w, _ = images_BxHxWx3.shape
-  mats = warp.random_affine_matrices(key, b, h, w, c["rotation_deg"], c["zoom"], c["shift"],
-                                     0.0)
-  points = warp.apply_homogeneous(mats, jnp.broadcast_to(warp.pixel_grid(h, w)[None],
-                                                         (b, h, w, 2)))
-  both = warp.remap(jnp.concatenate([images_BxHxWx3, masks_BxHxWx1], -1), points, "edge")
+  """`deepjax.ops.augment.augment` (affine only, no flip) of images and masks together."""
+  geometry = {"warp": False, "rotation_deg": c["rotation_deg"], "zoom": c["zoom"],
+              "shift": c["shift"], "flip_prob": 0.0, "mode": "edge"}
+  both = augment.augment(key, jnp.concatenate([images_BxHxWx3, masks_BxHxWx1], -1), geometry)
   return both[..., :3], both[..., 3:]
 
 
