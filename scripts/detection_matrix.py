@@ -19,7 +19,11 @@ from deepjax.cli import program
 from deepjax.eval import detection
 
 ROWS = (("sbi", "SBI only"), ("sbi_ae", "SBI + AE swaps"), ("sbi_all", "SBI + all generators"),
-        ("sbi_all_30m", "SBI + all generators, 30 min on 2 cores"))
+        ("sbi_all_30m", "SBI + all generators, 30 min on 2 cores"),
+        ("sbi_all_noaug_s1", "all generators, flips only, seed 1"),
+        ("sbi_all_geocol", "all generators, framing + colour (default)"),
+        ("sbi_all_aug", "all generators, framing + colour + quality + noise"),
+        ("sbi_aug", "SBI only, framing + colour + quality + noise"))
 QUALITIES = (("", "as written"), ("crf23", "H.264 CRF 23"), ("crf28", "H.264 CRF 28"))
 
 

@@ -17,6 +17,9 @@
 #               detect-data), DET_MINUTES of training on one core each
 #   detector30  the "all generators" row again for the issue's budget: DET30_MINUTES (30) on
 #               both cores -> det_sbi_all_30m (not in the default STAGES)
+#   ablation    detector input augmentation (detect.augment): flips only with another seed,
+#               framing + colour (the default), + blur/resize/noise, and SBI only with all of
+#               it; DET_MINUTES each (not in the default STAGES)
 #   evaluate    scripts/detection_matrix.py: the matrix -> $RUN/matrix.json, $RUN/matrix.md
 #               (EVAL_ROWS="sbi_all_30m" scores only those rows, keeping the others)
 # Usage (repository root, venv active):  bash scripts/detection_matrix.sh
@@ -143,12 +146,14 @@ fakes_of() { for g in "$@"; do for f in "$RUN"/fakes/"${g}"_train_*; do printf '
 test_ids="($(for p in $TEST_PEOPLE; do printf "'%s'," "$p"; done))"
 # Trains a detector on folders $1 into $RUN/det_$2, run through the command prefix "${@:3}"
 # (`timed CORE MINUTES` or `timeout ...`); its log: $RUN/logs/det_$2.log.
+# DET_CONFIG (e.g. ",noaug") is appended to the config arguments, DET_FLAGS (words) to the flags.
 train_detector() {
   local folders=$1 row=$2; shift 2
-  "$@" deepjax train --config="configs/detect.py:tiny,folders=${folders%+}" \
+  # shellcheck disable=SC2086
+  "$@" deepjax train --config="configs/detect.py:tiny${DET_CONFIG:-},folders=${folders%+}" \
     --workdir="$RUN/det_$row" --config.data.test_identities="$test_ids" \
     --config.num_steps=1000000 --config.checkpoint_every=200 --config.preview_every=1000000 \
-    --config.eval_every=1000000 > "$RUN/logs/det_$row.log" 2>&1
+    --config.eval_every=1000000 ${DET_FLAGS:-} > "$RUN/logs/det_$row.log" 2>&1
 }
 if has detectors; then
   declare -A rows=([sbi]="$real" [sbi_ae]="$real$(fakes_of ae)"
@@ -173,6 +178,19 @@ if has detector30; then
   start=$(date +%s)
   train_detector "$folders" sbi_all_30m timeout -s TERM "${DET30_MINUTES}m" || [ $? -eq 124 ]
   echo "det_sbi_all_30m: $(( $(date +%s) - start )) s on both cores" >> "$RUN/train_time.txt"
+fi
+
+if has ablation; then  # detect.augment, measured (README): DET_MINUTES each, two at a time
+  all="$real$(fakes_of $SWAPS $MOTION)"
+  quality="--config.detect.augment.quality_prob=0.5 --config.detect.augment.noise=0.02"
+  ablation_job() {  # FOLDERS ROW CONFIG FLAGS, on core $slot
+    DET_CONFIG=$3 DET_FLAGS=$4 train_detector "$1" "$2" timed "$slot" "$DET_MINUTES"
+  }
+  spawn ablation_job "$all" sbi_all_noaug_s1 ",noaug" "--config.seed=1"
+  spawn ablation_job "$all" sbi_all_geocol "" ""
+  spawn ablation_job "$all" sbi_all_aug "" "$quality"
+  spawn ablation_job "$real" sbi_aug "" "$quality"
+  wait
 fi
 
 if has evaluate; then
