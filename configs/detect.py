@@ -49,6 +49,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       folders=folders,                # "generator:path" crop folders (source="folders")
       synthetic_identities=12, synthetic_frames=48,
       test_fraction=0.25, test_identities=(),
+      val_identities=(),              # training people held out to choose the checkpoint
       data_dir="",                    # "" = ~/.cache/deepjax/datasets
       worker_count=0, shuffle=True))
   c.optimizer = ml_collections.ConfigDict(dict(

@@ -42,7 +42,10 @@ def set_loop(c, batch_size: int, num_steps: int, every: int = 1000, log_every: i
   batch_size: the global batch (all devices of all processes together); num_steps: steps to
   reach (a rerun of the same command resumes up to it); log_every: console + TensorBoard
   scalars of the train step; eval_every (default `every`; 0 = off): task.eval_step on
-  `eval_batches` held-out batches (the data's test split); checkpoint_every (`every`): orbax
+  `eval_batches` held-out batches of the split `eval_split` ("test"; a detector can
+  evaluate on "validation", training people held out); keep_best: a held-out figure (e.g.
+  "auc"; "" = off) whose best checkpoint is kept in <workdir>/best, best_mode "max" or
+  "min"; checkpoint_every (`every`): orbax
   checkpoint of state + data iterator + config; preview_every (`every`; 0 = off): preview.png
   of held-out examples; keep_checkpoints: newest checkpoints kept; mesh_devices: devices in
   the 'data' mesh (0 = all); nonfinite: "stop" (stop without saving) or "skip" (skip the
@@ -54,6 +57,9 @@ def set_loop(c, batch_size: int, num_steps: int, every: int = 1000, log_every: i
   c.log_every = log_every
   c.eval_every = every if eval_every is None else eval_every
   c.eval_batches = eval_batches
+  c.eval_split = "test"
+  c.keep_best = ""
+  c.best_mode = "max"
   c.checkpoint_every = every
   c.preview_every = every
   c.keep_checkpoints = 3

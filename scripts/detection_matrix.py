@@ -20,10 +20,14 @@ from deepjax.eval import detection
 
 ROWS = (("sbi", "SBI only"), ("sbi_ae", "SBI + AE swaps"), ("sbi_all", "SBI + all generators"),
         ("sbi_all_30m", "SBI + all generators, 30 min on 2 cores"),
+        ("sbi_all_30m_val", "all generators, 30 min, 2 people held out for validation: last"),
+        ("sbi_all_30m_best", "all generators, 30 min: best validation AUC"),
         ("sbi_all_noaug_s1", "all generators, flips only, seed 1"),
         ("sbi_all_geocol", "all generators, framing + colour (default)"),
         ("sbi_all_aug", "all generators, framing + colour + quality + noise"),
         ("sbi_aug", "SBI only, framing + colour + quality + noise"))
+# rows whose detector is not det_<row>
+ROW_DIRS = {"sbi_all_30m_best": os.path.join("det_sbi_all_30m_val", "best")}
 QUALITIES = (("", "as written"), ("crf23", "H.264 CRF 23"), ("crf28", "H.264 CRF 28"))
 
 
@@ -81,7 +85,7 @@ def main():
     with open(saved, encoding="utf-8") as f:
       results = {k: v for k, v in json.load(f).items() if k not in only}
   for row, _ in ROWS:
-    workdir = os.path.join(args.run, f"det_{row}")
+    workdir = os.path.join(args.run, ROW_DIRS.get(row, f"det_{row}"))
     if not os.path.isdir(workdir) or (only and row not in only):
       continue
     for quality, _ in QUALITIES:

@@ -17,6 +17,10 @@
 #               detect-data), DET_MINUTES of training on one core each
 #   detector30  the "all generators" row again for the issue's budget: DET30_MINUTES (30) on
 #               both cores -> det_sbi_all_30m (not in the default STAGES)
+#   detector30val  the same 30 minutes on both cores, with VAL_PEOPLE (training people)
+#               moved to a validation split: the loop scores them every VAL_EVERY steps and
+#               keeps the checkpoint with the best validation AUC -> det_sbi_all_30m_val
+#               (its last checkpoint) and det_sbi_all_30m_val/best (not in the default STAGES)
 #   ablation    detector input augmentation (detect.augment): flips only with another seed,
 #               framing + colour (the default), + blur/resize/noise, and SBI only with all of
 #               it; DET_MINUTES each (not in the default STAGES)
@@ -35,6 +39,8 @@ ANIM_FRAMES=${ANIM_FRAMES:-100}
 TRAIN_PAIR=${TRAIN_PAIR:-"lp_d10 lp_d14"}
 TEST_PAIR=${TEST_PAIR:-"lp_d3 lp_d9"}
 TEST_PEOPLE=${TEST_PEOPLE:-"lp_d3 lp_d9 lp_d12 lp_s18"}
+VAL_PEOPLE=${VAL_PEOPLE:-"lp_d6 lp_s20"}  # training people held out to choose a checkpoint
+VAL_EVERY=${VAL_EVERY:-100}
 # photo:driving pairs of the motion models' fakes (photo = the clip's first frame)
 TRAIN_ANIM=${TRAIN_ANIM:-"lp_d10:lp_d14 lp_d14:lp_d11 lp_d6:lp_d19 lp_s13:lp_d18"}
 TEST_ANIM=${TEST_ANIM:-"lp_d3:lp_d9 lp_d9:lp_d12 lp_d12:lp_d3 lp_s18:lp_d9"}
@@ -178,6 +184,19 @@ if has detector30; then
   start=$(date +%s)
   train_detector "$folders" sbi_all_30m timeout -s TERM "${DET30_MINUTES}m" || [ $? -eq 124 ]
   echo "det_sbi_all_30m: $(( $(date +%s) - start )) s on both cores" >> "$RUN/train_time.txt"
+fi
+
+if has detector30val; then
+  folders="$real$(fakes_of $SWAPS $MOTION)"
+  val_ids="($(for p in $VAL_PEOPLE; do printf "'%s'," "$p"; done))"
+  deepjax detect-data --config="configs/detect.py:tiny,folders=${folders%+}" \
+    --config.data.test_identities="$test_ids" --config.data.val_identities="$val_ids" \
+    > "$RUN/logs/data_sbi_all_30m_val.log" 2>&1
+  start=$(date +%s)
+  DET_FLAGS="--config.data.val_identities=$val_ids --config.eval_split=validation \
+--config.keep_best=auc --config.eval_every=$VAL_EVERY --config.eval_batches=1000" \
+    train_detector "$folders" sbi_all_30m_val timeout -s TERM "${DET30_MINUTES}m" || [ $? -eq 124 ]
+  echo "det_sbi_all_30m_val: $(( $(date +%s) - start )) s on both cores" >> "$RUN/train_time.txt"
 fi
 
 if has ablation; then  # detect.augment, measured (README): DET_MINUTES each, two at a time

@@ -1,4 +1,6 @@
 """The detect task: its loss falls, a separable toy set reaches AUC 1; depthwise conv."""
+import os
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -104,3 +106,34 @@ def test_depthwise_conv_matches_lax(k, stride):
   np.testing.assert_allclose(got, want, atol=1e-5)
   for a, b in zip(g_got, g_ref):
     np.testing.assert_allclose(a, b, atol=5e-5)
+
+
+def test_loop_keeps_the_checkpoint_best_on_validation_people(tmp_path):
+  """eval_split='validation' + keep_best='auc': RUN/best holds the step whose pooled
+  validation AUC was highest, and scoring that checkpoint again gives the recorded AUC."""
+  import json  # pylint: disable=import-outside-toplevel
+  from deepjax.train import loop  # pylint: disable=import-outside-toplevel
+  c = micro_config()
+  with c.unlocked():
+    c.model.mask_head = False
+    c.detect.mask_weight = 0.0
+    c.data.update(synthetic_identities=5, synthetic_frames=6, data_dir=str(tmp_path / "tfds"),
+                  test_identities=("synthetic_4",), val_identities=("synthetic_3",))
+    c.update(batch_size=4, mesh_devices=1, num_steps=6, eval_every=2, checkpoint_every=6, preview_every=0,
+             log_every=2, eval_batches=100, eval_split="validation", keep_best="auc")
+  run = str(tmp_path / "run")
+  loop.train_and_evaluate(c, run)
+  with open(tmp_path / "run" / "best" / "best.json", encoding="utf-8") as f:
+    best = json.load(f)
+  assert best["metric"] == "auc" and best["split"] == "validation" and best["step"] in (2, 4, 6)
+  steps = [d for d in os.listdir(tmp_path / "run" / "best") if d.isdigit()]
+  assert steps == [str(best["step"])]
+  again = detection.evaluate_workdir(str(tmp_path / "run" / "best"), "validation")
+  assert again["step"] == best["step"] and again["auc"] == pytest.approx(best["value"])
+  assert again["n_real"] == 6 and again["n_fake"] == 6  # one person's 6 crops + their blends
+  bad = micro_config()
+  with bad.unlocked():
+    bad.update(keep_best="auc", eval_every=0)
+  with pytest.raises(Exception, match="keep_best"):
+    loop.train_and_evaluate(bad, str(tmp_path / "bad"))
+  assert not os.path.exists(tmp_path / "bad")

@@ -187,3 +187,24 @@ def test_evaluate_a_detector_on_other_folders_with_and_without_self_blends(folde
   blended = det.evaluate_workdir(run, "test", batch_size=4, data=data, eval_sbi=True)
   assert (blended["n_real"], blended["n_fake"]) == (6, 8), blended  # + a blend of each real
   assert 0 <= plain["auc"] <= 1 and plain["step"] == 0 and plain["task"] == "detection"
+
+
+def test_validation_identities_leave_training_for_their_own_split(folders, tmp_path):
+  _, real, fake, _ = folders
+  pairs = [("real", real), ("ae", fake)]
+  b = detection.prepare_detection(pairs, SIZE, str(tmp_path), test_identities=("synthetic_2",),
+                                  val_identities=("synthetic_1",))
+  ids = {s: {bytes(r["identity"]).decode() for r in records(b, s)}
+         for s in ("train", "validation", "test")}
+  assert ids == {"train": {"synthetic_0", "synthetic_3"}, "validation": {"synthetic_1"},
+                 "test": {"synthetic_2"}}
+  # the swap of synthetic_1 goes with that person
+  assert sorted(int(r["label"]) for r in records(b, "validation")) == [0, 0, 0, 1]
+  # without validation people the data set keeps the name it had before the option
+  plain = detection.detection_config(pairs, SIZE, test_identities=("synthetic_2",))
+  assert plain.name == detection.detection_config(pairs, SIZE, 0.2, ("synthetic_2",), "png",
+                                                  ()).name
+  assert plain.name != b.builder_config.name
+  for val, why in ((("nobody",), "not found"), (("synthetic_2",), "both validation and test")):
+    with pytest.raises(UserError, match=why):
+      detection.plan_splits(pairs, 0.2, ("synthetic_2",), val)

@@ -42,7 +42,8 @@ def main(argv):
   from deepjax.data.builders import detection  # pylint: disable=import-outside-toplevel
   folders = detection_pipeline.detection_folders(config.data)
   splits = detection.plan_splits(folders, float(config.data.get("test_fraction", 0.2)),
-                                 tuple(config.data.get("test_identities", ())))
+                                 tuple(config.data.get("test_identities", ())),
+                                 tuple(config.data.get("val_identities", ())))
   total = sum(len(f) for f in splits.values())
   with tqdm(total=total, unit="crop", desc="preparing", file=sys.stderr, disable=None) as bar:
     builder = detection_pipeline.detection_builder(config.data, multihost=False,

@@ -8,7 +8,8 @@ Data config fields (configs/detect.py):
     generator `real` for real faces.
   synthetic_identities, synthetic_frames: identities (seeds 0..n-1) and frames per
     identity of the synthetic source.
-  test_fraction, test_identities: the identity split.
+  test_fraction, test_identities: the identity split; val_identities: training
+    identities moved to a "validation" split (the loop's `eval_split`).
   data_dir, worker_count, read_threads, shuffle: as `deepjax.data.pipeline`.
 
 Batches: {"image": uint8 (b,S,S,3), "landmarks": float32 (b,68,2), "has_landmarks":
@@ -82,7 +83,8 @@ def detection_builder(data_config, multihost: bool = True,
         detection_folders(data_config), int(pipeline.config_get(data_config, "size")),
         pipeline.config_get(data_config, "data_dir", None) or None,
         float(pipeline.config_get(data_config, "test_fraction", 0.2)),
-        tuple(pipeline.config_get(data_config, "test_identities", ())), on_example=on_example)
+        tuple(pipeline.config_get(data_config, "test_identities", ())), on_example=on_example,
+        val_identities=tuple(pipeline.config_get(data_config, "val_identities", ())))
   return pipeline.prepare_once(make, multihost)
 
 
@@ -143,7 +145,8 @@ def detection_iterator(data_config, batch_size: int, seed: int, split: str = "tr
   if split not in builder.info.splits:
     raise UserError(f"the detection data has no '{split}' split (has "
                     f"{sorted(builder.info.splits)}): training needs an identity outside "
-                    "data.test_identities, evaluation one inside it")
+                    "data.test_identities, evaluation one inside it, validation one in "
+                    "data.val_identities")
   source = builder.as_data_source(split)
   n = len(source)
   train = split == "train"

@@ -57,6 +57,8 @@ def evaluate_workdir(workdir: str, split: str = "test", batch_size: int = 0,
   if config.get("task") != "detect":
     raise UserError(f"{workdir} is a {config.get('task')!r} run, not a detector (task 'detect')")
   if data:
+    if "val_identities" in config.data and "val_identities" not in data:
+      data = dict(data, val_identities=())  # the run's validation people: of its own folders
     config.data.update(data)
   if eval_sbi is not None:
     config.detect.eval_sbi = bool(eval_sbi)

@@ -30,12 +30,13 @@ def checkpoint_dir(workdir: str) -> str:
   return os.path.join(os.path.abspath(workdir), "checkpoints")
 
 
-def make_manager(workdir: str, max_to_keep: int = 3) -> ocp.CheckpointManager:
-  """Orbax manager of `<workdir>/checkpoints` (synchronous saves; stale temporaries removed)."""
+def make_manager(workdir: str, max_to_keep: int = 3,
+                 subdir: str = "checkpoints") -> ocp.CheckpointManager:
+  """Orbax manager of `<workdir>/<subdir>` (synchronous saves; stale temporaries removed)."""
   options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True,
                                          enable_async_checkpointing=False,
                                          cleanup_tmp_directories=True)
-  return ocp.CheckpointManager(checkpoint_dir(workdir), options=options,
+  return ocp.CheckpointManager(os.path.join(os.path.abspath(workdir), subdir), options=options,
                                item_names=("state", "data", "config"))
 
 

@@ -7,6 +7,7 @@ the latest checkpoint in `workdir`, logs to the console and TensorBoard, and
 writes preview grids. It never knows which family it runs.
 """
 import dataclasses
+import json
 import math
 import os
 import signal
@@ -19,6 +20,7 @@ import numpy as np
 
 from deepjax import compile_options
 from deepjax.errors import UserError
+from deepjax.io_utils import write_text_atomic
 from deepjax.train import checkpoint as ckpt
 from deepjax.train import metrics as mlib
 from deepjax.train import parallel
@@ -138,6 +140,11 @@ def _check_config(config) -> str:
   guard = config.get("nonfinite", "stop")
   if guard not in ("stop", "skip"):
     raise UserError(f"config.nonfinite must be 'stop' or 'skip', not {guard!r}")
+  if config.get("keep_best") and not int(config.get("eval_every", 0) or 0):
+    raise UserError(f"config.keep_best={config.keep_best!r} needs held-out evaluation: set "
+                    "config.eval_every to a positive number of steps")
+  if str(config.get("best_mode", "max")) not in ("max", "min"):
+    raise UserError(f"config.best_mode must be 'max' or 'min', not {config.best_mode!r}")
   if int(config.num_steps) <= 0:
     raise UserError(f"config.num_steps is {int(config.num_steps)}; it must be the positive "
                     "number of training steps to reach (a rerun resumes up to it)")
@@ -173,17 +180,22 @@ def _setup(config, workdir: str, guard: str) -> _Run:
 
 
 class _HeldOut:
-  """Held-out batches (the data's "test" split) for `task.eval_step` and the preview.
+  """Held-out batches (the data's `config.eval_split`, default "test") for evaluation and
+  the preview.
 
-  The first `config.eval_batches` test batches are read once, when first needed, and reused
-  at every evaluation so that the figures are comparable across steps. A data set without a
-  test split turns evaluation off (logged once).
+  The first `config.eval_batches` batches of that split are read once, when first needed,
+  and reused at every evaluation so that the figures are comparable across steps. A data
+  set without that split turns evaluation off (logged once). A task with
+  `eval_summary(state, batches, eval_fn)` (figures over all batches pooled, e.g. a ROC
+  AUC) is evaluated by it, with `eval_fn` its compiled `eval_scores`; other tasks by the
+  mean of `eval_step` over the batches.
   """
 
   def __init__(self, run: _Run):
     self._run = run
     self._batches = None
     self._eval_fn = None
+    self.split = str(run.config.get("eval_split", "test"))
 
   def batches(self) -> list:
     if self._batches is None:
@@ -192,29 +204,69 @@ class _HeldOut:
       host_bs = parallel.host_batch_size(run.config.batch_size, run.mesh)
       self._batches = []
       try:
-        it = run.task.data_iterator(run.config, host_bs, run.config.seed, "test")
+        it = run.task.data_iterator(run.config, host_bs, run.config.seed, self.split)
         for _ in range(n):
           self._batches.append(parallel.to_global(next(it), run.mesh))
       except StopIteration:
         if not self._batches:
-          mlib.log(f"no held-out evaluation: the data's test split holds less than one batch "
-                   f"of {host_bs} per process")
+          mlib.log(f"no held-out evaluation: the data's {self.split} split holds less than "
+                   f"one batch of {host_bs} per process")
       except (UserError, ValueError, KeyError) as e:
-        mlib.log(f"no held-out evaluation: the data has no usable test split ({e})")
+        mlib.log(f"no held-out evaluation: the data has no usable {self.split} split ({e})")
     return self._batches
 
   def evaluate(self, state) -> dict:
-    """Mean of `task.eval_step` over the held-out batches ({} without a test split)."""
+    """The task's held-out figures ({} without the split)."""
     batches = self.batches()
     if not batches:
       return {}
+    run = self._run
+    pooled = getattr(run.task, "eval_summary", None)
     if self._eval_fn is None:
-      run = self._run
       self._eval_fn = compile_options.jit(
-          run.task.eval_step, in_shardings=(run.state_sharding, run.bsharding),
-          out_shardings=run.repl)
+          run.task.eval_scores if pooled else run.task.eval_step,
+          in_shardings=(run.state_sharding, run.bsharding), out_shardings=run.repl)
+    if pooled:
+      return {k: float(v) for k, v in pooled(state, batches, self._eval_fn).items()}
     values = [jax.device_get(self._eval_fn(state, b)) for b in batches]
     return {k: float(np.mean([v[k] for v in values])) for k in values[0]}
+
+
+class _Best:
+  """Keeps the checkpoint with the best held-out figure `config.keep_best` (e.g. "auc";
+  "" = off) in `<workdir>/best/<step>/` (the layout of `checkpoints/`, so every program
+  that takes a run folder takes `<workdir>/best`); `config.best_mode` "max" or "min".
+  `best/best.json` records the step and figure, so a resumed run keeps comparing with it.
+  """
+
+  def __init__(self, run: _Run):
+    self.metric = str(run.config.get("keep_best", "") or "")
+    self.sign = -1.0 if str(run.config.get("best_mode", "max")) == "min" else 1.0
+    self.path = os.path.join(run.workdir, "best")
+    self.value = -math.inf
+    self._manager = None
+    if self.metric and os.path.exists(os.path.join(self.path, "best.json")):
+      with open(os.path.join(self.path, "best.json")) as f:
+        self.value = self.sign * float(json.load(f)["value"])
+
+  def update(self, run: _Run, step: int, state, evaluated: dict) -> None:
+    value = evaluated.get(self.metric) if self.metric else None
+    if value is None or not math.isfinite(value) or self.sign * value <= self.value:
+      return
+    if self._manager is None:
+      self._manager = ckpt.make_manager(self.path, 1, subdir="")
+    data_states = {str(jax.process_index()): run.it.get_state()}
+    ckpt.save(self._manager, step, state, _gather_data_states(data_states), run.config)
+    self.value = self.sign * value
+    if jax.process_index() == 0:
+      write_text_atomic(os.path.join(self.path, "best.json"), json.dumps(
+          {"step": step, "metric": self.metric, "value": value, "split": run.config.get(
+              "eval_split", "test")}))
+    mlib.log(f"best {self.metric} so far ({value:.4g}) at step {step}: saved in {self.path}")
+
+  def close(self) -> None:
+    if self._manager is not None:
+      self._manager.close()
 
 
 def _write_preview(run: _Run, preview_fn, state, batch, step: int, writer) -> None:
@@ -261,6 +313,7 @@ def _train(run: _Run, stop: _StopFlag, t_start: float) -> tuple[int, dict]:
                                    out_shardings=run.repl)
   params_finite = jax.jit(lambda p: _all_finite(p), out_shardings=run.repl)
   held_out = _HeldOut(run)
+  best = _Best(run)
   writer = mlib.MetricWriter(run.workdir)
   total, state = int(config.num_steps), run.state
   step = first = int(state.step)
@@ -293,12 +346,14 @@ def _train(run: _Run, stop: _StopFlag, t_start: float) -> tuple[int, dict]:
     if _due(config.get("eval_every", 0), step, total, False):
       evaluated = held_out.evaluate(state)
       if evaluated:
-        mlib.log(f"eval step {step}/{total} (held-out) | {_fmt(evaluated)}")
+        mlib.log(f"eval step {step}/{total} ({held_out.split}) | {_fmt(evaluated)}")
         writer.scalars(step, {f"eval/{k}": v for k, v in evaluated.items()})
+        best.update(run, step, state, evaluated)
     if _due(config.preview_every, step, total, True):
       shown = (held_out.batches() or [train_batch])[0]
       _write_preview(run, preview_fn, state, shown, step, writer)
   writer.close()
+  best.close()
   run.state = state
   return step, last
 
@@ -313,7 +368,9 @@ def train_and_evaluate(config, workdir: str) -> dict:
 
   Every `config.eval_every` steps (and at the last step; 0 = never) the task's `eval_step`
   runs on `config.eval_batches` held-out batches (the data's test split); the means are
-  logged and written to TensorBoard under `eval/`. Previews (every `config.preview_every`
+  logged and written to TensorBoard under `eval/` (`config.eval_split` picks another split,
+  e.g. "validation"; with `config.keep_best` naming one of the figures, the checkpoint
+  where it was best is kept in `<workdir>/best`). Previews (every `config.preview_every`
   steps) show held-out examples when the data has a test split.
 
   SIGTERM (preemption) finishes the running step, saves and returns; rerunning

@@ -14,7 +14,9 @@ crop of one identity named after the folder, without landmarks.
 
 Splits are by identity, never by frame: an identity goes to `test` when it is named
 in `test_identities`, else when `name_fraction(identity) < test_fraction`
-(deterministic; with two or more identities neither split is empty). The clip of a
+(deterministic; with two or more identities neither split is empty). Identities named
+in `val_identities` are taken out of training into a `validation` split (for choosing
+a checkpoint without looking at the test people). The clip of a
 crop is the file stem of its `source` (the folder name when there is none).
 
 Features: `image` uint8 (size, size, 3), `landmarks` float32 (68, 2),
@@ -45,6 +47,7 @@ class DetectionConfig(tfds.core.BuilderConfig):
   test_fraction: float = 0.2
   test_identities: tuple[str, ...] = ()
   encoding: str = "png"
+  val_identities: tuple[str, ...] = ()
 
 
 def _stem(path: str) -> str:
@@ -122,7 +125,8 @@ class Detection(common.LocalBuilder):
     del dl_manager
     cfg = self.builder_config
     return {split: self._generate_examples(faces) for split, faces in
-            plan_splits(cfg.folders, cfg.test_fraction, cfg.test_identities).items()}
+            plan_splits(cfg.folders, cfg.test_fraction, cfg.test_identities,
+                        cfg.val_identities).items()}
 
   def _mask(self, face: dict, fake: bool, shape) -> bytes:
     """PNG of the crop's mask (grayscale, size x size): masks/<file>, else all 0 / 255."""
@@ -157,12 +161,15 @@ class Detection(common.LocalBuilder):
         self.on_example()
 
 
-def plan_splits(folders, test_fraction: float, test_identities=()) -> dict[str, list[dict]]:
-  """{"train": faces, "test": faces} of the
+def plan_splits(folders, test_fraction: float, test_identities=(),
+                val_identities=()) -> dict[str, list[dict]]:
+  """{"train": faces, "validation": faces, "test": faces} of the
   (generator, folder) pairs: every crop (`folder_faces`, plus its folder and index), split
-  by identity (`split_identities`); a split without faces is left out.
+  by identity (`split_identities`; `val_identities` moved from train to validation); a
+  split without faces is left out.
 
-  Raises: UserError when the folders hold no crops or a test identity is unknown.
+  Raises: UserError when the folders hold no crops, a test or validation identity is
+  unknown, or an identity is named for both.
   """
   faces = []
   for index, (generator, folder) in enumerate(folders):
@@ -170,8 +177,15 @@ def plan_splits(folders, test_fraction: float, test_identities=()) -> dict[str, 
       faces.append(dict(face, folder=folder, folder_index=index))
   if not faces:
     raise UserError("no face crops in the detection folders: " + ", ".join(f for _, f in folders))
-  train, test = split_identities([f["identity"] for f in faces], test_fraction, test_identities)
-  splits = {"train": [f for f in faces if f["identity"] in train],
+  identities = [f["identity"] for f in faces]
+  train, test = split_identities(identities, test_fraction, test_identities)
+  val = set(val_identities)
+  if val - set(identities):
+    raise UserError(f"validation identities not found: {', '.join(sorted(val - set(identities)))}")
+  if val & test:
+    raise UserError(f"identities named for both validation and test: {', '.join(sorted(val & test))}")
+  splits = {"train": [f for f in faces if f["identity"] in train - val],
+            "validation": [f for f in faces if f["identity"] in val],
             "test": [f for f in faces if f["identity"] in test]}
   return {name: split for name, split in splits.items() if split}
 
@@ -185,7 +199,8 @@ def _folder_state(folder: str) -> str:
 
 
 def detection_config(folders, size: int = 64, test_fraction: float = 0.2,
-                     test_identities=(), encoding: str = "png") -> DetectionConfig:
+                     test_identities=(), encoding: str = "png",
+                     val_identities=()) -> DetectionConfig:
   """The config of `folders` ((generator, path) pairs); its name fingerprints them."""
   pairs = []
   for generator, folder in folders:
@@ -201,16 +216,19 @@ def detection_config(folders, size: int = 64, test_fraction: float = 0.2,
   if not 0 <= test_fraction < 1 or size < 4:
     raise UserError(f"need 0 <= test_fraction < 1 and size >= 4, got {test_fraction}, {size}")
   test_identities = tuple(sorted(str(i) for i in test_identities))
+  val_identities = tuple(sorted(str(i) for i in val_identities))
+  # (a validation split enters the fingerprint only when there is one: earlier names stay)
   fp = common.fingerprint(pairs, [_folder_state(f) for _, f in pairs], size, test_fraction,
-                          test_identities, encoding)
+                          test_identities, encoding, *((val_identities,) if val_identities else ()))
   return DetectionConfig(name=f"detection_{size}_{fp}", folders=tuple(pairs), size=int(size),
                          test_fraction=float(test_fraction), test_identities=test_identities,
-                         encoding=encoding, description=f"{len(pairs)} folders at {size} px")
+                         encoding=encoding, val_identities=val_identities,
+                         description=f"{len(pairs)} folders at {size} px")
 
 
 def prepare_detection(folders, size: int = 64, data_dir: str | None = None,
                       test_fraction: float = 0.2, test_identities=(),
-                      encoding: str = "png", on_example=None) -> Detection:
+                      encoding: str = "png", on_example=None, val_identities=()) -> Detection:
   """Builds the detection dataset of `folders` unless already built; returns the builder.
 
   `on_example`: optional callable, called once per example written (a progress bar).
@@ -218,7 +236,8 @@ def prepare_detection(folders, size: int = 64, data_dir: str | None = None,
   Raises:
     UserError: a missing folder, no crops, unknown test identities, bad options.
   """
-  cfg = detection_config(folders, size, test_fraction, test_identities, encoding)
+  cfg = detection_config(folders, size, test_fraction, test_identities, encoding,
+                         val_identities)
   builder = Detection(config=cfg, data_dir=common.resolve_data_dir(data_dir),
                       file_format="array_record")
   builder.on_example = on_example

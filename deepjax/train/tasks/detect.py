@@ -149,6 +149,13 @@ class DetectTask:
     return {"auc": auc, "accuracy": weighted_mean(correct, w),
             "score_real": weighted_mean(s, real), "score_fake": weighted_mean(s, fake)}
 
+  def eval_summary(self, state: TrainState, batches, eval_fn) -> dict:
+    """Held-out figures over all `batches` pooled (the loop's evaluation): frame "auc",
+    "eer", "accuracy" and, with two classes of videos, "video_auc" etc.
+    (`deepjax.eval.detection.evaluate`); `eval_fn` is the compiled `eval_scores`."""
+    from deepjax.eval import detection  # pylint: disable=import-outside-toplevel
+    return detection.evaluate(self, state, batches, eval_fn)
+
   def eval_scores(self, state: TrainState, batch):
     """{"score", "label", "valid"} (+ "clip_id" when the batch has it): per-example
     arrays (2B,) with self-blends of the real crops appended (valid only where made), or
