@@ -81,3 +81,28 @@ def set_motion_resolution(c, res: int) -> None:
   pyramid's scales cut to the levels of at least 16 px (VGG19's relu5_1 needs 16 px)."""
   c.data.size, c.data.frame_shape = res, (res, res, 3)
   c.train.scales = tuple(s for s in c.train.scales if res * s >= 16)
+
+
+def read_fields(cfg, defaults: dict, what: str, non_negative=(), numbers=()) -> dict:
+  """The fields of `cfg` (a dict, ConfigDict or None) with `defaults` filled in, for the
+  op configs (augmentation, self-blend, detector augmentation).
+
+  UserError (naming `what`) for a non-mapping, a field not in `defaults`, a field of
+  `numbers` that is not a number or one of `non_negative` that is not a number >= 0; those
+  come back as floats, the rest as given.
+  """
+  cfg = {} if cfg is None else cfg
+  if not hasattr(cfg, "get"):
+    raise UserError(f"{what} config must be a dict or ConfigDict, got {type(cfg).__name__}")
+  unknown = sorted(set(cfg.keys()) - set(defaults))
+  if unknown:
+    raise UserError(f"unknown {what} config fields {unknown}; known: {sorted(defaults)}")
+  out = {name: cfg.get(name, default) for name, default in defaults.items()}
+  for name in tuple(numbers) + tuple(non_negative):
+    try:
+      out[name] = float(out[name])
+    except (TypeError, ValueError):
+      raise UserError(f"{what} field {name} must be a number, got {out[name]!r}") from None
+    if name in non_negative and not out[name] >= 0:
+      raise UserError(f"{what} field {name} must be >= 0, got {out[name]!r}")
+  return out

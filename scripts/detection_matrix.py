@@ -19,11 +19,12 @@ from deepjax.cli import program
 from deepjax.eval import detection
 
 ROWS = (("sbi", "SBI only"), ("sbi_ae", "SBI + AE swaps"), ("sbi_all", "SBI + all generators"),
-        ("sbi_all_30m", "SBI + all generators, 30 min on 2 cores"),
-        ("sbi_all_30m_val", "all generators, 30 min, 2 people held out for validation: last"),
-        ("sbi_all_30m_best", "all generators, 30 min: best validation AUC"),
+        ("sbi_all_30m_val", "all generators, 30 min on 2 cores, 2 people held out: last"),
+        ("sbi_all_30m_best", "all generators, 30 min on 2 cores: best validation AUC"),
+        ("sbi_noaug", "SBI only, flips only"), ("sbi_ae_noaug", "SBI + AE swaps, flips only"),
+        ("sbi_all_noaug", "all generators, flips only"),
         ("sbi_all_noaug_s1", "all generators, flips only, seed 1"),
-        ("sbi_all_geocol", "all generators, framing + colour (default)"),
+        ("sbi_all_30m_noaug", "all generators, flips only, 30 min on 2 cores"),
         ("sbi_all_aug", "all generators, framing + colour + quality + noise"),
         ("sbi_aug", "SBI only, framing + colour + quality + noise"))
 # rows whose detector is not det_<row>

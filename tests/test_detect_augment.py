@@ -50,3 +50,18 @@ def test_quality_loss_blurs_or_resizes_every_image_and_keeps_flat_ones():
 def test_bad_config_is_a_user_error(bad):
   with pytest.raises(UserError):
     da.read_config(bad)
+
+
+@pytest.mark.parametrize("reader", ["augment", "self_blend", "detect_augment"])
+def test_op_configs_read_alike(reader):
+  """The three op configs share deepjax.configs_lib.read_fields: one-line errors that name
+  the field, defaults filled in, numbers as floats."""
+  from deepjax.ops import augment, self_blend  # pylint: disable=import-outside-toplevel
+  read, number = {"augment": (augment._read_cfg, "zoom"),  # pylint: disable=protected-access
+                  "self_blend": (self_blend.read_config, "hue"),
+                  "detect_augment": (da.read_config, "hue")}[reader]
+  assert dict(read({number: 0})).get(number) == 0.0 and isinstance(dict(read(None))[number], float)
+  for bad, words in (({"nope": 1}, "nope"), ({number: "x"}, number), ({number: -1}, ">= 0"),
+                     ([1, 2], "dict")):
+    with pytest.raises(UserError, match=words):
+      read(bad)

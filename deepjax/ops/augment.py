@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from deepjax.configs_lib import read_fields
 from deepjax.errors import UserError
 from deepjax.ops.warp import (BORDER_MODES, DEFAULT_WARP_JITTER, apply_homogeneous, pixel_grid,
                               random_affine_matrices, random_warp_field, remap,
@@ -37,22 +38,8 @@ def _read_cfg(cfg: Any) -> tuple:
 
   Returns a hashable tuple of (name, python value) pairs, usable as a static jit argument.
   """
-  if cfg is None:
-    cfg = {}
-  if not hasattr(cfg, "get"):
-    raise UserError(f"augmentation config must be a dict or ConfigDict, got {type(cfg).__name__}")
-  unknown = sorted(set(cfg.keys()) - set(AUGMENT_DEFAULTS))
-  if unknown:
-    raise UserError(f"unknown augmentation config fields {unknown}; known: "
-                    f"{sorted(AUGMENT_DEFAULTS)}")
-  out = {name: cfg.get(name, default) for name, default in AUGMENT_DEFAULTS.items()}
-  for name in ("warp_jitter", "rotation_deg", "zoom", "shift", "flip_prob"):
-    try:
-      out[name] = float(out[name])
-    except (TypeError, ValueError, jax.errors.ConcretizationTypeError):
-      raise UserError(f"augmentation {name} must be a number, got {out[name]!r}") from None
-    if not out[name] >= 0:
-      raise UserError(f"augmentation {name} must be >= 0, got {out[name]!r}")
+  out = read_fields(cfg, AUGMENT_DEFAULTS, "augmentation",
+                    non_negative=("warp_jitter", "rotation_deg", "zoom", "shift", "flip_prob"))
   if out["flip_prob"] > 1:
     raise UserError(f"augmentation flip_prob must be in [0, 1], got {out['flip_prob']!r}")
   if out["zoom"] >= 1:

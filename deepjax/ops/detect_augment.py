@@ -23,6 +23,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
+from deepjax.configs_lib import read_fields
 from deepjax.errors import UserError
 from deepjax.ops import augment, color_augment
 from deepjax.ops.self_blend import gaussian_blur
@@ -37,20 +38,8 @@ DETECT_AUGMENT_DEFAULTS = {
 
 def read_config(cfg: Any = None) -> tuple:
   """Validated fields (defaults filled in) as a hashable tuple of (name, float)."""
-  cfg = {} if cfg is None else cfg
-  if not hasattr(cfg, "get"):
-    raise UserError(f"detector augmentation config must be a dict, got {type(cfg).__name__}")
-  unknown = sorted(set(cfg.keys()) - set(DETECT_AUGMENT_DEFAULTS))
-  if unknown:
-    raise UserError(f"unknown detector augmentation fields {unknown}; known: "
-                    f"{sorted(DETECT_AUGMENT_DEFAULTS)}")
-  try:
-    out = {k: float(cfg.get(k, v)) for k, v in DETECT_AUGMENT_DEFAULTS.items()}
-  except (TypeError, ValueError):
-    raise UserError("detector augmentation fields must be numbers") from None
-  bad = sorted(k for k, v in out.items() if not v >= 0)
-  if bad:
-    raise UserError(f"detector augmentation fields must be >= 0: {', '.join(bad)}")
+  out = read_fields(cfg, DETECT_AUGMENT_DEFAULTS, "detector augmentation",
+                    non_negative=tuple(DETECT_AUGMENT_DEFAULTS))
   if out["quality_prob"] > 1 or not 0 < out["down_min"] <= 1 or out["zoom"] >= 1:
     raise UserError("detector augmentation needs quality_prob <= 1, 0 < down_min <= 1 and "
                     "zoom < 1")

@@ -36,6 +36,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
+from deepjax.configs_lib import read_fields
 from deepjax.errors import UserError
 from deepjax.ops import color_augment, face_hull, sampling, warp
 
@@ -64,24 +65,14 @@ INNER_FACE = tuple(range(17, 27)) + tuple(range(31, 36)) + tuple(range(48, 60))
 
 def read_config(cfg: Any = None) -> tuple:
   """Validated SBI fields (defaults filled in) as a hashable tuple of (name, value)."""
-  cfg = {} if cfg is None else cfg
-  if not hasattr(cfg, "get"):
-    raise UserError(f"self-blend config must be a dict or ConfigDict, got {type(cfg).__name__}")
-  unknown = sorted(set(cfg.keys()) - set(SBI_DEFAULTS))
-  if unknown:
-    raise UserError(f"unknown self-blend config fields {unknown}; known: {sorted(SBI_DEFAULTS)}")
-  out = {k: cfg.get(k, v) for k, v in SBI_DEFAULTS.items()}
+  out = read_fields(cfg, SBI_DEFAULTS, "self-blend",
+                    non_negative=_NON_NEGATIVE, numbers=("grow_min", "grow_max"))
   try:
-    for k in _NON_NEGATIVE + ("grow_min", "grow_max"):
-      out[k] = float(out[k])
     out["ratios"] = tuple(float(r) for r in out["ratios"])
     out["elastic_grid"] = int(out["elastic_grid"])
   except (TypeError, ValueError):
-    raise UserError("self-blend config fields must be numbers (ratios: a list of numbers)") \
+    raise UserError("self-blend ratios must be a list of numbers and elastic_grid an int") \
         from None
-  bad = [k for k in _NON_NEGATIVE if not out[k] >= 0]
-  if bad:
-    raise UserError(f"self-blend fields must be >= 0: {', '.join(bad)}")
   if not out["ratios"] or not all(0 < r <= 1 for r in out["ratios"]):
     raise UserError(f"self-blend ratios must be in (0, 1], got {out['ratios']}")
   if out["scale"] >= 1 or out["frequency_prob"] > 1 or out["elastic_grid"] < 2:
