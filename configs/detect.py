@@ -36,6 +36,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.detect = ml_collections.ConfigDict(dict(
       flip_prob=0.5, mask_weight=0.5 if "mask" in args else 0.0, eval_sbi=True,
       eval_seed=1234,
+      ema_decay=0.999,    # evaluate / export a moving average of the parameters (0 = off)
       # framing and colour jitter of every training input (deepjax.ops.detect_augment);
       # quality loss (quality_prob, noise) stays off: it hid the blur of AE/VAE swaps from
       # the detector (README, detection matrix)

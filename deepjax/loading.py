@@ -132,7 +132,8 @@ def load(path: str):
   """-> (model, params, config) of the newest checkpoint under `path`.
 
   For swap families `params` is the model's parameter dict; for GAN runs it is
-  the generator's (`{"gen": ..., "disc": ...}` -> gen). For motion models `model`
+  the generator's (`{"gen": ..., "disc": ...}` -> gen); for detectors trained with
+  `detect.ema_decay` the moving average of the parameters. For motion models `model`
   is a `deepjax.models.motion.fomm.FOMM` and `params` its variables
   `{"kp_detector": {"params", "batch_stats"}, "generator": {...}}`:
 
@@ -147,6 +148,9 @@ def load(path: str):
   model = build_model(config)
   if config.task == "motion":
     return model, motion_variables(load_state(path), model.parts), config
+  if config.task == "detect":  # the parameters' moving average when the run kept one
+    state = load_state(path)
+    return model, (state.get("model_state") or {}).get("ema_params", state["params"]), config
   params = load_params(path)
   if isinstance(params, dict) and "gen" in params and config.task == "gan":
     params = params["gen"]

@@ -19,8 +19,10 @@ from deepjax.cli import program
 from deepjax.eval import detection
 
 ROWS = (("sbi", "SBI only"), ("sbi_ae", "SBI + AE swaps"), ("sbi_all", "SBI + all generators"),
-        ("sbi_all_30m_val", "all generators, 30 min on 2 cores, 2 people held out: last"),
-        ("sbi_all_30m_best", "all generators, 30 min on 2 cores: best validation AUC"),
+        ("sbi_all_30m_val", "all generators, 30 min on 2 cores, 2 people held out: last (EMA)"),
+        ("sbi_all_30m_best", "all generators, 30 min on 2 cores: best validation AUC (EMA)"),
+        ("sbi_all_30m_val_noema", "the same without the moving average: last"),
+        ("sbi_all_30m_best_noema", "the same without the moving average: best"),
         ("sbi_noaug", "SBI only, flips only"), ("sbi_ae_noaug", "SBI + AE swaps, flips only"),
         ("sbi_all_noaug", "all generators, flips only"),
         ("sbi_all_noaug_s1", "all generators, flips only, seed 1"),
@@ -28,7 +30,8 @@ ROWS = (("sbi", "SBI only"), ("sbi_ae", "SBI + AE swaps"), ("sbi_all", "SBI + al
         ("sbi_all_aug", "all generators, framing + colour + quality + noise"),
         ("sbi_aug", "SBI only, framing + colour + quality + noise"))
 # rows whose detector is not det_<row>
-ROW_DIRS = {"sbi_all_30m_best": os.path.join("det_sbi_all_30m_val", "best")}
+ROW_DIRS = {"sbi_all_30m_best": os.path.join("det_sbi_all_30m_val", "best"),
+            "sbi_all_30m_best_noema": os.path.join("det_sbi_all_30m_val_noema", "best")}
 QUALITIES = (("", "as written"), ("crf23", "H.264 CRF 23"), ("crf28", "H.264 CRF 28"))
 
 

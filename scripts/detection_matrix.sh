@@ -20,8 +20,10 @@
 #               (not in the default STAGES)
 #   detector30val  the same 30 minutes on both cores, with VAL_PEOPLE (training people)
 #               moved to a validation split: the loop scores them every VAL_EVERY steps and
-#               keeps the checkpoint with the best validation AUC -> det_sbi_all_30m_val
-#               (its last checkpoint) and det_sbi_all_30m_val/best (not in the default STAGES)
+#               keeps the checkpoint with the best validation AUC -> det_$VAL_ROW (its last
+#               checkpoint) and det_$VAL_ROW/best; VAL_FLAGS are added to its flags, e.g.
+#               VAL_ROW=sbi_all_30m_val_noema VAL_FLAGS=--config.detect.ema_decay=0 (not in
+#               the default STAGES)
 #   ablation    detector input augmentation (detect.augment): the three rows flips only
 #               (`:noaug`), the all-generators row flips only with another seed, + blur/
 #               resize/noise, and SBI only with all of it; DET_MINUTES each (not in the
@@ -43,11 +45,13 @@ TEST_PAIR=${TEST_PAIR:-"lp_d3 lp_d9"}
 TEST_PEOPLE=${TEST_PEOPLE:-"lp_d3 lp_d9 lp_d12 lp_s18"}
 VAL_PEOPLE=${VAL_PEOPLE:-"lp_d6 lp_s20"}  # training people held out to choose a checkpoint
 VAL_EVERY=${VAL_EVERY:-100}
+VAL_ROW=${VAL_ROW:-sbi_all_30m_val}
 # photo:driving pairs of the motion models' fakes (photo = the clip's first frame)
 TRAIN_ANIM=${TRAIN_ANIM:-"lp_d10:lp_d14 lp_d14:lp_d11 lp_d6:lp_d19 lp_s13:lp_d18"}
 TEST_ANIM=${TEST_ANIM:-"lp_d3:lp_d9 lp_d9:lp_d12 lp_d12:lp_d3 lp_s18:lp_d9"}
 SWAPS=${SWAPS:-"ae vae gan"}
 MOTION=${MOTION:-"fomm tpsmm"}
+DET_ROWS=${DET_ROWS:-"sbi sbi_ae sbi_all"}  # the detectors stage's rows
 STAGES=${STAGES:-"extract generators fakes reencode detectors evaluate"}
 has() { [[ " $STAGES " == *" $1 "* ]]; }
 clips() { for f in "$DATA"/videos/*.mp4; do basename "$f" .mp4; done; }
@@ -166,7 +170,7 @@ train_detector() {
 if has detectors; then
   declare -A rows=([sbi]="$real" [sbi_ae]="$real$(fakes_of ae)"
                    [sbi_all]="$real$(fakes_of $SWAPS $MOTION)")
-  for row in sbi sbi_ae sbi_all; do   # data prepared before the timed training
+  for row in $DET_ROWS; do   # data prepared before the timed training
     folders=${rows[$row]}
     deepjax detect-data --config="configs/detect.py:tiny,folders=${folders%+}" \
       --config.data.test_identities="$test_ids" > "$RUN/logs/data_$row.log" 2>&1
@@ -175,7 +179,7 @@ if has detectors; then
     train_detector "$1" "$2" timed "$slot" "$DET_MINUTES"
     echo "det_$2: trained $DET_MINUTES min on core $slot" >> "$RUN/train_time.txt"
   }
-  for row in sbi sbi_ae sbi_all; do
+  for row in $DET_ROWS; do
     spawn det_job "${rows[$row]}" "$row"
   done
   wait
@@ -194,12 +198,12 @@ if has detector30val; then
   val_ids="($(for p in $VAL_PEOPLE; do printf "'%s'," "$p"; done))"
   deepjax detect-data --config="configs/detect.py:tiny,folders=${folders%+}" \
     --config.data.test_identities="$test_ids" --config.data.val_identities="$val_ids" \
-    > "$RUN/logs/data_sbi_all_30m_val.log" 2>&1
+    > "$RUN/logs/data_$VAL_ROW.log" 2>&1
   start=$(date +%s)
   DET_FLAGS="--config.data.val_identities=$val_ids --config.eval_split=validation \
---config.keep_best=auc --config.eval_every=$VAL_EVERY --config.eval_batches=1000" \
-    train_detector "$folders" sbi_all_30m_val timeout -s TERM "${DET30_MINUTES}m" || [ $? -eq 124 ]
-  echo "det_sbi_all_30m_val: $(( $(date +%s) - start )) s on both cores" >> "$RUN/train_time.txt"
+--config.keep_best=auc --config.eval_every=$VAL_EVERY --config.eval_batches=1000 ${VAL_FLAGS:-}" \
+    train_detector "$folders" "$VAL_ROW" timeout -s TERM "${DET30_MINUTES}m" || [ $? -eq 124 ]
+  echo "det_$VAL_ROW: $(( $(date +%s) - start )) s on both cores ${VAL_FLAGS:-}" >> "$RUN/train_time.txt"
 fi
 
 if has ablation; then  # detect.augment, measured (README): DET_MINUTES each, two at a time

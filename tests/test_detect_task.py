@@ -131,9 +131,34 @@ def test_loop_keeps_the_checkpoint_best_on_validation_people(tmp_path):
   again = detection.evaluate_workdir(str(tmp_path / "run" / "best"), "validation")
   assert again["step"] == best["step"] and again["auc"] == pytest.approx(best["value"])
   assert again["n_real"] == 6 and again["n_fake"] == 6  # one person's 6 crops + their blends
+  from deepjax import loading  # pylint: disable=import-outside-toplevel
+  saved = loading.load_state(str(tmp_path / "run" / "best"))
+  _, params, _ = loading.load(str(tmp_path / "run" / "best"))  # the moving average
+  jax.tree.map(np.testing.assert_array_equal, params, saved["model_state"]["ema_params"])
   bad = micro_config()
   with bad.unlocked():
     bad.update(keep_best="auc", eval_every=0)
   with pytest.raises(Exception, match="keep_best"):
     loop.train_and_evaluate(bad, str(tmp_path / "bad"))
   assert not os.path.exists(tmp_path / "bad")
+
+
+def test_moving_average_of_parameters_is_what_scores():
+  """detect.ema_decay: model_state["ema_params"] follows the parameters with the warm-up
+  decay min(ema_decay, (1 + t) / (10 + t)), and evaluation scores with it."""
+  task = build_task(micro_config(ema_decay=0.999))
+  batch = toy_batch(0, 8)
+  state0 = task.init(jax.random.key(0), batch)
+  chex_equal = lambda a, b: jax.tree.map(  # noqa: E731
+      lambda x, y: np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-7), a, b)
+  chex_equal(state0.model_state["ema_params"], state0.params)
+  state1, _ = jax.jit(task.train_step)(state0, batch)
+  expected = jax.tree.map(lambda p0, p1: 0.1 * p0 + 0.9 * p1, state0.params, state1.params)
+  chex_equal(state1.model_state["ema_params"], expected)  # t = 0: decay 1/10
+  assert task.inference_params(state1) is state1.model_state["ema_params"]
+  swapped = state1.replace(params=state0.params)  # scores must not depend on .params
+  a = task.eval_scores(state1, batch)["score"]
+  b = task.eval_scores(swapped, batch)["score"]
+  np.testing.assert_allclose(a, b, rtol=1e-6)
+  plain = build_task(micro_config(ema_decay=0.0))
+  assert plain.init(jax.random.key(0), batch).model_state == {}

@@ -64,7 +64,8 @@ def evaluate_workdir(workdir: str, split: str = "test", batch_size: int = 0,
     config.detect.eval_sbi = bool(eval_sbi)
   saved = loading.load_state(workdir)
   task = build_task(config)
-  state = TrainState.create(jax.tree.map(np.asarray, saved["params"]), {}, jax.random.key(0))
+  state = TrainState.create(jax.tree.map(np.asarray, saved["params"]), {}, jax.random.key(0),
+                            jax.tree.map(np.asarray, saved.get("model_state") or {}))
   batches = task.data_iterator(config, int(batch_size or config.batch_size), config.seed, split)
   report = evaluate(task, state, batches)
   return dict(report, step=int(np.asarray(saved["step"])), split=split, task="detection")

@@ -8,6 +8,10 @@ training input, real or fake, then gets the same kind of random flip, framing, c
 quality jitter (`detect.augment`, `deepjax.ops.detect_augment`). Loss:
 binary cross-entropy on the logit (fake = 1), plus, with a mask head, a per-pixel
 binary cross-entropy of the low-resolution manipulation mask (`detect.mask_weight`).
+With `detect.ema_decay` > 0 the state also keeps an exponential moving average of the
+parameters (`model_state["ema_params"]`; decay min(ema_decay, (1 + t) / (10 + t)) at step
+t, so early averages are not dominated by the initialisation); evaluation, the best
+checkpoint, `deepjax detect` and `deepjax.load` use it (`inference_params`).
 
 Batches (`deepjax.data.detection_pipeline.detection_iterator`): "image" uint8
 (B,S,S,3), "landmarks" float32 (B,68,2) in [-1,1], "has_landmarks" bool (B,),
@@ -30,7 +34,7 @@ from deepjax.train.state import TrainState
 from deepjax.train.tasks.ae import image_grid, to_float
 
 DETECT_DEFAULTS = dict(flip_prob=0.5, mask_weight=0.0, eval_sbi=True, eval_seed=1234,
-                       augment=None)
+                       augment=None, ema_decay=0.0)
 
 
 def make_optimizer(opt_cfg) -> optax.GradientTransformation:
@@ -84,7 +88,16 @@ class DetectTask:
     init_rng, run_rng = jax.random.split(rng)
     x = jnp.zeros(batch["image"].shape, jnp.float32)
     params = self.model.init(init_rng, x)["params"]
-    return TrainState.create(params, self.tx.init(params), run_rng)
+    model_state = {"ema_params": params} if self._ema_decay() > 0 else {}
+    return TrainState.create(params, self.tx.init(params), run_rng, model_state)
+
+  def _ema_decay(self) -> float:
+    return float(self.opts["ema_decay"] or 0.0)
+
+  @staticmethod
+  def inference_params(state: TrainState):
+    """The parameters to score with: the moving average when the run keeps one."""
+    return (state.model_state or {}).get("ema_params", state.params)
 
   # --- examples ---------------------------------------------------------------
   def examples(self, key, batch):
@@ -127,7 +140,14 @@ class DetectTask:
     (_, metrics), grads = grad_fn(state.params, images, labels, weights, masks, k_drop)
     updates, opt_state = self.tx.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
-    return state.replace(step=state.step + 1, params=params, opt_state=opt_state), metrics
+    model_state = state.model_state
+    if self._ema_decay() > 0:
+      t = state.step.astype(jnp.float32)
+      decay = jnp.minimum(self._ema_decay(), (1.0 + t) / (10.0 + t))
+      model_state = dict(model_state, ema_params=optax.incremental_update(
+          params, model_state["ema_params"], 1.0 - decay))
+    return state.replace(step=state.step + 1, params=params, opt_state=opt_state,
+                         model_state=model_state), metrics
 
   def scores(self, params, images_BxHxWx3):
     """Fake probabilities (B,) and mask probabilities (B,h,w,1) or None."""
@@ -171,7 +191,7 @@ class DetectTask:
       images = to_float(batch["image"])
       labels = batch["label"].astype(jnp.float32)
       weights = batch.get("valid", jnp.ones(labels.shape, bool)).astype(jnp.float32)
-    score, _ = self.scores(state.params, images)
+    score, _ = self.scores(self.inference_params(state), images)
     out = {"score": score, "label": labels.astype(jnp.int32), "valid": weights > 0}
     if "clip_id" in batch:
       out["clip_id"] = jnp.tile(batch["clip_id"], images.shape[0] // batch["clip_id"].shape[0])
@@ -185,7 +205,7 @@ class DetectTask:
     images, _, _, masks = self.examples(key, rows)
     n = rows["image"].shape[0]
     real, fake, true_mask = images[:n], images[n:], masks[n:]
-    _, pred = self.scores(state.params, fake)
+    _, pred = self.scores(self.inference_params(state), fake)
     size = real.shape[1]
     if pred is None:
       pred = jnp.zeros_like(true_mask)
