@@ -21,6 +21,8 @@ from deepjax.eval import detection
 ROWS = (("sbi", "SBI only"), ("sbi_ae", "SBI + AE swaps"), ("sbi_all", "SBI + all generators"),
         ("sbi_all_30m_val", "all generators, 30 min on 2 cores, 2 people held out: last (EMA)"),
         ("sbi_all_30m_best", "all generators, 30 min on 2 cores: best validation AUC (EMA)"),
+        ("sbi_all_30m_best_s1", "the same, `--config.seed=1`: best validation AUC (EMA)"),
+        ("sbi_all_30m_val_s1", "the same, `--config.seed=1`: last (EMA)"),
         ("sbi_all_30m_val_noema", "the same without the moving average: last"),
         ("sbi_all_30m_best_noema", "the same without the moving average: best"),
         ("sbi_noaug", "SBI only, flips only"), ("sbi_ae_noaug", "SBI + AE swaps, flips only"),
@@ -31,7 +33,8 @@ ROWS = (("sbi", "SBI only"), ("sbi_ae", "SBI + AE swaps"), ("sbi_all", "SBI + al
         ("sbi_aug", "SBI only, framing + colour + quality + noise"))
 # rows whose detector is not det_<row>
 ROW_DIRS = {"sbi_all_30m_best": os.path.join("det_sbi_all_30m_val", "best"),
-            "sbi_all_30m_best_noema": os.path.join("det_sbi_all_30m_val_noema", "best")}
+            "sbi_all_30m_best_noema": os.path.join("det_sbi_all_30m_val_noema", "best"),
+            "sbi_all_30m_best_s1": os.path.join("det_sbi_all_30m_val_s1", "best")}
 QUALITIES = (("", "as written"), ("crf23", "H.264 CRF 23"), ("crf28", "H.264 CRF 28"))
 
 

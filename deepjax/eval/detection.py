@@ -4,44 +4,17 @@ import numpy as np
 
 from deepjax import loading
 from deepjax.errors import UserError
-from deepjax.eval import detection_metrics
 from deepjax.train.state import TrainState
 from deepjax.train.tasks import build_task
-
-
-def collect_scores(task, state, batches, eval_fn=None):
-  """(scores float (N,), labels int (N,), videos int64 (N,) or None) of the valid examples
-  of every batch. A video is a source clip and a label (a clip's real crops and its
-  self-blends are two videos); None when the batches carry no "clip_id".
-
-  `eval_fn`: a compiled `task.eval_scores` (default: `jax.jit(task.eval_scores)`)."""
-  eval_fn = eval_fn or jax.jit(task.eval_scores)
-  scores, labels, videos = [], [], []
-  for batch in batches:
-    out = jax.device_get(eval_fn(state, batch))
-    keep = np.asarray(out["valid"], bool)
-    scores.append(np.asarray(out["score"])[keep])
-    labels.append(np.asarray(out["label"])[keep])
-    if "clip_id" in out:
-      videos.append(np.asarray(out["clip_id"], np.int64)[keep] * 2 + labels[-1])
-  labels = np.concatenate(labels)
-  videos = np.concatenate(videos) if len(videos) == len(scores) else None
-  return np.concatenate(scores), labels, videos
+from deepjax.train.tasks import detect as detect_task
 
 
 def evaluate(task, state, batches, eval_fn=None) -> dict:
-  """`detection_metrics.summary` (frame AUC, EER, accuracy, counts; video-level figures
-  when the batches carry clip ids and both classes have a video) over `batches`."""
-  scores, labels, videos = collect_scores(task, state, batches, eval_fn)
-  out = detection_metrics.summary(scores, labels)
-  if videos is not None:
-    _, vs, vy = detection_metrics.aggregate(scores, labels, videos)
-    out.update(n_videos=int(vs.size))
-    if 0 < vy.sum() < vy.size:
-      out.update(video_auc=detection_metrics.roc_auc(vs, vy),
-                 video_eer=detection_metrics.equal_error_rate(vs, vy),
-                 video_accuracy=detection_metrics.accuracy(vs, vy))
-  return out
+  """Frame AUC, EER, accuracy and counts (and video-level figures when the batches carry
+  clip ids) of `task.eval_scores` over `batches` pooled
+  (`deepjax.train.tasks.detect.pooled_summary`, which the training loop's held-out
+  evaluation uses too)."""
+  return detect_task.pooled_summary(task, state, batches, eval_fn)
 
 
 def evaluate_workdir(workdir: str, split: str = "test", batch_size: int = 0,

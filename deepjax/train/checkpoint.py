@@ -18,6 +18,7 @@ import os
 
 import jax
 import ml_collections
+import numpy as np
 import orbax.checkpoint as ocp
 
 from deepjax.errors import UserError
@@ -118,3 +119,20 @@ def warm_start(state, path: str, state_sharding):
           lambda k, old: theirs[jax.tree_util.keystr(k)].astype(old.dtype), ours),
                                      getattr(state_sharding, field))
   return state.replace(**fields)
+
+
+def gather_data_states(local: dict) -> dict:
+  """Every process's iterator state, so any process count can find its own."""
+  if jax.process_count() == 1:
+    return local
+  from jax.experimental import multihost_utils  # pylint: disable=import-outside-toplevel
+  blob = json.dumps(local).encode()
+  size = multihost_utils.process_allgather(np.array([len(blob)]))
+  width = int(np.max(size))
+  buf = np.zeros((width,), np.uint8)
+  buf[:len(blob)] = np.frombuffer(blob, np.uint8)
+  allb = multihost_utils.process_allgather(buf)
+  out = {}
+  for row, n in zip(np.asarray(allb).reshape(-1, width), np.asarray(size).reshape(-1)):
+    out.update(json.loads(bytes(row[:int(n)]).decode()))
+  return out

@@ -7,7 +7,6 @@ the latest checkpoint in `workdir`, logs to the console and TensorBoard, and
 writes preview grids. It never knows which family it runs.
 """
 import dataclasses
-import json
 import math
 import os
 import signal
@@ -20,8 +19,8 @@ import numpy as np
 
 from deepjax import compile_options
 from deepjax.errors import UserError
-from deepjax.io_utils import write_text_atomic
 from deepjax.train import checkpoint as ckpt
+from deepjax.train.held_out import BestCheckpoint, HeldOut
 from deepjax.train import metrics as mlib
 from deepjax.train import parallel
 from deepjax.train import validate
@@ -179,96 +178,6 @@ def _setup(config, workdir: str, guard: str) -> _Run:
   return _Run(config, workdir, mesh, task, it, manager, state, state_sharding, guard)
 
 
-class _HeldOut:
-  """Held-out batches (the data's `config.eval_split`, default "test") for evaluation and
-  the preview.
-
-  The first `config.eval_batches` batches of that split are read once, when first needed,
-  and reused at every evaluation so that the figures are comparable across steps. A data
-  set without that split turns evaluation off (logged once). A task with
-  `eval_summary(state, batches, eval_fn)` (figures over all batches pooled, e.g. a ROC
-  AUC) is evaluated by it, with `eval_fn` its compiled `eval_scores`; other tasks by the
-  mean of `eval_step` over the batches.
-  """
-
-  def __init__(self, run: _Run):
-    self._run = run
-    self._batches = None
-    self._eval_fn = None
-    self.split = str(run.config.get("eval_split", "test"))
-
-  def batches(self) -> list:
-    if self._batches is None:
-      run = self._run
-      n = max(int(run.config.get("eval_batches", 1)), 1)
-      host_bs = parallel.host_batch_size(run.config.batch_size, run.mesh)
-      self._batches = []
-      try:
-        it = run.task.data_iterator(run.config, host_bs, run.config.seed, self.split)
-        for _ in range(n):
-          self._batches.append(parallel.to_global(next(it), run.mesh))
-      except StopIteration:
-        if not self._batches:
-          mlib.log(f"no held-out evaluation: the data's {self.split} split holds less than "
-                   f"one batch of {host_bs} per process")
-      except (UserError, ValueError, KeyError) as e:
-        mlib.log(f"no held-out evaluation: the data has no usable {self.split} split ({e})")
-    return self._batches
-
-  def evaluate(self, state) -> dict:
-    """The task's held-out figures ({} without the split)."""
-    batches = self.batches()
-    if not batches:
-      return {}
-    run = self._run
-    pooled = getattr(run.task, "eval_summary", None)
-    if self._eval_fn is None:
-      self._eval_fn = compile_options.jit(
-          run.task.eval_scores if pooled else run.task.eval_step,
-          in_shardings=(run.state_sharding, run.bsharding), out_shardings=run.repl)
-    if pooled:
-      return {k: float(v) for k, v in pooled(state, batches, self._eval_fn).items()}
-    values = [jax.device_get(self._eval_fn(state, b)) for b in batches]
-    return {k: float(np.mean([v[k] for v in values])) for k in values[0]}
-
-
-class _Best:
-  """Keeps the checkpoint with the best held-out figure `config.keep_best` (e.g. "auc";
-  "" = off) in `<workdir>/best/<step>/` (the layout of `checkpoints/`, so every program
-  that takes a run folder takes `<workdir>/best`); `config.best_mode` "max" or "min".
-  `best/best.json` records the step and figure, so a resumed run keeps comparing with it.
-  """
-
-  def __init__(self, run: _Run):
-    self.metric = str(run.config.get("keep_best", "") or "")
-    self.sign = -1.0 if str(run.config.get("best_mode", "max")) == "min" else 1.0
-    self.path = os.path.join(run.workdir, "best")
-    self.value = -math.inf
-    self._manager = None
-    if self.metric and os.path.exists(os.path.join(self.path, "best.json")):
-      with open(os.path.join(self.path, "best.json")) as f:
-        self.value = self.sign * float(json.load(f)["value"])
-
-  def update(self, run: _Run, step: int, state, evaluated: dict) -> None:
-    value = evaluated.get(self.metric) if self.metric else None
-    if value is None or not math.isfinite(value) or self.sign * value <= self.value:
-      return
-    if self._manager is None:
-      self._manager = ckpt.make_manager(self.path, 1, subdir="")
-    data_states = {str(jax.process_index()): run.it.get_state()}
-    ckpt.save(self._manager, step, state, _gather_data_states(data_states), run.config)
-    self.value = self.sign * value
-    if jax.process_index() == 0:
-      write_text_atomic(os.path.join(self.path, "best.json"), json.dumps(
-          {"step": step, "metric": self.metric, "value": value, "split": run.config.get(
-              "eval_split", "test")}))
-    mlib.log(f"best {self.metric} so far ({value:.4g}) at step {step}: saved in {self.path}")
-
-  def close(self) -> None:
-    if self._manager is not None:
-      self._manager.close()
-
-
 def _write_preview(run: _Run, preview_fn, state, batch, step: int, writer) -> None:
   grid = np.asarray(preview_fn(state, batch).addressable_data(0))
   if jax.process_index() == 0:
@@ -283,7 +192,7 @@ def _save(run: _Run, step: int, state, params_finite) -> None:
                     f"last good checkpoint in {run.workdir} is kept "
                     "(config.nonfinite='skip' skips such steps instead)")
   data_states = {str(jax.process_index()): run.it.get_state()}
-  ckpt.save(run.manager, step, state, _gather_data_states(data_states), run.config)
+  ckpt.save(run.manager, step, state, ckpt.gather_data_states(data_states), run.config)
 
 
 def _host_metrics(run: _Run, metrics, step: int, skipped: int) -> dict:
@@ -312,8 +221,8 @@ def _train(run: _Run, stop: _StopFlag, t_start: float) -> tuple[int, dict]:
   preview_fn = compile_options.jit(task.preview, in_shardings=(run.state_sharding, run.bsharding),
                                    out_shardings=run.repl)
   params_finite = jax.jit(lambda p: _all_finite(p), out_shardings=run.repl)
-  held_out = _HeldOut(run)
-  best = _Best(run)
+  held_out = HeldOut(run.task, run.config, run.mesh, run.state_sharding)
+  best = BestCheckpoint(run.config, run.workdir)
   writer = mlib.MetricWriter(run.workdir)
   total, state = int(config.num_steps), run.state
   step = first = int(state.step)
@@ -348,7 +257,7 @@ def _train(run: _Run, stop: _StopFlag, t_start: float) -> tuple[int, dict]:
       if evaluated:
         mlib.log(f"eval step {step}/{total} ({held_out.split}) | {_fmt(evaluated)}")
         writer.scalars(step, {f"eval/{k}": v for k, v in evaluated.items()})
-        best.update(run, step, state, evaluated)
+        best.update(step, state, evaluated, run.it)
     if _due(config.preview_every, step, total, True):
       shown = (held_out.batches() or [train_batch])[0]
       _write_preview(run, preview_fn, state, shown, step, writer)
@@ -407,24 +316,6 @@ def _resume_data(it, data_state: dict, start_state) -> None:
     it.set_state(start_state)
     return
   it.set_state(data_state[key])
-
-
-def _gather_data_states(local: dict) -> dict:
-  """Every process's iterator state, so any process count can find its own."""
-  if jax.process_count() == 1:
-    return local
-  from jax.experimental import multihost_utils  # pylint: disable=import-outside-toplevel
-  import json  # pylint: disable=import-outside-toplevel
-  blob = json.dumps(local).encode()
-  size = multihost_utils.process_allgather(np.array([len(blob)]))
-  width = int(np.max(size))
-  buf = np.zeros((width,), np.uint8)
-  buf[:len(blob)] = np.frombuffer(blob, np.uint8)
-  allb = multihost_utils.process_allgather(buf)
-  out = {}
-  for row, n in zip(np.asarray(allb).reshape(-1, width), np.asarray(size).reshape(-1)):
-    out.update(json.loads(bytes(row[:int(n)]).decode()))
-  return out
 
 
 def _fmt(d):

@@ -21,13 +21,16 @@ Batches (`deepjax.data.detection_pipeline.detection_iterator`): "image" uint8
 
 `eval_scores` returns per-example scores for the batch's crops followed by
 self-blends of its real crops (`detect.eval_sbi`), with labels and validity;
-`deepjax.eval.detection.evaluate` turns a pass over a split into AUC / EER / accuracy;
-`eval_step` gives the loop's per-batch figures (AUC, accuracy, mean scores).
+`pooled_summary` turns a pass over a split into AUC / EER / accuracy (the loop's held-out
+evaluation calls it through `eval_summary`; `deepjax.eval.detection.evaluate` is the same);
+`eval_step` gives per-batch figures (AUC, accuracy, mean scores).
 """
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
+from deepjax.eval import detection_metrics  # pure NumPy ROC / EER (docs/CONTRACTS.md)
 from deepjax.models import detect as detect_models
 from deepjax.ops import detect_augment, self_blend
 from deepjax.train.state import TrainState
@@ -44,6 +47,41 @@ def make_optimizer(opt_cfg) -> optax.GradientTransformation:
   if opt_cfg.get("clip_norm"):
     tx = optax.chain(optax.clip_by_global_norm(opt_cfg.clip_norm), tx)
   return tx
+
+
+def collect_scores(task, state, batches, eval_fn=None):
+  """(scores float (N,), labels int (N,), videos int64 (N,) or None) of the valid examples
+  of every batch. A video is a source clip and a label (a clip's real crops and its
+  self-blends are two videos); None when the batches carry no "clip_id".
+
+  `eval_fn`: a compiled `task.eval_scores` (default: `jax.jit(task.eval_scores)`)."""
+  eval_fn = eval_fn or jax.jit(task.eval_scores)
+  scores, labels, videos = [], [], []
+  for batch in batches:
+    out = jax.device_get(eval_fn(state, batch))
+    keep = np.asarray(out["valid"], bool)
+    scores.append(np.asarray(out["score"])[keep])
+    labels.append(np.asarray(out["label"])[keep])
+    if "clip_id" in out:
+      videos.append(np.asarray(out["clip_id"], np.int64)[keep] * 2 + labels[-1])
+  labels = np.concatenate(labels)
+  videos = np.concatenate(videos) if len(videos) == len(scores) else None
+  return np.concatenate(scores), labels, videos
+
+
+def pooled_summary(task, state, batches, eval_fn=None) -> dict:
+  """`detection_metrics.summary` (frame AUC, EER, accuracy, counts; video-level figures
+  when the batches carry clip ids and both classes have a video) over all `batches`."""
+  scores, labels, videos = collect_scores(task, state, batches, eval_fn)
+  out = detection_metrics.summary(scores, labels)
+  if videos is not None:
+    _, vs, vy = detection_metrics.aggregate(scores, labels, videos)
+    out.update(n_videos=int(vs.size))
+    if 0 < vy.sum() < vy.size:
+      out.update(video_auc=detection_metrics.roc_auc(vs, vy),
+                 video_eer=detection_metrics.equal_error_rate(vs, vy),
+                 video_accuracy=detection_metrics.accuracy(vs, vy))
+  return out
 
 
 def _flip_rows(key, *arrays_BxHxWxC):
@@ -172,9 +210,8 @@ class DetectTask:
   def eval_summary(self, state: TrainState, batches, eval_fn) -> dict:
     """Held-out figures over all `batches` pooled (the loop's evaluation): frame "auc",
     "eer", "accuracy" and, with two classes of videos, "video_auc" etc.
-    (`deepjax.eval.detection.evaluate`); `eval_fn` is the compiled `eval_scores`."""
-    from deepjax.eval import detection  # pylint: disable=import-outside-toplevel
-    return detection.evaluate(self, state, batches, eval_fn)
+    (`pooled_summary`); `eval_fn` is the compiled `eval_scores`."""
+    return pooled_summary(self, state, batches, eval_fn)
 
   def eval_scores(self, state: TrainState, batch):
     """{"score", "label", "valid"} (+ "clip_id" when the batch has it): per-example
