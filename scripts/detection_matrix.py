@@ -6,6 +6,8 @@ generator's fakes of the test people against those people's real crops, as writt
 after H.264 at CRF 23 and 28 (the reencode stage). Each cell is `deepjax.eval.detection.
 evaluate_workdir` on the test split (people never in any detector's training split): frame
 and video ROC AUC, EER and accuracy at 0.5. Writes RUN/matrix.json and RUN/matrix.md.
+`--per_clip="ROW ..."` instead writes RUN/per_clip.md: per test person, the mean fake
+probability of their real crops and of each generator's fakes (where a row's errors are).
 
 Usage: python scripts/detection_matrix.py --run=runs/detection_matrix \
          --test_people="lp_d3 lp_d9 lp_d12 lp_s18" --generators="ae vae gan fomm tpsmm"
@@ -15,7 +17,10 @@ import glob
 import json
 import os
 
+import numpy as np
+
 from deepjax.cli import program
+from deepjax.data.builders import common
 from deepjax.eval import detection
 
 ROWS = (("sbi", "SBI only"), ("sbi_ae", "SBI + AE swaps"), ("sbi_all", "SBI + all generators"),
@@ -23,8 +28,12 @@ ROWS = (("sbi", "SBI only"), ("sbi_ae", "SBI + AE swaps"), ("sbi_all", "SBI + al
         ("sbi_all_30m_best", "all generators, 30 min on 2 cores: best validation AUC (EMA)"),
         ("sbi_all_30m_best_s1", "the same, `--config.seed=1`: best validation AUC (EMA)"),
         ("sbi_all_30m_val_s1", "the same, `--config.seed=1`: last (EMA)"),
-        ("sbi_all_30m_val_noema", "the same without the moving average: last"),
-        ("sbi_all_30m_best_noema", "the same without the moving average: best"),
+        ("sbi_all_30m_val_noema", "all generators, 30 min, no moving average: last"),
+        ("sbi_all_30m_best_noema", "the same, no moving average: best"),
+        ("sbi_all_30m_vs_best", "all generators, 30 min, validation swaps: best (EMA)"),
+        ("sbi_all_30m_vs", "the same, last (EMA)"),
+        ("sbi_all_30m_vs_best_s1", "the same, `--config.seed=1`: best (EMA)"),
+        ("sbi_all_30m_vs_s1", "the same, `--config.seed=1`: last (EMA)"),
         ("sbi_noaug", "SBI only, flips only"), ("sbi_ae_noaug", "SBI + AE swaps, flips only"),
         ("sbi_all_noaug", "all generators, flips only"),
         ("sbi_all_noaug_s1", "all generators, flips only, seed 1"),
@@ -34,7 +43,9 @@ ROWS = (("sbi", "SBI only"), ("sbi_ae", "SBI + AE swaps"), ("sbi_all", "SBI + al
 # rows whose detector is not det_<row>
 ROW_DIRS = {"sbi_all_30m_best": os.path.join("det_sbi_all_30m_val", "best"),
             "sbi_all_30m_best_noema": os.path.join("det_sbi_all_30m_val_noema", "best"),
-            "sbi_all_30m_best_s1": os.path.join("det_sbi_all_30m_val_s1", "best")}
+            "sbi_all_30m_best_s1": os.path.join("det_sbi_all_30m_val_s1", "best"),
+            "sbi_all_30m_vs_best": os.path.join("det_sbi_all_30m_vs", "best"),
+            "sbi_all_30m_vs_best_s1": os.path.join("det_sbi_all_30m_vs_s1", "best")}
 QUALITIES = (("", "as written"), ("crf23", "H.264 CRF 23"), ("crf28", "H.264 CRF 28"))
 
 
@@ -47,6 +58,31 @@ def cell(workdir, base, people, generator):
     folders += [f"{generator}:{f}" for f in fakes]
   data = {"source": "folders", "folders": tuple(folders)}
   return detection.evaluate_workdir(workdir, "test", data=data, eval_sbi=generator == "sbi")
+
+
+def per_clip(workdir, base, people, generators) -> str:
+  """A markdown table: per test person, the mean fake probability of their real crops and
+  of each generator's fakes made from their clip (as written)."""
+  names = {int(common.name_fraction(p) * 2**31): p for p in people}
+  means = {}
+  for generator in generators:
+    fakes = sorted(glob.glob(os.path.join(base, "fakes", f"{generator}_test_*")))
+    if not fakes:
+      continue
+    folders = [f"real:{os.path.join(base, 'real', p)}" for p in people]
+    data = {"source": "folders", "folders": tuple(folders + [f"{generator}:{f}" for f in fakes])}
+    scores, labels, videos, _ = detection.scores_workdir(workdir, "test", data=data,
+                                                         eval_sbi=False)
+    for video in np.unique(videos):
+      person = names.get(int(video // 2), str(video // 2))
+      column = generator if video % 2 else "real"
+      means.setdefault(person, {})[column] = float(scores[videos == video].mean())
+  cols = ["real"] + list(generators)
+  out = ["| test person | " + " | ".join(cols) + " |", "|---|" + "---:|" * len(cols)]
+  for person in people:
+    out.append(f"| {person} | " + " | ".join(fmt(means.get(person, {}).get(c)) for c in cols)
+               + " |")
+  return "\n".join(out)
 
 
 def fmt(value, digits=3):
@@ -83,9 +119,22 @@ def main():
   parser.add_argument("--generators", default="ae vae gan fomm tpsmm")
   parser.add_argument("--rows", default="", help="score only these rows (e.g. sbi_all_30m); "
                       "the other rows' cells are kept from RUN/matrix.json")
+  parser.add_argument("--per_clip", default="", help="instead of the matrix: for these rows, "
+                      "the mean fake probability per test person of real crops and of each "
+                      "generator's fakes -> RUN/per_clip.md")
   args = parser.parse_args()
   program.enable_compilation_cache()
   people, generators = args.test_people.split(), args.generators.split()
+  if args.per_clip:
+    md = []
+    for row in args.per_clip.split():
+      table = per_clip(os.path.join(args.run, ROW_DIRS.get(row, f"det_{row}")), args.run,
+                       people, generators)
+      md.append(f"**{dict(ROWS).get(row, row)}** (`{row}`)\n\n{table}\n")
+    with open(os.path.join(args.run, "per_clip.md"), "w", encoding="utf-8") as f:
+      f.write("\n".join(md))
+    print("\n".join(md))
+    return
   results, only = {}, set(args.rows.split())
   saved = os.path.join(args.run, "matrix.json")
   if only and os.path.exists(saved):

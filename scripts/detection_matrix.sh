@@ -6,7 +6,8 @@
 #   extract     aligned 64 px crops of every clip in $DATA/videos (every 2nd frame, at most
 #               $MAX_FRAMES frames read), one folder per clip = per person; 64 px animation
 #               crops of every clip for the motion models
-#   generators  AE, VAE, GAN (tiny) on a training pair and on a test pair of people, FOMM and
+#   generators  AE, VAE, GAN (tiny) on a pair of people per split in SWAP_SPLITS (training,
+#               test, and the validation pair VAL_PAIR of detector30val), FOMM and
 #               TPSMM (tiny) on the training people's clips; each for GEN_MINUTES of wall
 #               time on one core (SIGTERM: the loop saves the step it is on), two at a time
 #   fakes       each swap model swaps both of its people's crops (image mode); each motion
@@ -19,7 +20,9 @@
 #               issue's budget: DET30_MINUTES (30) on both cores -> det_sbi_all_30m_noaug
 #               (not in the default STAGES)
 #   detector30val  the same 30 minutes on both cores, with VAL_PEOPLE (training people)
-#               moved to a validation split: the loop scores them every VAL_EVERY steps and
+#               moved to a validation split, with their swaps by the VAL_PAIR models
+#               (VAL_SWAPS=0: their self-blends and animations only, as the rows
+#               sbi_all_30m_val* were trained): the loop scores them every VAL_EVERY steps and
 #               keeps the checkpoint with the best validation AUC -> det_$VAL_ROW (its last
 #               checkpoint) and det_$VAL_ROW/best; VAL_FLAGS are added to its flags, e.g.
 #               VAL_ROW=sbi_all_30m_val_noema VAL_FLAGS=--config.detect.ema_decay=0 (not in
@@ -43,17 +46,20 @@ ANIM_FRAMES=${ANIM_FRAMES:-100}
 TRAIN_PAIR=${TRAIN_PAIR:-"lp_d10 lp_d14"}
 TEST_PAIR=${TEST_PAIR:-"lp_d3 lp_d9"}
 TEST_PEOPLE=${TEST_PEOPLE:-"lp_d3 lp_d9 lp_d12 lp_s18"}
-VAL_PEOPLE=${VAL_PEOPLE:-"lp_d6 lp_s20"}  # training people held out to choose a checkpoint
+VAL_PAIR=${VAL_PAIR:-"lp_d6 lp_s20"}  # training people held out to choose a checkpoint
+VAL_PEOPLE=${VAL_PEOPLE:-$VAL_PAIR}
+SWAP_SPLITS=${SWAP_SPLITS:-"train test val"}  # a swap model per split, on its pair
 VAL_EVERY=${VAL_EVERY:-100}
 VAL_ROW=${VAL_ROW:-sbi_all_30m_val}
 # photo:driving pairs of the motion models' fakes (photo = the clip's first frame)
 TRAIN_ANIM=${TRAIN_ANIM:-"lp_d10:lp_d14 lp_d14:lp_d11 lp_d6:lp_d19 lp_s13:lp_d18"}
 TEST_ANIM=${TEST_ANIM:-"lp_d3:lp_d9 lp_d9:lp_d12 lp_d12:lp_d3 lp_s18:lp_d9"}
 SWAPS=${SWAPS:-"ae vae gan"}
-MOTION=${MOTION:-"fomm tpsmm"}
+MOTION=${MOTION-"fomm tpsmm"}  # MOTION= (empty) leaves the motion models out
 DET_ROWS=${DET_ROWS:-"sbi sbi_ae sbi_all"}  # the detectors stage's rows
 STAGES=${STAGES:-"extract generators fakes reencode detectors evaluate"}
 has() { [[ " $STAGES " == *" $1 "* ]]; }
+pair_of() { case $1 in train) echo "$TRAIN_PAIR";; test) echo "$TEST_PAIR";; val) echo "$VAL_PAIR";; esac; }
 clips() { for f in "$DATA"/videos/*.mp4; do basename "$f" .mp4; done; }
 mkdir -p "$RUN"/real "$RUN"/gen "$RUN"/fakes "$RUN"/photos "$RUN"/logs
 
@@ -87,9 +93,8 @@ fi
 if has generators; then
   jobs_list=()
   for fam in $SWAPS; do
-    for split in train test; do
-      pair=$TRAIN_PAIR; [ "$split" = test ] && pair=$TEST_PAIR
-      set -- $pair
+    for split in $SWAP_SPLITS; do
+      set -- $(pair_of "$split")
       jobs_list+=("swap $fam $split $1 $2")
     done
   done
@@ -117,9 +122,8 @@ fi
 
 if has fakes; then
   for fam in $SWAPS; do
-    for split in train test; do
-      pair=$TRAIN_PAIR; [ "$split" = test ] && pair=$TEST_PAIR
-      set -- $pair
+    for split in $SWAP_SPLITS; do
+      set -- $(pair_of "$split")
       deepjax swap --workdir="$RUN/gen/${fam}_$split" --input="$RUN/real/$1" --direction=a2b \
         --output="$RUN/fakes/${fam}_${split}_$1" --provenance=none > "$RUN/logs/fake_${fam}_${split}_a.log" 2>&1
       deepjax swap --workdir="$RUN/gen/${fam}_$split" --input="$RUN/real/$2" --direction=b2a \
@@ -193,8 +197,14 @@ if has detector30; then
   echo "det_sbi_all_30m_noaug: $(( $(date +%s) - start )) s on both cores" >> "$RUN/train_time.txt"
 fi
 
+val_swaps() {  # the validation pair's swaps (made by a model of their own), unless VAL_SWAPS=0
+  [ "${VAL_SWAPS:-1}" = 1 ] || return 0
+  for g in $SWAPS; do for f in "$RUN"/fakes/"${g}"_val_*; do
+    if [ -d "$f" ]; then printf '%s:%s+' "$g" "$f"; fi
+  done; done
+}
 if has detector30val; then
-  folders="$real$(fakes_of $SWAPS $MOTION)"
+  folders="$real$(fakes_of $SWAPS $MOTION)$(val_swaps)"
   val_ids="($(for p in $VAL_PEOPLE; do printf "'%s'," "$p"; done))"
   deepjax detect-data --config="configs/detect.py:tiny,folders=${folders%+}" \
     --config.data.test_identities="$test_ids" --config.data.val_identities="$val_ids" \

@@ -26,6 +26,15 @@ def evaluate_workdir(workdir: str, split: str = "test", batch_size: int = 0,
   on (the default, or `eval_sbi=True`), so real footage alone gives both classes;
   `eval_sbi=False` scores the crops as they are (real against generated fakes). Returns
   `detection_metrics.summary` plus "step", "split" and "task"."""
+  scores, labels, videos, step = scores_workdir(workdir, split, batch_size, data, eval_sbi)
+  report = detect_task.summarize(scores, labels, videos)
+  return dict(report, step=step, split=split, task="detection")
+
+
+def scores_workdir(workdir: str, split: str = "test", batch_size: int = 0,
+                   data: dict | None = None, eval_sbi: bool | None = None):
+  """The crops `evaluate_workdir` scores, one by one: (scores float (N,), labels int (N,),
+  videos int64 (N,) = clip id * 2 + label, or None; the checkpoint's step)."""
   config = loading.read_config(workdir)
   if config.get("task") != "detect":
     raise UserError(f"{workdir} is a {config.get('task')!r} run, not a detector (task 'detect')")
@@ -40,5 +49,5 @@ def evaluate_workdir(workdir: str, split: str = "test", batch_size: int = 0,
   state = TrainState.create(jax.tree.map(np.asarray, saved["params"]), {}, jax.random.key(0),
                             jax.tree.map(np.asarray, saved.get("model_state") or {}))
   batches = task.data_iterator(config, int(batch_size or config.batch_size), config.seed, split)
-  report = evaluate(task, state, batches)
-  return dict(report, step=int(np.asarray(saved["step"])), split=split, task="detection")
+  scores, labels, videos = detect_task.collect_scores(task, state, batches)
+  return scores, labels, videos, int(np.asarray(saved["step"]))

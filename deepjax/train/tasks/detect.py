@@ -72,7 +72,11 @@ def collect_scores(task, state, batches, eval_fn=None):
 def pooled_summary(task, state, batches, eval_fn=None) -> dict:
   """`detection_metrics.summary` (frame AUC, EER, accuracy, counts; video-level figures
   when the batches carry clip ids and both classes have a video) over all `batches`."""
-  scores, labels, videos = collect_scores(task, state, batches, eval_fn)
+  return summarize(*collect_scores(task, state, batches, eval_fn))
+
+
+def summarize(scores, labels, videos) -> dict:
+  """`pooled_summary` of `collect_scores`'s arrays."""
   out = detection_metrics.summary(scores, labels)
   if videos is not None:
     _, vs, vy = detection_metrics.aggregate(scores, labels, videos)
