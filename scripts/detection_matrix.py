@@ -20,7 +20,7 @@ import os
 import numpy as np
 
 from deepjax.cli import program
-from deepjax.data.builders import common
+from deepjax.data import detection_pipeline
 from deepjax.eval import detection
 
 ROWS = (("sbi", "SBI only"), ("sbi_ae", "SBI + AE swaps"), ("sbi_all", "SBI + all generators"),
@@ -52,30 +52,36 @@ ROW_DIRS = {"sbi_all_30m_best": os.path.join("det_sbi_all_30m_val", "best"),
 QUALITIES = (("", "as written"), ("crf23", "H.264 CRF 23"), ("crf28", "H.264 CRF 28"))
 
 
-def cell(workdir, base, people, generator):
+def cell_data(base, people, generator):
+  """The data config of a cell: the people's real crops and `generator`'s fakes of them (the
+  real crops alone for "sbi"); None when there are no such fakes."""
   folders = [f"real:{os.path.join(base, 'real', p)}" for p in people]
   if generator != "sbi":
     fakes = sorted(glob.glob(os.path.join(base, "fakes", f"{generator}_test_*")))
     if not fakes:
       return None
     folders += [f"{generator}:{f}" for f in fakes]
-  data = {"source": "folders", "folders": tuple(folders)}
+  return {"source": "folders", "folders": tuple(folders)}
+
+
+def cell(workdir, base, people, generator):
+  data = cell_data(base, people, generator)
+  if data is None:
+    return None
   return detection.evaluate_workdir(workdir, "test", data=data, eval_sbi=generator == "sbi")
 
 
 def per_clip(workdir, base, people, generators) -> str:
   """A markdown table: per test person, the mean fake probability of their real crops and
-  of each generator's fakes made from their clip (as written)."""
-  names = {int(common.name_fraction(p) * 2**31): p for p in people}
+  of each generator's fakes made from their clip (as written); each generator's cell data,
+  so the data sets the matrix prepared are reused."""
+  names = {int(detection_pipeline.clip_id(p)): p for p in people}
   means = {}
   for generator in generators:
-    fakes = sorted(glob.glob(os.path.join(base, "fakes", f"{generator}_test_*")))
-    if not fakes:
+    data = cell_data(base, people, generator)
+    if data is None:
       continue
-    folders = [f"real:{os.path.join(base, 'real', p)}" for p in people]
-    data = {"source": "folders", "folders": tuple(folders + [f"{generator}:{f}" for f in fakes])}
-    scores, labels, videos, _ = detection.scores_workdir(workdir, "test", data=data,
-                                                         eval_sbi=False)
+    scores, _, videos, _ = detection.scores_workdir(workdir, "test", data=data, eval_sbi=False)
     for video in np.unique(videos):
       person = names.get(int(video // 2), str(video // 2))
       column = generator if video % 2 else "real"

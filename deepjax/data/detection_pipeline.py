@@ -102,8 +102,13 @@ class _Reader:
             "has_landmarks": np.asarray(r["has_landmarks"], np.bool_),
             "label": np.asarray(r["label"], np.int32),
             "mask": np.asarray(r["mask"], np.uint8),
-            "clip_id": np.int32(common.name_fraction(bytes(r["clip"]).decode()) * 2**31),
+            "clip_id": clip_id(bytes(r["clip"]).decode()),
             "index": np.int32(index), "valid": np.bool_(valid)}
+
+
+def clip_id(clip: str) -> np.int32:
+  """The "clip_id" of a batch's crops of source clip `clip`: a hash of its name."""
+  return np.int32(common.name_fraction(clip) * 2**31)
 
 
 class DetectionIterator:
