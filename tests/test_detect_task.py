@@ -11,6 +11,7 @@ from deepjax.data import synthetic
 from deepjax.eval import detection
 from deepjax.ops import conv
 from deepjax.train.tasks import build_task
+from deepjax.train.tasks.detect import balance_classes
 
 SIZE = 32
 
@@ -162,3 +163,14 @@ def test_moving_average_of_parameters_is_what_scores():
   np.testing.assert_allclose(a, b, rtol=1e-6)
   plain = build_task(micro_config(ema_decay=0.0))
   assert plain.init(jax.random.key(0), batch).model_state == {}
+
+
+def test_class_balance_gives_real_and_fake_rows_equal_total_weight():
+  """detect.balance_classes: each class carries half of the batch's weight; zero weights
+  stay zero; a batch with one class only keeps its weights."""
+  labels = jnp.array([0.0, 1.0, 1.0, 1.0, 0.0])
+  w = balance_classes(labels, jnp.array([1.0, 1.0, 1.0, 1.0, 0.0]))
+  np.testing.assert_allclose(w, [2.0, 2 / 3, 2 / 3, 2 / 3, 0.0], rtol=1e-6)
+  only_fake = jnp.array([0.0, 1.0, 1.0])
+  np.testing.assert_allclose(balance_classes(jnp.ones(3), only_fake), only_fake)
+  assert build_task(micro_config(balance_classes=True)).opts["balance_classes"] is True

@@ -6,7 +6,8 @@ so the detector can train on real faces alone; fakes present in the data (genera
 by deepjax's swap/animation models) are used as they come, with their masks. Every
 training input, real or fake, then gets the same kind of random flip, framing, colour and
 quality jitter (`detect.augment`, `deepjax.ops.detect_augment`). Loss:
-binary cross-entropy on the logit (fake = 1), plus, with a mask head, a per-pixel
+binary cross-entropy on the logit (fake = 1) (with `detect.balance_classes`, real and fake
+rows weighted to equal totals in every batch, however many generated fakes it holds), plus, with a mask head, a per-pixel
 binary cross-entropy of the low-resolution manipulation mask (`detect.mask_weight`).
 With `detect.ema_decay` > 0 the state also keeps an exponential moving average of the
 parameters (`model_state["ema_params"]`; decay min(ema_decay, (1 + t) / (10 + t)) at step
@@ -37,7 +38,7 @@ from deepjax.train.state import TrainState
 from deepjax.train.tasks.ae import image_grid, to_float
 
 DETECT_DEFAULTS = dict(flip_prob=0.5, mask_weight=0.0, eval_sbi=True, eval_seed=1234,
-                       augment=None, ema_decay=0.0)
+                       augment=None, ema_decay=0.0, balance_classes=False)
 
 
 def make_optimizer(opt_cfg) -> optax.GradientTransformation:
@@ -103,6 +104,17 @@ def downsample_mask(mask_BxHxWx1, hw):
 
 def weighted_mean(values_B, weights_B):
   return jnp.sum(values_B * weights_B) / jnp.maximum(jnp.sum(weights_B), 1.0)
+
+
+def balance_classes(labels_B, weights_B):
+  """`weights_B` rescaled so that the real rows (label 0) and the fake rows carry half of
+  the total weight each; unchanged when a class has no weight in the batch."""
+  fake = labels_B > 0.5
+  w_fake = jnp.sum(jnp.where(fake, weights_B, 0.0))
+  w_real = jnp.sum(jnp.where(fake, 0.0, weights_B))
+  half = 0.5 * (w_fake + w_real)
+  scale = jnp.where(fake, half / jnp.maximum(w_fake, 1e-6), half / jnp.maximum(w_real, 1e-6))
+  return jnp.where((w_fake > 0) & (w_real > 0), weights_B * scale, weights_B)
 
 
 class DetectTask:
@@ -175,6 +187,8 @@ class DetectTask:
   def train_step(self, state: TrainState, batch):
     k_sbi, k_flip, k_drop, k_aug = jax.random.split(state.step_key(), 4)
     images, labels, weights, masks = self.examples(k_sbi, batch)
+    if self.opts["balance_classes"]:
+      weights = balance_classes(labels, weights)
     if float(self.opts["flip_prob"]) > 0:
       images, masks = _flip_rows(k_flip, images, masks)
     images, masks = detect_augment.detect_augment(k_aug, images, masks, self.augment_cfg)
