@@ -36,6 +36,10 @@ ROWS = (("sbi", "SBI only"), ("sbi_ae", "SBI + AE swaps"), ("sbi_all", "SBI + al
         ("sbi_all_30m_vs_s1", "the same, `--config.seed=1`: last (EMA)"),
         ("sbi_all_30m_vs_best_s2", "the same, `--config.seed=2`: best (EMA)"),
         ("sbi_all_30m_vs_s2", "the same, `--config.seed=2`: last (EMA)"),
+        ("sbi_all_30m_bal_best", "all generators, 30 min, validation swaps, classes balanced: "
+         "best (EMA)"),
+        ("sbi_all_30m_bal_best_s1", "the same, `--config.seed=1`: best (EMA)"),
+        ("sbi_all_30m_bal_best_s2", "the same, `--config.seed=2`: best (EMA)"),
         ("sbi_noaug", "SBI only, flips only"), ("sbi_ae_noaug", "SBI + AE swaps, flips only"),
         ("sbi_all_noaug", "all generators, flips only"),
         ("sbi_all_noaug_s1", "all generators, flips only, seed 1"),
@@ -49,6 +53,8 @@ ROW_DIRS = {"sbi_all_30m_best": os.path.join("det_sbi_all_30m_val", "best"),
             "sbi_all_30m_vs_best": os.path.join("det_sbi_all_30m_vs", "best"),
             "sbi_all_30m_vs_best_s1": os.path.join("det_sbi_all_30m_vs_s1", "best"),
             "sbi_all_30m_vs_best_s2": os.path.join("det_sbi_all_30m_vs_s2", "best")}
+ROW_DIRS.update({f"sbi_all_30m_bal_best{s}": os.path.join(f"det_sbi_all_30m_bal{s}", "best")
+                 for s in ("", "_s1", "_s2")})
 QUALITIES = (("", "as written"), ("crf23", "H.264 CRF 23"), ("crf28", "H.264 CRF 28"))
 
 
