@@ -37,7 +37,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       flip_prob=0.5, mask_weight=0.5 if "mask" in args else 0.0, eval_sbi=True,
       eval_seed=1234,
       ema_decay=0.999,    # evaluate / export a moving average of the parameters (0 = off)
-      balance_classes=False,  # weight real and fake rows to equal totals in every batch
+      # weight real and fake rows to equal totals in every batch; measured (README,
+      # detection matrix): no more reliable across seeds than unweighted, so off
+      balance_classes=False,
       # framing and colour jitter of every training input (deepjax.ops.detect_augment);
       # quality loss (quality_prob, noise) stays off: it hid the blur of AE/VAE swaps from
       # the detector (README, detection matrix)
