@@ -6,9 +6,10 @@ so the detector can train on real faces alone; fakes present in the data (genera
 by deepjax's swap/animation models) are used as they come, with their masks. Every
 training input, real or fake, then gets the same kind of random flip, framing, colour and
 quality jitter (`detect.augment`, `deepjax.ops.detect_augment`). Loss:
-binary cross-entropy on the logit (fake = 1) (with `detect.balance_classes`, real and fake
-rows weighted to equal totals in every batch, however many generated fakes it holds), plus, with a mask head, a per-pixel
-binary cross-entropy of the low-resolution manipulation mask (`detect.mask_weight`).
+binary cross-entropy on the logit (fake = 1), plus, with a mask head, a per-pixel
+binary cross-entropy of the low-resolution manipulation mask (`detect.mask_weight`). With
+`detect.balance_classes` the real and the fake rows of every batch carry equal total weight
+in both (and in the logged training accuracy), however many generated fakes the batch holds.
 With `detect.ema_decay` > 0 the state also keeps an exponential moving average of the
 parameters (`model_state["ema_params"]`; decay min(ema_decay, (1 + t) / (10 + t)) at step
 t, so early averages are not dominated by the initialisation); evaluation, the best
