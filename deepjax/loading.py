@@ -40,6 +40,16 @@ def checkpoint_step_dir(path: str) -> str:
   return _checkpoint_step_dir(path)
 
 
+def ensemble_members(workdir) -> list[str]:
+  """The run folders of `workdir`: one folder, or an ensemble given as a sequence or as one
+  comma-separated string ("runs/a/best,runs/b/best")."""
+  names = workdir.split(",") if isinstance(workdir, str) else list(workdir)
+  names = [n.strip() for n in names if n and n.strip()]
+  if not names:
+    raise UserError("no run folder given")
+  return names
+
+
 def read_config(path: str) -> ml_collections.ConfigDict:
   """The config saved with the newest checkpoint under `path`."""
   step_dir = _checkpoint_step_dir(path)

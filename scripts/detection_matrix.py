@@ -40,6 +40,10 @@ ROWS = (("sbi", "SBI only"), ("sbi_ae", "SBI + AE swaps"), ("sbi_all", "SBI + al
          "best (EMA)"),
         ("sbi_all_30m_bal_best_s1", "the same, `--config.seed=1`: best (EMA)"),
         ("sbi_all_30m_bal_best_s2", "the same, `--config.seed=2`: best (EMA)"),
+        ("ens6x10", "ensemble of 6 detectors, 10 min on one core each (seeds 0-5): mean of "
+         "their best (EMA)"),
+        ("ens6x10_b", "the same, seeds 10-15"),
+        ("ens_vs3", "ensemble of the three 30-minute runs with validation swaps (seeds 0-2)"),
         ("sbi_noaug", "SBI only, flips only"), ("sbi_ae_noaug", "SBI + AE swaps, flips only"),
         ("sbi_all_noaug", "all generators, flips only"),
         ("sbi_all_noaug_s1", "all generators, flips only, seed 1"),
@@ -55,7 +59,19 @@ ROW_DIRS = {"sbi_all_30m_best": os.path.join("det_sbi_all_30m_val", "best"),
             "sbi_all_30m_vs_best_s2": os.path.join("det_sbi_all_30m_vs_s2", "best")}
 ROW_DIRS.update({f"sbi_all_30m_bal_best{s}": os.path.join(f"det_sbi_all_30m_bal{s}", "best")
                  for s in ("", "_s1", "_s2")})
+# ensembles: the mean fake probability of these detectors (`--per_clip` and the matrix alike)
+ROW_DIRS.update({"ens6x10": [f"det_ens6x10_s{s}/best" for s in range(6)],
+                 "ens6x10_b": [f"det_ens6x10_s{s}/best" for s in range(10, 16)],
+                 "ens_vs3": [ROW_DIRS[r] for r in ("sbi_all_30m_vs_best", "sbi_all_30m_vs_best_s1",
+                                                   "sbi_all_30m_vs_best_s2")]})
+ROW_DIRS.update({f"ens6x10_s{s}": f"det_ens6x10_s{s}/best" for s in (*range(6), *range(10, 16))})
 QUALITIES = (("", "as written"), ("crf23", "H.264 CRF 23"), ("crf28", "H.264 CRF 28"))
+
+
+def row_dirs(run, row) -> list[str]:
+  """The run folders of a row's detector (several for an ensemble)."""
+  dirs = ROW_DIRS.get(row, f"det_{row}")
+  return [os.path.join(run, d) for d in ([dirs] if isinstance(dirs, str) else dirs)]
 
 
 def cell_data(base, people, generator):
@@ -143,8 +159,7 @@ def main():
   if args.per_clip:
     md = []
     for row in args.per_clip.split():
-      table = per_clip(os.path.join(args.run, ROW_DIRS.get(row, f"det_{row}")), args.run,
-                       people, generators)
+      table = per_clip(row_dirs(args.run, row), args.run, people, generators)
       md.append(f"**{dict(ROWS).get(row, row)}** (`{row}`)\n\n{table}\n")
     with open(os.path.join(args.run, "per_clip.md"), "w", encoding="utf-8") as f:
       f.write("\n".join(md))
@@ -155,9 +170,10 @@ def main():
   if only and os.path.exists(saved):
     with open(saved, encoding="utf-8") as f:
       results = {k: v for k, v in json.load(f).items() if k not in only}
-  for row, _ in ROWS:
-    workdir = os.path.join(args.run, ROW_DIRS.get(row, f"det_{row}"))
-    if not os.path.isdir(workdir) or (only and row not in only):
+  rows = list(ROWS) + [(r, r) for r in sorted(only - dict(ROWS).keys())]
+  for row, _ in rows:
+    workdir = row_dirs(args.run, row)
+    if not all(os.path.isdir(d) for d in workdir) or (only and row not in only):
       continue
     for quality, _ in QUALITIES:
       base = os.path.join(args.run, quality) if quality else args.run

@@ -27,6 +27,12 @@
 #               checkpoint) and det_$VAL_ROW/best; VAL_FLAGS are added to its flags, e.g.
 #               VAL_ROW=sbi_all_30m_val_noema VAL_FLAGS=--config.detect.ema_decay=0 (not in
 #               the default STAGES)
+#   ensemble    ENS_MEMBERS detectors of the detector30val recipe (validation people and their
+#               swaps, best checkpoint kept) with seeds ENS_SEED, ENS_SEED+1, ..., ENS_MINUTES
+#               each on one core, two at a time (6 x 10 min = the issue's 30 minutes on both
+#               cores) -> det_${ENS_ROW}_s<seed>; the evaluate stage scores their best
+#               checkpoints together (mean fake probability) as the row $ENS_ROW (not in the
+#               default STAGES)
 #   ablation    detector input augmentation (detect.augment): the three rows flips only
 #               (`:noaug`), the all-generators row flips only with another seed, + blur/
 #               resize/noise, and SBI only with all of it; DET_MINUTES each (not in the
@@ -51,6 +57,10 @@ VAL_PEOPLE=${VAL_PEOPLE:-$VAL_PAIR}
 SWAP_SPLITS=${SWAP_SPLITS:-"train test val"}  # a swap model per split, on its pair
 VAL_EVERY=${VAL_EVERY:-100}
 VAL_ROW=${VAL_ROW:-sbi_all_30m_val}
+ENS_ROW=${ENS_ROW:-ens6x10}
+ENS_MEMBERS=${ENS_MEMBERS:-6}
+ENS_MINUTES=${ENS_MINUTES:-10}
+ENS_SEED=${ENS_SEED:-0}
 # photo:driving pairs of the motion models' fakes (photo = the clip's first frame)
 TRAIN_ANIM=${TRAIN_ANIM:-"lp_d10:lp_d14 lp_d14:lp_d11 lp_d6:lp_d19 lp_s13:lp_d18"}
 TEST_ANIM=${TEST_ANIM:-"lp_d3:lp_d9 lp_d9:lp_d12 lp_d12:lp_d3 lp_s18:lp_d9"}
@@ -203,17 +213,36 @@ val_swaps() {  # the validation pair's swaps (made by a model of their own), unl
     if [ -d "$f" ]; then printf '%s:%s+' "$g" "$f"; fi
   done; done
 }
-if has detector30val; then
-  folders="$real$(fakes_of $SWAPS $MOTION)$(val_swaps)"
-  val_ids="($(for p in $VAL_PEOPLE; do printf "'%s'," "$p"; done))"
-  deepjax detect-data --config="configs/detect.py:tiny,folders=${folders%+}" \
+val_folders="$real$(fakes_of $SWAPS $MOTION)$(val_swaps)"
+val_ids="($(for p in $VAL_PEOPLE; do printf "'%s'," "$p"; done))"
+val_flags="--config.data.val_identities=$val_ids --config.eval_split=validation \
+--config.keep_best=auc --config.eval_every=$VAL_EVERY --config.eval_batches=1000"
+prepare_val_data() {  # $1: the log's name
+  deepjax detect-data --config="configs/detect.py:tiny,folders=${val_folders%+}" \
     --config.data.test_identities="$test_ids" --config.data.val_identities="$val_ids" \
-    > "$RUN/logs/data_$VAL_ROW.log" 2>&1
+    > "$RUN/logs/data_$1.log" 2>&1
+}
+if has detector30val; then
+  prepare_val_data "$VAL_ROW"
   start=$(date +%s)
-  DET_FLAGS="--config.data.val_identities=$val_ids --config.eval_split=validation \
---config.keep_best=auc --config.eval_every=$VAL_EVERY --config.eval_batches=1000 ${VAL_FLAGS:-}" \
-    train_detector "$folders" "$VAL_ROW" timeout -s TERM "${DET30_MINUTES}m" || [ $? -eq 124 ]
+  DET_FLAGS="$val_flags ${VAL_FLAGS:-}" \
+    train_detector "$val_folders" "$VAL_ROW" timeout -s TERM "${DET30_MINUTES}m" || [ $? -eq 124 ]
   echo "det_$VAL_ROW: $(( $(date +%s) - start )) s on both cores ${VAL_FLAGS:-}" >> "$RUN/train_time.txt"
+fi
+
+if has ensemble; then
+  prepare_val_data "$ENS_ROW"
+  start=$(date +%s)
+  member_job() {  # SEED, on core $slot
+    DET_FLAGS="$val_flags --config.seed=$1 ${VAL_FLAGS:-}" \
+      train_detector "$val_folders" "${ENS_ROW}_s$1" timed "$slot" "$ENS_MINUTES"
+  }
+  for seed in $(seq "$ENS_SEED" $(( ENS_SEED + ENS_MEMBERS - 1 ))); do
+    spawn member_job "$seed"
+  done
+  wait
+  echo "det_${ENS_ROW}_s*: $ENS_MEMBERS x $ENS_MINUTES min on one core, two at a time:" \
+    "$(( $(date +%s) - start )) s ${VAL_FLAGS:-}" >> "$RUN/train_time.txt"
 fi
 
 if has ablation; then  # detect.augment, measured (README): DET_MINUTES each, two at a time

@@ -189,6 +189,48 @@ def test_evaluate_a_detector_on_other_folders_with_and_without_self_blends(folde
   assert 0 <= plain["auc"] <= 1 and plain["step"] == 0 and plain["task"] == "detection"
 
 
+def _tiny_detector_config(tmp_path, size=SIZE):
+  from deepjax.configs_lib import load_config  # pylint: disable=import-outside-toplevel
+  config = load_config("detect", "tiny")
+  with config.unlocked():
+    config.model.update(stem=8, stages=((8, 1, 1, 3, 1), (16, 1, 2, 3, 2)), head=16,
+                        mask_stage=1)
+    config.data.update(size=size, test_identities=("synthetic_1", "synthetic_2"),
+                       data_dir=str(tmp_path / "tfds"))
+  return config
+
+
+def test_an_ensemble_scores_the_mean_of_its_members(folders, tmp_path):
+  """Several detector runs (a list or "A,B") score every crop with the mean of their fake
+  probabilities, in evaluation and in `deepjax detect`'s scorer; members that take other
+  crop sizes are refused."""
+  from deepjax import testing  # pylint: disable=import-outside-toplevel
+  from deepjax.eval import detection as det  # pylint: disable=import-outside-toplevel
+  from deepjax.infer import detect  # pylint: disable=import-outside-toplevel
+  _, real, fake, _ = folders
+  config = _tiny_detector_config(tmp_path)
+  runs = [testing.random_detect_run(str(tmp_path / f"run{i}"), config, seed=i) for i in (0, 1)]
+  data = {"source": "folders", "folders": (f"real:{real}", f"ae:{fake}")}
+  one = [det.scores_workdir(r, "test", 4, data, eval_sbi=True) for r in runs]
+  both = det.scores_workdir(",".join(runs), "test", 4, data, eval_sbi=True)
+  assert not np.allclose(one[0][0], one[1][0])  # two different detectors
+  np.testing.assert_allclose(both[0], (one[0][0] + one[1][0]) / 2, rtol=1e-5)
+  np.testing.assert_array_equal(both[1], one[0][1])
+  assert both[3] == [0, 0]
+  report = det.evaluate_workdir(runs, "test", 4, data, eval_sbi=True)
+  assert report["members"] == runs and (report["n_real"], report["n_fake"]) == (6, 8)
+  crops = np.random.default_rng(0).integers(0, 256, (3, SIZE, SIZE, 3), np.uint8)
+  probs = [detect.load_scorer(r)[0](crops) for r in runs]
+  ens_probs, ens_masks = detect.load_scorer(runs)[0](crops)
+  np.testing.assert_allclose(ens_probs, (probs[0][0] + probs[1][0]) / 2, rtol=1e-5)
+  assert ens_masks is None  # no member has a mask head
+  other = testing.random_detect_run(str(tmp_path / "run64"), _tiny_detector_config(tmp_path, 64))
+  with pytest.raises(UserError, match="crop size"):
+    detect.load_scorer([runs[0], other])
+  with pytest.raises(UserError, match="crop size"):
+    det.scores_workdir([runs[0], other], "test", 4, data)
+
+
 def test_validation_identities_leave_training_for_their_own_split(folders, tmp_path):
   _, real, fake, _ = folders
   pairs = [("real", real), ("ae", fake)]

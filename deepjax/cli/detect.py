@@ -2,10 +2,11 @@
 [--every_n_frames=1]
 
 Finds and tracks the faces of each file, scores every face of every sampled frame with
-the detector in RUN (trained with configs/detect.py), and prints a verdict per face track
+the detector in RUN (trained with configs/detect.py; `--workdir=RUN1,RUN2,...` scores with
+an ensemble, the mean of their fake probabilities), and prints a verdict per face track
 and per file with the fake probability (mean over a track's frames; a file takes its
-most suspicious track). `--json` writes the full report (every face's score and box). `--output` (one image or
-video as input) writes an annotated copy: every face boxed, green (real) to red (fake), its
+most suspicious track). `--json` writes the full report (every face's score and box).
+`--output` (one image or video as input) writes an annotated copy: every face boxed, green (real) to red (fake), its
 probability beside it, the predicted manipulation mask tinted in where the detector has a
 mask head; a video keeps its audio.
 """
@@ -16,7 +17,8 @@ from absl import flags
 from deepjax.cli import program
 
 _INPUT = flags.DEFINE_string("input", None, "Image, video, or folder of images/videos.")
-_WORKDIR = flags.DEFINE_string("workdir", None, "Run folder of a trained detector.")
+_WORKDIR = flags.DEFINE_string("workdir", None, "Run folder of a trained detector, or several "
+                                "comma-separated: an ensemble scoring their mean probability.")
 _JSON = flags.DEFINE_string("json", None, "Write the full report to this JSON file.")
 _OUTPUT = flags.DEFINE_string("output", None, "Write an annotated copy of the input here "
                               "(.mp4 for a video, an image name for an image).")
@@ -29,6 +31,7 @@ _DETECTOR = flags.DEFINE_enum("detector", "auto", ["auto", "dlib", "dlib_cnn", "
 def main(argv):
   import os  # pylint: disable=import-outside-toplevel
   import sys  # pylint: disable=import-outside-toplevel
+  from deepjax import loading  # pylint: disable=import-outside-toplevel
   from deepjax.errors import UserError  # pylint: disable=import-outside-toplevel
   from deepjax.infer import detect  # pylint: disable=import-outside-toplevel
   from deepjax.io_utils import write_text_atomic  # pylint: disable=import-outside-toplevel
@@ -38,8 +41,9 @@ def main(argv):
     raise UserError(f"--every_n_frames must be >= 1, got {_EVERY.value}")
   if _MAX_FRAMES.value is not None and _MAX_FRAMES.value < 1:
     raise UserError(f"--max_frames must be >= 1, got {_MAX_FRAMES.value}")
-  if not os.path.isdir(_WORKDIR.value):
-    raise UserError(f"--workdir not found: {_WORKDIR.value}")
+  for member in loading.ensemble_members(_WORKDIR.value):
+    if not os.path.isdir(member):
+      raise UserError(f"--workdir not found: {member}")
   opts = detect.DetectOptions(every_n_frames=_EVERY.value, max_frames=_MAX_FRAMES.value,
                               detector=_DETECTOR.value)
   report = detect.detect_path(_INPUT.value, _WORKDIR.value, opts,

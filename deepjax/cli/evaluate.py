@@ -20,7 +20,9 @@ arguments that reads the flags it needs). Tasks:
   data (`--split`), or on other crop folders (`--folders=real:DIR,ae:DIR`): real crops
   and self-blends of them (plus any generated fakes; --nosbi: the crops alone, e.g. real
   against one generator's fakes), frame- and video-level ROC AUC, EER and accuracy at 0.5;
-  writes JSON (default DIR/evaluate_detection.json).
+  writes JSON (default DIR/evaluate_detection.json). `--workdir=DIR1,DIR2,...` scores an
+  ensemble (the mean of the detectors' fake probabilities; JSON by default in the folder
+  the members share).
 """
 import json
 import os
@@ -30,7 +32,8 @@ from absl import flags
 
 from deepjax.cli import program
 
-_WORKDIR = flags.DEFINE_string("workdir", None, "Run folder of a trained model.")
+_WORKDIR = flags.DEFINE_string("workdir", None, "Run folder of a trained model (detection: "
+                                "or several comma-separated, an ensemble).")
 _TASK = flags.DEFINE_string("task", "swap", "Evaluation to run: swap | swap_real | "
                             "reconstruction | train_landmarks | detection.")
 _OUTPUT = flags.DEFINE_string("output", None, "JSON file (swap) or folder (train_landmarks).")
@@ -109,14 +112,23 @@ def detection():
   from deepjax.errors import UserError  # pylint: disable=import-outside-toplevel
   from deepjax.eval import detection as det  # pylint: disable=import-outside-toplevel
   from deepjax.io_utils import write_text_atomic  # pylint: disable=import-outside-toplevel
-  if not _WORKDIR.value or not os.path.isdir(_WORKDIR.value):
-    raise UserError("--workdir must be the run folder of a detector (deepjax train "
-                    "--config=configs/detect.py)")
+  from deepjax.loading import ensemble_members  # pylint: disable=import-outside-toplevel
+  usage = ("--workdir must be the run folder of a detector (deepjax train "
+           "--config=configs/detect.py), or several comma-separated (an ensemble)")
+  names = ensemble_members(_WORKDIR.value) if _WORKDIR.value else []
+  if not names:
+    raise UserError(usage)
+  for name in names:
+    if not os.path.isdir(name):
+      raise UserError(f"{usage}; not found: {name}")
   data = {"source": "folders", "folders": tuple(_FOLDERS.value)} if _FOLDERS.value else None
-  report = det.evaluate_workdir(_WORKDIR.value, _SPLIT.value, data=data, eval_sbi=_SBI.value)
-  out = _OUTPUT.value or os.path.join(_WORKDIR.value, "evaluate_detection.json")
+  report = det.evaluate_workdir(names, _SPLIT.value, data=data, eval_sbi=_SBI.value)
+  home = names[0] if len(names) == 1 else os.path.commonpath([os.path.abspath(n) for n in names])
+  out = _OUTPUT.value or os.path.join(home, "evaluate_detection.json")
   write_text_atomic(out, json.dumps(report, indent=2))
-  print(f"detector {_WORKDIR.value} (step {report['step']}) on the '{report['split']}' split: "
+  what = (f"detector {names[0]}" if len(names) == 1 else
+          f"ensemble of {len(names)} detectors ({', '.join(names)})")
+  print(f"{what} (step {report['step']}) on the '{report['split']}' split: "
         f"{report['n_real']} real, {report['n_fake']} fake crops")
   print(f"  frame AUC {report['auc']:.4f}  EER {report['eer']:.4f}  "
         f"accuracy@0.5 {report['accuracy']:.4f}")

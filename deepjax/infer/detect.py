@@ -3,7 +3,8 @@ trained, score every face of every sampled frame, and give verdicts per face tra
 per file.
 
 `detect_path(path, workdir, ...)` takes an image, a video or a folder of them (not
-recursive) and a detector run folder (configs/detect.py); with `output` (one input file) it
+recursive) and a detector run folder (configs/detect.py), or several of them as an ensemble
+(comma-separated; their mean fake probability is the score); with `output` (one input file) it
 also writes the annotated copy (`deepjax.infer.detect_overlay`). Faces are found and tracked
 by `deepjax.faces.extract.detect_source` (tracks by identity) and cropped with
 `deepjax.ops.align` at the detector's input size (the extractor's default framing,
@@ -96,10 +97,31 @@ def score_source(path: str, kind: str, get_scorer, opts: DetectOptions, backend:
   return report, marks
 
 
-def load_scorer(workdir: str):
-  """(scorer, crop size S). The scorer maps uint8 (N,S,S,3) crops to (fake probabilities
-  float32 (N,), predicted manipulation masks float32 (N,S,S) in [0,1], or None without a
-  mask head)."""
+def load_scorer(workdir):
+  """(scorer, crop size S) of a detector run folder, or of an ensemble of them (a sequence
+  or a comma-separated string, `deepjax.loading.ensemble_members`). The scorer maps uint8
+  (N,S,S,3) crops to (fake probabilities float32 (N,), predicted manipulation masks float32
+  (N,S,S) in [0,1], or None without a mask head); an ensemble gives the members' mean
+  probability and the mean mask of the members that have a mask head."""
+  names = loading.ensemble_members(workdir)
+  scorers = [_load_one(name) for name in names]
+  size = scorers[0][1]
+  for name, (_, other) in zip(names, scorers):
+    if other != size:
+      raise UserError(f"ensemble members differ in crop size: {size} px and {other} px ({name})")
+  if len(scorers) == 1:
+    return scorers[0]
+
+  def scorer(crops):
+    outs = [s(crops) for s, _ in scorers]
+    masks = [m for _, m in outs if m is not None]
+    return (np.mean([p for p, _ in outs], axis=0).astype(np.float32),
+            np.mean(masks, axis=0).astype(np.float32) if masks else None)
+  return scorer, size
+
+
+def _load_one(workdir: str):
+  """`load_scorer` of one run folder."""
   model, params, config = loading.load(workdir)
   if config.get("task") != "detect":
     raise UserError(f"{workdir} is a {config.get('task')!r} run, not a detector (task 'detect')")
