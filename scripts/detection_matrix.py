@@ -43,6 +43,9 @@ ROWS = (("sbi", "SBI only"), ("sbi_ae", "SBI + AE swaps"), ("sbi_all", "SBI + al
         ("ens6x10", "ensemble of 6 detectors, 10 min on one core each (seeds 0-5): mean of "
          "their best (EMA)"),
         ("ens6x10_b", "the same, seeds 10-15"),
+        ("ens6x10_c", "the same, seeds 20-25"),
+        ("ens_sbi6x10", "SBI only, flips only: ensemble of 6 detectors, 10 min on one core each "
+         "(seeds 0-5)"),
         ("ens_vs3", "ensemble of the three 30-minute runs with validation swaps (seeds 0-2)"),
         ("sbi_noaug", "SBI only, flips only"), ("sbi_ae_noaug", "SBI + AE swaps, flips only"),
         ("sbi_all_noaug", "all generators, flips only"),
@@ -62,9 +65,12 @@ ROW_DIRS.update({f"sbi_all_30m_bal_best{s}": os.path.join(f"det_sbi_all_30m_bal{
 # ensembles: the mean fake probability of these detectors (`--per_clip` and the matrix alike)
 ROW_DIRS.update({"ens6x10": [f"det_ens6x10_s{s}/best" for s in range(6)],
                  "ens6x10_b": [f"det_ens6x10_s{s}/best" for s in range(10, 16)],
+                 "ens6x10_c": [f"det_ens6x10_s{s}/best" for s in range(20, 26)],
+                 "ens_sbi6x10": [f"det_ens_sbi6x10_s{s}/best" for s in range(6)],
                  "ens_vs3": [ROW_DIRS[r] for r in ("sbi_all_30m_vs_best", "sbi_all_30m_vs_best_s1",
                                                    "sbi_all_30m_vs_best_s2")]})
-ROW_DIRS.update({f"ens6x10_s{s}": f"det_ens6x10_s{s}/best" for s in (*range(6), *range(10, 16))})
+ROW_DIRS.update({f"ens6x10_s{s}": f"det_ens6x10_s{s}/best" for s in (*range(6), *range(10, 16), *range(20, 26))})
+ROW_DIRS.update({f"ens_sbi6x10_s{s}": f"det_ens_sbi6x10_s{s}/best" for s in range(6)})
 QUALITIES = (("", "as written"), ("crf23", "H.264 CRF 23"), ("crf28", "H.264 CRF 28"))
 
 

@@ -31,8 +31,10 @@
 #               swaps, best checkpoint kept) with seeds ENS_SEED, ENS_SEED+1, ..., ENS_MINUTES
 #               each on one core, two at a time (6 x 10 min = the issue's 30 minutes on both
 #               cores) -> det_${ENS_ROW}_s<seed>; the evaluate stage scores their best
-#               checkpoints together (mean fake probability) as the row $ENS_ROW (not in the
-#               default STAGES)
+#               checkpoints together (mean fake probability) as the row $ENS_ROW;
+#               ENS_DATA=sbi trains on the real crops alone (validation: the validation
+#               people's crops and self-blends), ENS_CONFIG (e.g. ",noaug") is appended to the
+#               config arguments (not in the default STAGES)
 #   ablation    detector input augmentation (detect.augment): the three rows flips only
 #               (`:noaug`), the all-generators row flips only with another seed, + blur/
 #               resize/noise, and SBI only with all of it; DET_MINUTES each (not in the
@@ -218,7 +220,7 @@ val_ids="($(for p in $VAL_PEOPLE; do printf "'%s'," "$p"; done))"
 val_flags="--config.data.val_identities=$val_ids --config.eval_split=validation \
 --config.keep_best=auc --config.eval_every=$VAL_EVERY --config.eval_batches=1000"
 prepare_val_data() {  # $1: the log's name
-  deepjax detect-data --config="configs/detect.py:tiny,folders=${val_folders%+}" \
+  deepjax detect-data --config="configs/detect.py:tiny${DET_CONFIG:-},folders=${val_folders%+}" \
     --config.data.test_identities="$test_ids" --config.data.val_identities="$val_ids" \
     > "$RUN/logs/data_$1.log" 2>&1
 }
@@ -231,10 +233,11 @@ if has detector30val; then
 fi
 
 if has ensemble; then
-  prepare_val_data "$ENS_ROW"
+  if [ "${ENS_DATA:-all}" = sbi ]; then val_folders=$real; fi
+  DET_CONFIG=${ENS_CONFIG:-} prepare_val_data "$ENS_ROW"
   start=$(date +%s)
   member_job() {  # SEED, on core $slot
-    DET_FLAGS="$val_flags --config.seed=$1 ${VAL_FLAGS:-}" \
+    DET_CONFIG=${ENS_CONFIG:-} DET_FLAGS="$val_flags --config.seed=$1 ${VAL_FLAGS:-}" \
       train_detector "$val_folders" "${ENS_ROW}_s$1" timed "$slot" "$ENS_MINUTES"
   }
   for seed in $(seq "$ENS_SEED" $(( ENS_SEED + ENS_MEMBERS - 1 ))); do
@@ -242,7 +245,8 @@ if has ensemble; then
   done
   wait
   echo "det_${ENS_ROW}_s*: $ENS_MEMBERS x $ENS_MINUTES min on one core, two at a time:" \
-    "$(( $(date +%s) - start )) s ${VAL_FLAGS:-}" >> "$RUN/train_time.txt"
+    "$(( $(date +%s) - start )) s ${ENS_DATA:-all} ${ENS_CONFIG:-} ${VAL_FLAGS:-}" \
+    >> "$RUN/train_time.txt"
 fi
 
 if has ablation; then  # detect.augment, measured (README): DET_MINUTES each, two at a time
