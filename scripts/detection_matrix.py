@@ -47,6 +47,7 @@ ROWS = (("sbi", "SBI only"), ("sbi_ae", "SBI + AE swaps"), ("sbi_all", "SBI + al
         ("ens_sbi6x10", "SBI only, flips only: ensemble of 6 detectors, 10 min on one core each "
          "(seeds 0-5)"),
         ("ens_vs3", "ensemble of the three 30-minute runs with validation swaps (seeds 0-2)"),
+        ("ens_30m6", "ensemble of those three and the three class-balanced 30-minute runs"),
         ("sbi_noaug", "SBI only, flips only"), ("sbi_ae_noaug", "SBI + AE swaps, flips only"),
         ("sbi_all_noaug", "all generators, flips only"),
         ("sbi_all_noaug_s1", "all generators, flips only, seed 1"),
@@ -69,6 +70,8 @@ ROW_DIRS.update({"ens6x10": [f"det_ens6x10_s{s}/best" for s in range(6)],
                  "ens_sbi6x10": [f"det_ens_sbi6x10_s{s}/best" for s in range(6)],
                  "ens_vs3": [ROW_DIRS[r] for r in ("sbi_all_30m_vs_best", "sbi_all_30m_vs_best_s1",
                                                    "sbi_all_30m_vs_best_s2")]})
+ROW_DIRS["ens_30m6"] = ROW_DIRS["ens_vs3"] + [ROW_DIRS[f"sbi_all_30m_bal_best{s}"]
+                                              for s in ("", "_s1", "_s2")]
 ROW_DIRS.update({f"ens6x10_s{s}": f"det_ens6x10_s{s}/best" for s in (*range(6), *range(10, 16), *range(20, 26))})
 ROW_DIRS.update({f"ens_sbi6x10_s{s}": f"det_ens_sbi6x10_s{s}/best" for s in range(6)})
 QUALITIES = (("", "as written"), ("crf23", "H.264 CRF 23"), ("crf28", "H.264 CRF 28"))

@@ -167,28 +167,6 @@ def test_detect_data_program_prepares_and_lists(folders, tmp_path):
   assert bad.returncode == 2 and err[-1].startswith("error:") and "not a detector" in err[-1]
 
 
-def test_evaluate_a_detector_on_other_folders_with_and_without_self_blends(folders, tmp_path):
-  """The detection matrix's cells: a detector run scored on folders of held-out people
-  only, real against one generator's fakes (--nosbi) or against self-blends (--sbi)."""
-  from deepjax import testing  # pylint: disable=import-outside-toplevel
-  from deepjax.configs_lib import load_config  # pylint: disable=import-outside-toplevel
-  from deepjax.eval import detection as det  # pylint: disable=import-outside-toplevel
-  _, real, fake, _ = folders
-  config = load_config("detect", "tiny")
-  with config.unlocked():
-    config.model.update(stem=8, stages=((8, 1, 1, 3, 1), (16, 1, 2, 3, 2)), head=16,
-                        mask_stage=1)
-    config.data.update(size=SIZE, test_identities=("synthetic_1", "synthetic_2"),
-                       data_dir=str(tmp_path / "tfds"))
-  run = testing.random_detect_run(str(tmp_path / "run"), config)
-  data = {"source": "folders", "folders": (f"real:{real}", f"ae:{fake}")}
-  plain = det.evaluate_workdir(run, "test", batch_size=4, data=data, eval_sbi=False)
-  assert (plain["n_real"], plain["n_fake"]) == (6, 2), plain  # 2 people x 3 real, 2 swaps
-  blended = det.evaluate_workdir(run, "test", batch_size=4, data=data, eval_sbi=True)
-  assert (blended["n_real"], blended["n_fake"]) == (6, 8), blended  # + a blend of each real
-  assert 0 <= plain["auc"] <= 1 and plain["step"] == 0 and plain["task"] == "detection"
-
-
 def _tiny_detector_config(tmp_path, size=SIZE):
   from deepjax.configs_lib import load_config  # pylint: disable=import-outside-toplevel
   config = load_config("detect", "tiny")
@@ -198,6 +176,21 @@ def _tiny_detector_config(tmp_path, size=SIZE):
     config.data.update(size=size, test_identities=("synthetic_1", "synthetic_2"),
                        data_dir=str(tmp_path / "tfds"))
   return config
+
+
+def test_evaluate_a_detector_on_other_folders_with_and_without_self_blends(folders, tmp_path):
+  """The detection matrix's cells: a detector run scored on folders of held-out people
+  only, real against one generator's fakes (--nosbi) or against self-blends (--sbi)."""
+  from deepjax import testing  # pylint: disable=import-outside-toplevel
+  from deepjax.eval import detection as det  # pylint: disable=import-outside-toplevel
+  _, real, fake, _ = folders
+  run = testing.random_detect_run(str(tmp_path / "run"), _tiny_detector_config(tmp_path))
+  data = {"source": "folders", "folders": (f"real:{real}", f"ae:{fake}")}
+  plain = det.evaluate_workdir(run, "test", batch_size=4, data=data, eval_sbi=False)
+  assert (plain["n_real"], plain["n_fake"]) == (6, 2), plain  # 2 people x 3 real, 2 swaps
+  blended = det.evaluate_workdir(run, "test", batch_size=4, data=data, eval_sbi=True)
+  assert (blended["n_real"], blended["n_fake"]) == (6, 8), blended  # + a blend of each real
+  assert 0 <= plain["auc"] <= 1 and plain["step"] == 0 and plain["task"] == "detection"
 
 
 def test_an_ensemble_scores_the_mean_of_its_members(folders, tmp_path):
