@@ -6,9 +6,9 @@ the detector in RUN (trained with configs/detect.py; `--workdir=RUN1,RUN2,...` s
 an ensemble, the mean of their fake probabilities), and prints a verdict per face track
 and per file with the fake probability (mean over a track's frames; a file takes its
 most suspicious track). `--json` writes the full report (every face's score and box).
-`--output` (one image or video as input) writes an annotated copy: every face boxed, green (real) to red (fake), its
-probability beside it, the predicted manipulation mask tinted in where the detector has a
-mask head; a video keeps its audio.
+`--output` (one image or video as input) writes an annotated copy: every face boxed, green
+(real) to red (fake), its probability beside it, the predicted manipulation mask tinted in
+where the detector has a mask head; a video keeps its audio.
 """
 import json
 
