@@ -72,7 +72,8 @@ ROW_DIRS.update({"ens6x10": [f"det_ens6x10_s{s}/best" for s in range(6)],
                                                    "sbi_all_30m_vs_best_s2")]})
 ROW_DIRS["ens_30m6"] = ROW_DIRS["ens_vs3"] + [ROW_DIRS[f"sbi_all_30m_bal_best{s}"]
                                               for s in ("", "_s1", "_s2")]
-ROW_DIRS.update({f"ens6x10_s{s}": f"det_ens6x10_s{s}/best" for s in (*range(6), *range(10, 16), *range(20, 26))})
+ROW_DIRS.update({f"ens6x10_s{s}": f"det_ens6x10_s{s}/best"
+                 for s in (*range(6), *range(10, 16), *range(20, 26))})
 ROW_DIRS.update({f"ens_sbi6x10_s{s}": f"det_ens_sbi6x10_s{s}/best" for s in range(6)})
 QUALITIES = (("", "as written"), ("crf23", "H.264 CRF 23"), ("crf28", "H.264 CRF 28"))
 
