@@ -9,7 +9,8 @@ Provenance). Two experiments on real clips of ../shared/data resized to --size:
       weighting), and the clip's accuracy at the shift picked on the summed folds.
   python scripts/watermark_alternatives.py profile --chips 16 --chip_px 8 --smooth 2 \\
       --blur_sigma 5.33
-      Another mark profile (any `WatermarkConfig` field), measured as
+      Another mark profile (`WatermarkConfig` fields; `--weight_power 0`: the detector
+      without its weighting, and marking without cancelling for it), measured as
       scripts/watermark_robustness.py measures the default: PSNR and per-frame accuracy /
       exact share / clip decode per transformation.
 """
@@ -28,6 +29,9 @@ import watermark_robustness as wr  # pylint: disable=wrong-import-position
 from deepjax.data.video import read_video, write_video  # pylint: disable=wrong-import-position
 from deepjax.provenance import watermark as wm  # pylint: disable=wrong-import-position
 
+PROFILE_FIELDS = (("chips", int), ("chip_px", int), ("smooth", float), ("blur_sigma", float),
+                  ("strength", float), ("clip_residual", float), ("weight_power", float),
+                  ("weight_offset", float), ("weight_sigma", float))
 VARIANTS = ((0, None), (0.5, None), (1, None), (2, None), (0.5, 0.2), (1, 0.2), (1, 0.3))
 
 
@@ -94,8 +98,7 @@ def search(args):
 
 
 def profile(args):
-  fields = {k: getattr(args, k) for k in ("chips", "chip_px", "smooth", "blur_sigma",
-                                           "strength") if getattr(args, k) is not None}
+  fields = {k: getattr(args, k) for k, _ in PROFILE_FIELDS if getattr(args, k) is not None}
   cfg = wm.WatermarkConfig(**fields)
 
   class Mark(wr.DeepjaxMark):
@@ -132,8 +135,7 @@ def main():
   ap.add_argument("--clips", nargs="+", default=["lp_d9", "tpsmm_driving", "lp_s13"])
   ap.add_argument("--frames", type=int, default=12)
   ap.add_argument("--size", type=int, default=256, help="0: the clips' own size")
-  for name, kind in (("chips", int), ("chip_px", int), ("smooth", float),
-                     ("blur_sigma", float), ("strength", float)):
+  for name, kind in PROFILE_FIELDS:
     ap.add_argument(f"--{name}", type=kind, default=None)
   args = ap.parse_args()
   search(args) if args.experiment == "search" else profile(args)  # pylint: disable=expression-not-assigned

@@ -9,15 +9,19 @@ Design (measured against the alternatives by `scripts/watermark_robustness.py`):
 - Marking (`embed`, one jit-ed call for a batch of frames): the tile times the codeword signs is
   tiled over the frame and added equally to R, G and B (a change of luminance only).
   Before that, the picture's own correlation with each bit's carrier (as the detector
-  will measure it) is subtracted from that bit's amplitude (host-interference
-  cancellation, `cancel`), so the picture does not mask the mark; that correlation is
-  computed from the luminance minus a blur taken on 4x4 block means. The mark is weighted
+  will measure it, its weighting included) is subtracted from that bit's amplitude
+  (host-interference cancellation, `cancel`), so the picture does not mask the mark; that
+  correlation is computed from the luminance minus a blur taken on 4x4 block means, and
+  the detector's weighting from the local luminance std of 4x4 blocks. The mark is weighted
   by (local luminance std + 1) ** `activity_power` (the std over about 8x8 pixels, from
   4x4 block moments, interpolated linearly): with the default -1 it is stronger
   in flat areas, where H.264 keeps it and the detector's pre-filter sees little picture;
   its RMS over the frame is `strength` (0..255 levels; 2.4 gives PSNR about 40.5 dB).
 - Detection (`detect_frames`): luminance minus its blur (removes most of the picture),
-  clipped at `clip_residual` robust standard deviations (edges), summed modulo the
+  clipped at `clip_residual` robust standard deviations (edges), weighted by
+  (local RMS of that residual + `weight_offset`) ** -`weight_power` (textured areas, where
+  the picture outweighs the mark, count little; it keeps resized, cropped and re-encoded
+  frames readable where cancellation no longer holds), summed modulo the
   period into one tile ("folding"), so a crop is only a circular shift of the tile;
   the shift is found by FFT cross-correlation of the spectrally whitened fold with every
   bit's carrier (the shift that maximises the summed squared correlations); the soft
@@ -68,6 +72,9 @@ class WatermarkConfig:
   activity_power: float = -1.0  # mark weight ~ (local luminance std + 1) ** power
   cancel: float = 1.0  # fraction of the picture's own correlation with each carrier removed
   clip_residual: float = 1.5  # detector clips the residual at this many robust stds (0: off)
+  weight_power: float = 2.0  # detector weighs the residual by (local RMS + offset) ** -power
+  weight_offset: float = 2.0  # ... (0..255 levels; power 0: unweighted)
+  weight_sigma: float = 4.0  # ... the local RMS over a Gaussian window of this sigma (pixels)
   blur_sigma: float = 4.0  # detector's pre-filter: luminance minus Gaussian(blur_sigma)
   scales: tuple = (1.0, 0.5, 0.75)  # candidate (current size / marked size) at detection
   chase_bits: int = 8  # least reliable bits tried flipped at detection
@@ -163,14 +170,16 @@ def _highpass_carrier(config: WatermarkConfig) -> np.ndarray:
 
 
 @functools.partial(jax.jit, static_argnames=("strength", "cancel", "clip", "power", "sigma",
-                                             "blur_block", "activity_block"))
+                                             "detector_weight", "blur_block", "activity_block"))
 def _embed(frames_NxHxWx3, code_K, carriers_KxPxP, highpass_KxPxP, strength, cancel, clip,
-           power, sigma, blur_block=_BLUR_BLOCK, activity_block=_ACTIVITY_BLOCK):
+           power, sigma, detector_weight=(0.0, 0.0), blur_block=_BLUR_BLOCK,
+           activity_block=_ACTIVITY_BLOCK):
   """Adds the mark to luminance with host-interference cancellation (see `embed`).
 
-  The picture's residual (for the cancellation) and its activity (for the weighting)
-  are computed from f x f block means, f = blur_block / activity_block (the period
-  must be a multiple of activity_block). The frame
+  The picture's residual (for the cancellation) and its local std (for the mark's
+  weighting and for the detector's, `detector_weight` = (power, offset), which marking
+  holds constant per block) are computed from f x f block means, f = blur_block /
+  activity_block (the period must be a multiple of activity_block). The frame
   sized products of the periodic mark are reduced to tile sized ones by folding: for
   tiles A, B, mean(v * tile(A) * tile(B)) = sum(fold(v) * A * B) / (H * W).
   """
@@ -179,20 +188,31 @@ def _embed(frames_NxHxWx3, code_K, carriers_KxPxP, highpass_KxPxP, strength, can
   p = carriers_KxPxP.shape[-1]
   y = sum(float(c) * x[..., i] for i, c in enumerate(_LUMA))  # not a matmul: slow on CPU
   r = y - wops.coarse_blur(y, sigma, blur_block)
+  w_power, w_offset = detector_weight
+  f = activity_block
+  std_c = wops.local_std(y, f)
+  if w_power:
+    w_det_c = (std_c + w_offset) ** -w_power
   if clip:
     sub = jnp.abs(r[:, ::4, ::4]).reshape(r.shape[0], -1)
     t = clip * 1.4826 * wops.robust_scale(sub) + 1e-3
     r = jnp.clip(r, -t, t)
-  # The detector's correlation of bit k with the picture itself, and with a unit mark.
-  host_NxK = jnp.einsum("npq,kpq->nk", wops.fold_batch(r, p), highpass_KxPxP)
-  count_PxP = wops.fold_batch(jnp.ones((1, h, w)), p)[0]
-  gain_K = jnp.einsum("pq,kpq->k", count_PxP, highpass_KxPxP ** 2)
-  mark_PxP = jnp.einsum("k,kpq->pq", code_K, carriers_KxPxP)[None]
-  undo_NxPxP = jnp.einsum("nk,kpq->npq", cancel * host_NxK / gain_K[None], carriers_KxPxP)
   # Weight (local std + 1) ** power with mean 1 (power < 0: more mark in flat areas).
   # The weight is upsampled linearly from blocks; its fold is taken on the blocks.
-  f = activity_block
-  weight_c = wops.activity_weight(y, power, f)
+  weight_c = wops.std_weight(std_c, power)
+  weight = wops.upsample(weight_c, f, h, w)
+  # The detector's correlation of bit k with the picture itself, and with a unit mark
+  # (the mark reaches the detector times the mark's weight and the detector's).
+  if w_power:  # the folds of block-sized weights are taken on the blocks
+    r = r * jnp.repeat(jnp.repeat(w_det_c, f, 1), f, 2)[:, :h, :w]
+    both_NxPxP = jnp.repeat(jnp.repeat(wops.fold_batch(weight_c * w_det_c, p // f), f, 1), f, 2)
+    gain_NxK = jnp.einsum("npq,kpq->nk", both_NxPxP, highpass_KxPxP ** 2)
+  else:
+    count_PxP = wops.fold_batch(jnp.ones((1, h, w)), p)[0]
+    gain_NxK = jnp.einsum("pq,kpq->k", count_PxP, highpass_KxPxP ** 2)[None]
+  host_NxK = jnp.einsum("npq,kpq->nk", wops.fold_batch(r, p), highpass_KxPxP)
+  mark_PxP = jnp.einsum("k,kpq->pq", code_K, carriers_KxPxP)[None]
+  undo_NxPxP = jnp.einsum("nk,kpq->npq", cancel * host_NxK / gain_NxK, carriers_KxPxP)
   w2_NxPxP = jnp.repeat(jnp.repeat(wops.fold_batch(weight_c * weight_c, p // f), f, 1), f, 2)
   w2_NxPxP = w2_NxPxP / float(h * w)
   # delta = weight * tile(alpha * mark - undo) with RMS `strength`: a quadratic in alpha.
@@ -200,7 +220,7 @@ def _embed(frames_NxHxWx3, code_K, carriers_KxPxP, highpass_KxPxP, strength, can
   mu = jnp.sum(w2_NxPxP * mark_PxP * undo_NxPxP, axis=(1, 2), keepdims=True)
   uu = jnp.sum(w2_NxPxP * undo_NxPxP * undo_NxPxP, axis=(1, 2), keepdims=True)
   alpha = (mu + jnp.sqrt(jnp.maximum(mu * mu - mm * (uu - strength ** 2), 0.0))) / mm
-  delta = wops.upsample(weight_c, f, h, w) * wops.tile(alpha * mark_PxP - undo_NxPxP, h, w)
+  delta = weight * wops.tile(alpha * mark_PxP - undo_NxPxP, h, w)
   out = jnp.clip(jnp.round(x + delta[..., None]), 0, 255)
   return out.astype(jnp.uint8)
 
@@ -216,7 +236,11 @@ def embed_async(frames_NxHxWx3: np.ndarray, payload: int,
   return _embed(frames, codeword(payload, config), _carrier(config)[3],
                 _highpass_carrier(config), float(config.strength), float(config.cancel),
                 float(config.clip_residual), float(config.activity_power),
-                float(config.blur_sigma))
+                float(config.blur_sigma), _detector_weight(config))
+
+
+def _detector_weight(config: WatermarkConfig) -> tuple:
+  return float(config.weight_power), float(config.weight_offset)
 
 
 def embed(frames: np.ndarray, payload: int,
@@ -236,17 +260,22 @@ def embed(frames: np.ndarray, payload: int,
 
 def residual(frame: np.ndarray, scale: float = 1.0,
              config: WatermarkConfig = WatermarkConfig()) -> np.ndarray:
-  """float32 (H, W): luminance of uint8 (H, W, 3) minus its blur, clipped at outliers.
+  """float32 (H, W): luminance of uint8 (H, W, 3) minus its blur, clipped at outliers,
+  times (its local RMS + `weight_offset`) ** -`weight_power`.
 
-  The blur is `blur_sigma * scale` pixels: the same filter as at marking, for a frame
-  rescaled by `scale`.
+  The blur is `blur_sigma * scale` pixels and the RMS window `weight_sigma * scale`: the
+  same filters as at marking, for a frame rescaled by `scale`.
   """
   from scipy import ndimage  # pylint: disable=import-outside-toplevel
   y = frame.astype(np.float32) @ _LUMA
   r = y - ndimage.gaussian_filter(y, config.blur_sigma * scale, mode="mirror")
+  if config.weight_power:
+    local = np.sqrt(ndimage.gaussian_filter(r * r, config.weight_sigma * scale, mode="mirror"))
   if config.clip_residual:
     t = config.clip_residual * 1.4826 * np.median(np.abs(r[::4, ::4])) + 1e-3
     r = np.clip(r, -t, t)
+  if config.weight_power:
+    r = r * (local + config.weight_offset) ** -config.weight_power
   return r
 
 

@@ -92,15 +92,26 @@ def coarse_blur(y_NxHxW, sigma: float, f: int):
 
 
 def activity_weight(y_NxHxW, power: float, f: int = 4):
-  """(N, ceil(H/f), ceil(W/f)): (local luminance std + 1) ** power per f x f block,
-  mean 1 per frame. The std is over a window of about 2f x 2f pixels (f x f block
-  moments, tent-weighted over 3 x 3 blocks)."""
+  """(N, ceil(H/f), ceil(W/f)): (local luminance std + 1) ** power per f x f block, mean 1
+  per frame (`std_weight` of `local_std`)."""
+  return std_weight(local_std(y_NxHxW, f), power)
+
+
+def std_weight(std_Nxhxw, power: float):
+  """(N, h, w): (local luminance std + 1) ** power with mean 1 per frame, from the block
+  stds of `local_std`."""
+  activity = std_Nxhxw + 1.0
+  weight = 1.0 / activity if power == -1.0 else activity ** power
+  return weight / jnp.mean(weight, axis=(1, 2), keepdims=True)
+
+
+def local_std(y_NxHxW, f: int = 4):
+  """(N, ceil(H/f), ceil(W/f)): the luminance std per f x f block over a window of about
+  2f x 2f pixels (f x f block moments, tent-weighted over 3 x 3 blocks)."""
   mean, sq = block_means(y_NxHxW, f)
   tent = lambda a, axis: blur_with(a, axis, np.array([0.25, 0.5, 0.25], np.float32))
   mean, sq = (tent(tent(a, 1), 2) for a in (mean, sq))
-  activity = jnp.sqrt(jnp.maximum(sq - mean * mean, 0.0)) + 1.0
-  weight = 1.0 / activity if power == -1.0 else activity ** power
-  return weight / jnp.mean(weight, axis=(1, 2), keepdims=True)
+  return jnp.sqrt(jnp.maximum(sq - mean * mean, 0.0))
 
 
 def robust_scale(a_NxM, iters: int = 24):
