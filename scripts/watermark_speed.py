@@ -2,8 +2,8 @@
 
     nice -n 10 python scripts/watermark_speed.py --ref main --frames 32 --size 512
 
-Loads deepjax/provenance/watermark.py as it is at `--ref` (git show) next to the
-working tree's, marks the same uint8 frames (the `deepjax bench --rows=provenance`
+Loads deepjax/provenance/watermark.py and watermark_ops.py as they are at `--ref` (git show)
+next to the working tree's, marks the same uint8 frames (the `deepjax bench --rows=provenance`
 pattern, or the first frames of `--video`) with both, alternating, and prints the
 best and median seconds per call of each, and how far their marked frames differ.
 """
@@ -23,14 +23,22 @@ from deepjax.bench.provenance import _frames  # pylint: disable=wrong-import-pos
 from deepjax.provenance import watermark  # pylint: disable=wrong-import-position
 
 
-def load_ref(rev):
-  src = subprocess.run(["git", "-C", ROOT, "show", f"{rev}:deepjax/provenance/watermark.py"],
+def load_at(rev, name):
+  """deepjax/provenance/NAME.py as it is at git revision REV, as a module."""
+  src = subprocess.run(["git", "-C", ROOT, "show", f"{rev}:deepjax/provenance/{name}.py"],
                        check=True, capture_output=True, text=True).stdout
   with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as f:
     f.write(src)
-  spec = importlib.util.spec_from_file_location("watermark_ref", f.name)
+  spec = importlib.util.spec_from_file_location(f"{name}_ref", f.name)
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
+  return module
+
+
+def load_ref(rev):
+  """The watermark module at REV, using its own revision's array helpers (watermark_ops)."""
+  module = load_at(rev, "watermark")
+  module.wops = load_at(rev, "watermark_ops")
   return module
 
 
