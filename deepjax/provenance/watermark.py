@@ -29,8 +29,8 @@ Design (measured against the alternatives by `scripts/watermark_robustness.py`):
   For a rescaled frame, each candidate
   scale s in `scales` folds at period round(s * period) with the blur scaled by s, and
   correlates with the carriers resampled to that period. Soft bits are decoded with
-  Chase decoding: the codeword is accepted when its CRC-32 matches after flipping any
-  subset of the `chase_bits` least reliable bits.
+  Chase decoding (`watermark_code`): the codeword is accepted when its CRC-32 matches
+  after flipping any subset of the `chase_bits` least reliable bits.
 - False positives: on an unmarked frame the 64 decoded bits are random, so one trial
   matches the CRC with probability 2**-32. A frame is tried at `len(scales)` scales
   and `2**chase_bits` flip patterns: the per-frame false-positive rate is at most
@@ -42,20 +42,20 @@ Frames are uint8 (N, H, W, 3) RGB; payloads are Python ints in [0, 2**32).
 """
 import dataclasses
 import functools
-import zlib
 from typing import Optional, Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from deepjax.provenance import watermark_code as wcode
 from deepjax.provenance import watermark_ops as wops
 
 __all__ = ["WatermarkConfig", "Detection", "embed", "detect_frames", "detect_clip",
            "false_positive_rate", "codeword", "PAYLOAD_BITS"]
 
-PAYLOAD_BITS = 32
-_CODE_BITS = 64  # payload + CRC-32
+PAYLOAD_BITS = wcode.PAYLOAD_BITS
+_CODE_BITS = wcode.CODE_BITS  # payload + CRC-32
 _LUMA = np.array([0.299, 0.587, 0.114], np.float32)
 _BLUR_BLOCK = 4  # marking computes the picture's blurred luminance from 4x4 block means
 _ACTIVITY_BLOCK = 4  # ... and its local activity from 4x4 block moments
@@ -147,16 +147,8 @@ def _periodic_blur(x: np.ndarray, sigma: float) -> np.ndarray:
 
 def codeword(payload: int, config: WatermarkConfig = WatermarkConfig()) -> np.ndarray:
   """-> (64,) float32 +-1: payload bits, CRC-32 bits, XOR whitening."""
-  if not 0 <= int(payload) < 2 ** PAYLOAD_BITS:
-    raise ValueError(f"payload must fit in {PAYLOAD_BITS} bits, got {payload}")
-  bits = np.concatenate([_bits_of(int(payload)),
-                         _bits_of(zlib.crc32(int(payload).to_bytes(4, "big")))])
-  bits = bits ^ _carrier(config)[2]
+  bits = wcode.message_bits(payload) ^ _carrier(config)[2]
   return (2.0 * bits - 1.0).astype(np.float32)
-
-
-def _bits_of(value: int) -> np.ndarray:
-  return np.array([(value >> (31 - i)) & 1 for i in range(32)], np.uint8)
 
 
 # ----------------------------------------------------------------------------- marking
@@ -334,41 +326,10 @@ def _whiten(spectrum: np.ndarray, width: int = 5) -> np.ndarray:
   return spectrum / (magnitude + 1e-6)
 
 
-@functools.lru_cache(maxsize=1)
-def _syndrome_of_flip() -> np.ndarray:
-  """uint32 (64,): how flipping each codeword bit changes the CRC syndrome.
-
-  The syndrome crc32(payload) ^ check is affine in the 64 bits (CRC is linear over
-  GF(2) for messages of one length), so a set of flips changes it by the XOR of these.
-  """
-  out = np.zeros(_CODE_BITS, np.uint32)
-  zero = np.zeros(_CODE_BITS, np.uint8)
-  for i in range(_CODE_BITS):
-    e = zero.copy()
-    e[i] = 1
-    out[i] = _syndrome(e) ^ _syndrome(zero)
-  return out
-
-
-def _syndrome(bits: np.ndarray) -> int:
-  return zlib.crc32(np.packbits(bits[:32]).tobytes()) ^ int.from_bytes(
-      np.packbits(bits[32:]).tobytes(), "big")
-
-
 def _chase(soft: np.ndarray, config: WatermarkConfig):
-  """-> (payload or None, de-whitened bits): the fewest flips of the weakest bits that
-  make the CRC match (Chase decoding)."""
-  hard = (soft > 0).astype(np.uint8) ^ _carrier(config)[2]
-  weakest = np.argsort(np.abs(soft))[:config.chase_bits]
-  subsets = (np.arange(2 ** len(weakest))[:, None] >> np.arange(len(weakest))) & 1
-  flips = np.bitwise_xor.reduce(np.where(subsets, _syndrome_of_flip()[weakest], 0), axis=1)
-  hits = np.flatnonzero(flips.astype(np.uint32) == np.uint32(_syndrome(hard)))
-  if not len(hits):  # pylint: disable=g-explicit-length-test
-    return None, hard
-  best = hits[np.argmin(subsets[hits].sum(1))]
-  bits = hard.copy()
-  bits[weakest[subsets[best] == 1]] ^= 1
-  return int.from_bytes(np.packbits(bits[:32]).tobytes(), "big"), bits
+  """-> (payload or None, de-whitened bits): `watermark_code.chase_decode` with this
+  config's whitening and `chase_bits`."""
+  return wcode.chase_decode(soft, _carrier(config)[2], config.chase_bits)
 
 
 def _decide(folds, config: WatermarkConfig) -> Detection:
