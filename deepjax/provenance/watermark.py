@@ -196,8 +196,8 @@ def _embed(frames_NxHxWx3, code_K, carriers_KxPxP, highpass_KxPxP, strength, can
   # The detector's correlation of bit k with the picture itself, and with a unit mark
   # (the mark reaches the detector times the mark's weight and the detector's).
   if w_power:  # the folds of block-sized weights are taken on the blocks
-    r = r * jnp.repeat(jnp.repeat(w_det_c, f, 1), f, 2)[:, :h, :w]
-    both_NxPxP = jnp.repeat(jnp.repeat(wops.fold_batch(weight_c * w_det_c, p // f), f, 1), f, 2)
+    r = r * wops.repeat_blocks(w_det_c, f)[:, :h, :w]
+    both_NxPxP = wops.repeat_blocks(wops.fold_batch(weight_c * w_det_c, p // f), f)
     gain_NxK = jnp.einsum("npq,kpq->nk", both_NxPxP, highpass_KxPxP ** 2)
   else:
     count_PxP = wops.fold_batch(jnp.ones((1, h, w)), p)[0]
@@ -205,7 +205,7 @@ def _embed(frames_NxHxWx3, code_K, carriers_KxPxP, highpass_KxPxP, strength, can
   host_NxK = jnp.einsum("npq,kpq->nk", wops.fold_batch(r, p), highpass_KxPxP)
   mark_PxP = jnp.einsum("k,kpq->pq", code_K, carriers_KxPxP)[None]
   undo_NxPxP = jnp.einsum("nk,kpq->npq", cancel * host_NxK / gain_NxK, carriers_KxPxP)
-  w2_NxPxP = jnp.repeat(jnp.repeat(wops.fold_batch(weight_c * weight_c, p // f), f, 1), f, 2)
+  w2_NxPxP = wops.repeat_blocks(wops.fold_batch(weight_c * weight_c, p // f), f)
   w2_NxPxP = w2_NxPxP / float(h * w)
   # delta = weight * tile(alpha * mark - undo) with RMS `strength`: a quadratic in alpha.
   mm = jnp.sum(w2_NxPxP * mark_PxP * mark_PxP, axis=(1, 2), keepdims=True)
@@ -255,8 +255,9 @@ def residual(frame: np.ndarray, scale: float = 1.0,
   """float32 (H, W): luminance of uint8 (H, W, 3) minus its blur, clipped at outliers,
   times (its local RMS + `weight_offset`) ** -`weight_power`.
 
-  The blur is `blur_sigma * scale` pixels and the RMS window `weight_sigma * scale`: the
-  same filters as at marking, for a frame rescaled by `scale`.
+  The blur is `blur_sigma * scale` pixels (the same filter as at marking, for a frame
+  rescaled by `scale`) and the RMS window `weight_sigma * scale` (marking approximates this
+  weighting from its 4x4 block luminance std).
   """
   from scipy import ndimage  # pylint: disable=import-outside-toplevel
   y = frame.astype(np.float32) @ _LUMA

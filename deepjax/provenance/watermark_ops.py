@@ -95,12 +95,6 @@ def coarse_blur(y_NxHxW, sigma: float, f: int):
   return upsample(coarse, f, h, w)
 
 
-def activity_weight(y_NxHxW, power: float, f: int = 4):
-  """(N, ceil(H/f), ceil(W/f)): (local luminance std + 1) ** power per f x f block, mean 1
-  per frame (`std_weight` of `local_std`)."""
-  return std_weight(local_std(y_NxHxW, f), power)
-
-
 def std_weight(std_Nxhxw, power: float):
   """(N, h, w): (local luminance std + 1) ** power with mean 1 per frame, from the block
   stds of `local_std`."""
@@ -139,6 +133,11 @@ def fold_batch(r_NxHxW, p: int):
   n, h, w = r_NxHxW.shape
   r = jnp.pad(r_NxHxW, ((0, 0), (0, -h % p), (0, -w % p)))
   return r.reshape(n, r.shape[1] // p, p, r.shape[2] // p, p).sum((1, 3))
+
+
+def repeat_blocks(a_Nxhxw, f: int):
+  """(N, h*f, w*f): each value of (N, h, w) repeated over an f x f block."""
+  return jnp.repeat(jnp.repeat(a_Nxhxw, f, 1), f, 2)
 
 
 def tile(a_NxPxP, h: int, w: int):
