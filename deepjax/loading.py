@@ -94,7 +94,8 @@ def _closed_loop_filter(previous):
 def _drop_closed_loop_reports() -> None:
   """After a failed orbax restore, the reads still in flight call back into orbax's event
   loop, which is closed by then; Python reports each as an unraisable RuntimeError (a
-  traceback on stderr after the one-line error). Those reports, and only those, are dropped."""
+  traceback on stderr beside the one-line error). Those reports, and only those, are dropped.
+  Installed before the read: a callback can fire before the failure reaches this module."""
   if not getattr(sys.unraisablehook, "drops_closed_loop", False):
     sys.unraisablehook = _closed_loop_filter(sys.unraisablehook)
 
@@ -103,6 +104,7 @@ def load_state(path: str) -> dict:
   """The saved TrainState fields (step, params, opt_state, model_state, rng) as a dict."""
   step_dir = _checkpoint_step_dir(path)
   path = os.path.join(step_dir, "state")
+  _drop_closed_loop_reports()
   with ocp.StandardCheckpointer() as ckptr:
     # Restore into host numpy arrays: works whatever devices (or how many processes)
     # wrote the checkpoint.
@@ -116,7 +118,6 @@ def load_state(path: str) -> dict:
       target = jax.tree.map(lambda m: np.empty(m.shape, m.dtype), meta)
       return ckptr.restore(path, target)
     except Exception as e:  # pylint: disable=broad-except  (any failure to read the files)
-      _drop_closed_loop_reports()
       why = (str(e).strip().splitlines() or [type(e).__name__])[0]
       why = why if len(why) <= 100 else why[:97] + "..."
       raise UserError(f"checkpoint is corrupt or incomplete ({why}): {step_dir}") from e

@@ -125,3 +125,29 @@ def test_swap_corrupt_checkpoint_is_named(tmp_path):
     assert lines[0].startswith("error: checkpoint is corrupt or incomplete ("), stderr
     assert lines[0].endswith(f"): {runs[name][1]}"), stderr
     assert not (tmp_path / ("out_" + name)).exists()
+
+
+def test_closed_loop_reports_are_dropped_from_before_the_read(tmp_path, monkeypatch):
+  """Reads still in flight when a restore fails report 'Event loop is closed' from orbax's
+  threads, possibly before the failure reaches deepjax: the filter is in place while the
+  checkpoint is read, drops only those reports, and the failure is a UserError."""
+  import orbax.checkpoint as ocp
+  from deepjax import loading
+  from deepjax.errors import UserError
+  seen, during_read = [], []
+  monkeypatch.setattr(sys, "unraisablehook", seen.append)
+  real_restore = ocp.StandardCheckpointer.restore
+
+  def restore(self, *args, **kwargs):
+    during_read.append(getattr(sys.unraisablehook, "drops_closed_loop", False))
+    return real_restore(self, *args, **kwargs)
+
+  monkeypatch.setattr(ocp.StandardCheckpointer, "restore", restore)
+  runs = _corrupt_runs(tmp_path)
+  with pytest.raises(UserError, match="corrupt or incomplete"):
+    loading.load_state(str(runs["cut"][0]))
+  assert during_read == [True]
+  report = lambda exc: type("U", (), {"exc_type": type(exc), "exc_value": exc})()
+  sys.unraisablehook(report(RuntimeError("Event loop is closed")))
+  sys.unraisablehook(report(RuntimeError("something else")))
+  assert [str(u.exc_value) for u in seen] == ["something else"]
