@@ -116,3 +116,15 @@ def test_animation_sized_real_frames_survive_cropping(shared_data):
   marked = wm.embed(_resize(frames, 256, 256, Image.BICUBIC), 0x5EED1234)
   cropped = marked[:, 25:231, 25:231]
   assert [d.payload for d in wm.detect_frames(cropped)] == [0x5EED1234] * 4
+
+
+def test_upsample_is_linear_interpolation_of_block_centres():
+  """watermark_ops.upsample against np.interp along each axis (edges held), cropped."""
+  from deepjax.provenance import watermark_ops
+  f, h, w = 4, 30, 21
+  blocks = np.random.default_rng(2).normal(size=(2, 8, 6)).astype(np.float32)
+  interp = lambda a, n, axis: np.apply_along_axis(  # noqa: E731
+      lambda v: np.interp(np.arange(n), np.arange(v.size) * f + (f - 1) / 2, v), axis, a)
+  want = interp(interp(blocks, 8 * f, 1), 6 * f, 2)[:, :h, :w]
+  got = np.asarray(watermark_ops.upsample(blocks, f, h, w))
+  np.testing.assert_allclose(got, want, atol=1e-5)

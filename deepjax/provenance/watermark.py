@@ -169,9 +169,10 @@ def _embed(frames_NxHxWx3, code_K, carriers_KxPxP, highpass_KxPxP, strength, can
   """Adds the mark to luminance with host-interference cancellation (see `embed`).
 
   The picture's residual (for the cancellation) and its local std (for the mark's
-  weighting and for the detector's, `detector_weight` = (power, offset), which marking
-  holds constant per block) are computed from f x f block means, f = blur_block /
-  activity_block (the period must be a multiple of activity_block). The frame
+  weighting, constant per block, and for the detector's, `detector_weight` = (power,
+  offset), interpolated linearly between block centres) are computed from f x f block
+  means, f = blur_block / activity_block (the period must be a multiple of
+  activity_block). The frame
   sized products of the periodic mark are reduced to tile sized ones by folding: for
   tiles A, B, mean(v * tile(A) * tile(B)) = sum(fold(v) * A * B) / (H * W).
   """
@@ -190,13 +191,14 @@ def _embed(frames_NxHxWx3, code_K, carriers_KxPxP, highpass_KxPxP, strength, can
     t = clip * 1.4826 * wops.robust_scale(sub) + 1e-3
     r = jnp.clip(r, -t, t)
   # Weight (local std + 1) ** power with mean 1 (power < 0: more mark in flat areas).
-  # The weight is upsampled linearly from blocks; its fold is taken on the blocks.
+  # The weight is constant over each f x f block, so its folds are taken on the blocks.
   weight_c = wops.std_weight(std_c, power)
-  weight = wops.upsample(weight_c, f, h, w)
+  weight = wops.repeat_blocks(weight_c, f)[:, :h, :w]
   # The detector's correlation of bit k with the picture itself, and with a unit mark
   # (the mark reaches the detector times the mark's weight and the detector's).
-  if w_power:  # the folds of block-sized weights are taken on the blocks
-    r = r * wops.repeat_blocks(w_det_c, f)[:, :h, :w]
+  if w_power:  # the detector's weight is smooth (linear between block centres) on the
+    # picture; for the gain, both weights are taken per block
+    r = r * wops.upsample(w_det_c, f, h, w)
     both_NxPxP = wops.repeat_blocks(wops.fold_batch(weight_c * w_det_c, p // f), f)
     gain_NxK = jnp.einsum("npq,kpq->nk", both_NxPxP, highpass_KxPxP ** 2)
   else:

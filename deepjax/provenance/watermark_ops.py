@@ -69,19 +69,31 @@ def upsample_weights(f: int) -> np.ndarray:
   return np.stack([np.maximum(-u, 0), 1 - np.abs(u), np.maximum(u, 0)], 1).astype(np.float32)
 
 
+def _upsample_axis(c, axis: int, f: int):
+  """Linear interpolation of block centres along `axis` (1 or 2) of (N, a, b): that axis
+  f times longer, edge values held beyond the outer centres."""
+  n = c.shape[axis]
+  pad = [(0, 0)] * 3
+  pad[axis] = (1, 1)
+  padded = jnp.pad(c, pad, mode="edge")
+  wts = upsample_weights(f)
+  shape = [1, 1, 1, 1]
+  shape[axis + 1] = f
+  out = 0.0
+  for d in range(3):
+    shifted = jnp.expand_dims(jax.lax.slice_in_dim(padded, d, d + n, axis=axis), axis + 1)
+    out = out + shifted * jnp.asarray(wts[:, d].reshape(shape))
+  size = list(c.shape)
+  size[axis] = n * f
+  return out.reshape(size)
+
+
 def upsample(c_Nxhxw, f: int, h: int, w: int):
   """(N, h, w): linear interpolation of f x f block centres to pixels (edge values held
-  beyond the outer centres), cropped. Written as 9 shifted coarse arrays times
-  constant (f, f) weights, which XLA fuses into one loop over the output."""
-  n, a, b = c_Nxhxw.shape
-  c = jnp.pad(jax.lax.optimization_barrier(c_Nxhxw), ((0, 0), (1, 1), (1, 1)), mode="edge")
-  wts = upsample_weights(f)
-  out = 0.0
-  for dy in range(3):
-    for dx in range(3):
-      shifted = c[:, dy:dy + a, None, dx:dx + b, None]
-      out = out + shifted * jnp.asarray(np.outer(wts[:, dy], wts[:, dx])[None, None, :, None, :])
-  return out.reshape(n, a * f, b * f)[:, :h, :w]
+  beyond the outer centres), cropped; separable, rows first (3 taps per output value
+  per axis)."""
+  c = jax.lax.optimization_barrier(c_Nxhxw)
+  return _upsample_axis(_upsample_axis(c, 1, f), 2, f)[:, :h, :w]
 
 
 def coarse_blur(y_NxHxW, sigma: float, f: int):

@@ -1,0 +1,88 @@
+"""What marking costs a user: `deepjax swap --video` timed end to end with
+`--provenance=all` and `--provenance=none`, in interleaved rounds.
+
+    python scripts/provenance_overhead.py --workdir=runs/detection_matrix/gen/ae_train \
+        --video=../shared/data/videos/lp_d10.mp4 --rounds 4
+
+Each round runs both (the order alternates between rounds, so the machine's drift falls on
+both alike) after one untimed warm-up of each (compilation cache). Prints each round's
+seconds and overhead, and the median overhead; on a shared machine single rounds vary by
+several points, so read the median. Then, in this process, the two parts of marking on the
+same clip: watermarking its frames (`Provenance.mark_stream`, warm) and signing an mp4 of
+them. `--checkout DIR` runs the deepjax of another
+checkout (e.g. `git worktree add /tmp/prev REV`) to compare revisions.
+"""
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
+
+
+def timed_swap(checkout: str, workdir: str, video: str, provenance: str, out_dir: str) -> float:
+  """Wall seconds of one `deepjax swap --video` run (raises when it fails)."""
+  out = os.path.join(out_dir, f"out_{provenance}.mp4")
+  t0 = time.perf_counter()
+  p = subprocess.run([sys.executable, "-m", "deepjax", "swap", f"--video={video}",
+                      f"--workdir={workdir}", f"--output={out}", f"--provenance={provenance}"],
+                     capture_output=True, text=True, cwd=checkout, check=False)
+  if p.returncode:
+    raise SystemExit(f"deepjax swap failed: {p.stderr.strip().splitlines()[-1:]}")
+  return time.perf_counter() - t0
+
+
+def time_parts(checkout: str, video: str, out_dir: str, repeats: int = 3) -> None:
+  """Prints the warm seconds of watermarking `video`'s frames and of signing an mp4, with
+  the deepjax of `checkout`."""
+  sys.path.insert(0, checkout)
+  # pylint: disable=import-outside-toplevel
+  from deepjax.data import video as video_io
+  from deepjax.provenance import credentials, marking
+  frames, fps = video_io.read_video(video)[:2]
+  prov = marking.Provenance(source_type=credentials.COMPOSITE, model_family="ae",
+                            fingerprint="5eed1234" * 8)
+  list(prov.mark_stream(iter(frames)))  # compile
+  marks, signs = [], []
+  path = os.path.join(out_dir, "signed.mp4")
+  for _ in range(repeats):
+    t0 = time.perf_counter()
+    marked = list(prov.mark_stream(iter(frames)))
+    marks.append(time.perf_counter() - t0)
+    video_io.write_video(path, marked, fps)
+    t0 = time.perf_counter()
+    prov.sign(path, size=frames.shape[2:0:-1], ingredients=[video])
+    signs.append(time.perf_counter() - t0)
+  print(f"in process: watermarking {len(frames)} frames {min(marks):.2f}-{max(marks):.2f} s, "
+        f"signing the mp4 {min(signs):.2f}-{max(signs):.2f} s ({repeats} runs)")
+
+
+def main():
+  ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  ap.add_argument("--workdir", required=True, help="a face-swap run folder")
+  ap.add_argument("--video", required=True)
+  ap.add_argument("--rounds", type=int, default=4)
+  ap.add_argument("--checkout", default=ROOT, help="run the deepjax of this checkout")
+  args = ap.parse_args()
+  workdir, video = os.path.abspath(args.workdir), os.path.abspath(args.video)
+  run = lambda mode, out_dir: timed_swap(args.checkout, workdir, video, mode, out_dir)  # noqa: E731
+  with tempfile.TemporaryDirectory() as out_dir:
+    for mode in ("all", "none"):
+      run(mode, out_dir)
+    ratios = []
+    for i in range(args.rounds):
+      order = ("all", "none") if i % 2 == 0 else ("none", "all")
+      secs = {mode: run(mode, out_dir) for mode in order}
+      ratios.append(secs["all"] / secs["none"] - 1)
+      print(f"round {i + 1}: all {secs['all']:.1f} s, none {secs['none']:.1f} s, "
+            f"overhead {100 * ratios[-1]:+.1f} %", flush=True)
+    print(f"median overhead {100 * statistics.median(ratios):+.1f} % over {args.rounds} "
+          f"rounds (range {100 * min(ratios):+.1f} to {100 * max(ratios):+.1f} %)", flush=True)
+    time_parts(args.checkout, video, out_dir)
+
+
+if __name__ == "__main__":
+  main()
