@@ -91,7 +91,7 @@ def _closed_loop_filter(previous):
   return hook
 
 
-def _drop_closed_loop_reports() -> None:
+def drop_closed_loop_reports() -> None:
   """After a failed orbax restore, the reads still in flight call back into orbax's event
   loop, which is closed by then; Python reports each as an unraisable RuntimeError (a
   traceback on stderr beside the one-line error). Those reports, and only those, are dropped.
@@ -104,7 +104,7 @@ def load_state(path: str) -> dict:
   """The saved TrainState fields (step, params, opt_state, model_state, rng) as a dict."""
   step_dir = _checkpoint_step_dir(path)
   path = os.path.join(step_dir, "state")
-  _drop_closed_loop_reports()
+  drop_closed_loop_reports()
   with ocp.StandardCheckpointer() as ckptr:
     # Restore into host numpy arrays: works whatever devices (or how many processes)
     # wrote the checkpoint.

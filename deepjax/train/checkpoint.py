@@ -74,14 +74,32 @@ def check_compatible(saved_config: dict, config, workdir: str) -> None:
 
 
 def restore(manager, step: int, abstract_state):
-  """Restores (state, data_state) at `step` into the shardings of `abstract_state`."""
+  """Restores (state, data_state) at `step` into the shardings of `abstract_state`.
+
+  UserError when the checkpoint does not fit the config, or when its files cannot be read
+  (cut or damaged): that one names the step folder to move aside, which resumes from the
+  step before, and nothing is deleted.
+  """
+  from deepjax import loading  # pylint: disable=import-outside-toplevel
+  loading.drop_closed_loop_reports()
   try:
     out = manager.restore(step, args=ocp.args.Composite(
         state=ocp.args.StandardRestore(abstract_state), data=ocp.args.JsonRestore()))
   except (ValueError, KeyError, TypeError) as e:
     raise UserError(f"checkpoint at step {step} does not fit this config: "
-                    f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from e
+                    f"{_first_line(e)}") from e
+  except Exception as e:  # pylint: disable=broad-except  (any failure to read the files)
+    step_dir = os.path.join(str(manager.directory), str(step))
+    earlier = [s for s in manager.all_steps() if s < step]
+    then = f"resume from step {max(earlier)}" if earlier else "start afresh"
+    raise UserError(f"checkpoint at step {step} is corrupt or incomplete ({_first_line(e)}); "
+                    f"move {step_dir} aside to {then}") from e
   return out["state"], out["data"]
+
+
+def _first_line(e: Exception, limit: int = 100) -> str:
+  line = (str(e).strip().splitlines() or [type(e).__name__])[0]
+  return line if len(line) <= limit else line[:limit - 3] + "..."
 
 
 def abstract_with_sharding(shapes, shardings):
