@@ -15,7 +15,7 @@ import ml_collections
 import numpy as np
 import orbax.checkpoint as ocp
 
-from deepjax.errors import UserError
+from deepjax.errors import UserError, first_line
 
 
 def _checkpoint_step_dir(path: str) -> str:
@@ -118,9 +118,8 @@ def load_state(path: str) -> dict:
       target = jax.tree.map(lambda m: np.empty(m.shape, m.dtype), meta)
       return ckptr.restore(path, target)
     except Exception as e:  # pylint: disable=broad-except  (any failure to read the files)
-      why = (str(e).strip().splitlines() or [type(e).__name__])[0]
-      why = why if len(why) <= 100 else why[:97] + "..."
-      raise UserError(f"checkpoint is corrupt or incomplete ({why}): {step_dir}") from e
+      raise UserError(f"checkpoint is corrupt or incomplete ({first_line(e, 100)}): "
+                      f"{step_dir}") from e
 
 
 def load_params(path: str):

@@ -12,7 +12,7 @@ import sys
 
 from absl import app, flags, logging
 
-from deepjax.errors import UserError
+from deepjax.errors import UserError, first_line
 
 
 class _ConsoleFormat(logging_std.Formatter):
@@ -107,8 +107,7 @@ def _parse_flags(argv):
   except flags.Error as e:
     print(f"error: {e}", file=sys.stderr)
   except Exception as e:  # pylint: disable=broad-except  (config file / override errors)
-    msg = (str(e).strip().splitlines() or [type(e).__name__])[0]
-    print(f"error: bad flag or config override: {msg}", file=sys.stderr)
+    print(f"error: bad flag or config override: {first_line(e)}", file=sys.stderr)
   sys.exit(2)
 
 
@@ -133,7 +132,7 @@ def config_value(config_flag):
       value.keys()  # the value is loaded lazily: touch it so load errors surface here
     return value
   except Exception as e:  # pylint: disable=broad-except
-    msg = (str(e).strip().splitlines() or [type(e).__name__])[0]
+    msg = first_line(e)
     path = getattr(flags.FLAGS[config_flag.name], "config_filename", None)
     path = path.split(":")[0] if path else path
     if path and not os.path.exists(path):

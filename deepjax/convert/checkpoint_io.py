@@ -16,7 +16,7 @@ from typing import Dict
 
 import numpy as np
 
-from deepjax.errors import UserError
+from deepjax.errors import UserError, first_line
 
 TORCH_SUFFIXES = (".pth", ".pth.tar", ".pt", ".tar", ".ckpt", ".bin")
 
@@ -55,8 +55,7 @@ def _load_torch(path: str):
     raise UserError(f"refused {path}: it holds more than tensors and plain containers "
                     f"(torch.load weights_only=True: {first[:200]})") from e
   except (RuntimeError, EOFError, OSError, ValueError) as e:
-    first = (str(e).strip().splitlines() or [type(e).__name__])[0]
-    raise UserError(f"{path} is not a readable PyTorch checkpoint: {first[:200]}") from e
+    raise UserError(f"{path} is not a readable PyTorch checkpoint: {first_line(e, 200)}") from e
 
 
 def read_checkpoint(path: str) -> Dict[str, np.ndarray]:

@@ -21,7 +21,7 @@ import ml_collections
 import numpy as np
 import orbax.checkpoint as ocp
 
-from deepjax.errors import UserError
+from deepjax.errors import UserError, first_line
 
 # Config sections whose change makes an old checkpoint unusable.
 STRUCTURAL_KEYS = ("task", "model")
@@ -87,19 +87,14 @@ def restore(manager, step: int, abstract_state):
         state=ocp.args.StandardRestore(abstract_state), data=ocp.args.JsonRestore()))
   except (ValueError, KeyError, TypeError) as e:
     raise UserError(f"checkpoint at step {step} does not fit this config: "
-                    f"{_first_line(e)}") from e
+                    f"{first_line(e)}") from e
   except Exception as e:  # pylint: disable=broad-except  (any failure to read the files)
     step_dir = os.path.join(str(manager.directory), str(step))
     earlier = [s for s in manager.all_steps() if s < step]
     then = f"resume from step {max(earlier)}" if earlier else "start afresh"
-    raise UserError(f"checkpoint at step {step} is corrupt or incomplete ({_first_line(e)}); "
+    raise UserError(f"checkpoint at step {step} is corrupt or incomplete ({first_line(e, 100)}); "
                     f"move {step_dir} aside to {then}") from e
   return out["state"], out["data"]
-
-
-def _first_line(e: Exception, limit: int = 100) -> str:
-  line = (str(e).strip().splitlines() or [type(e).__name__])[0]
-  return line if len(line) <= limit else line[:limit - 3] + "..."
 
 
 def abstract_with_sharding(shapes, shardings):
