@@ -31,7 +31,8 @@ from deepjax.provenance import watermark as wm  # pylint: disable=wrong-import-p
 
 PROFILE_FIELDS = (("chips", int), ("chip_px", int), ("smooth", float), ("blur_sigma", float),
                   ("strength", float), ("clip_residual", float), ("weight_power", float),
-                  ("weight_offset", float), ("weight_sigma", float))
+                  ("weight_offset", float), ("weight_sigma", float), ("activity_power", float),
+                  ("shift_candidates", int))
 VARIANTS = ((0, None), (0.5, None), (1, None), (2, None), (0.5, 0.2), (1, 0.2), (1, 0.3))
 
 
@@ -102,17 +103,15 @@ def profile(args):
   cfg = wm.WatermarkConfig(**fields)
 
   class Mark(wr.DeepjaxMark):
-    def __init__(self):  # pylint: disable=super-init-not-called
-      self.truth = (wm.codeword(wr.PAYLOAD, cfg) > 0).astype(np.uint8) ^ wm._carrier(cfg)[2]  # pylint: disable=protected-access
-
     def embed(self, frames):
       return wm.embed(frames, wr.PAYLOAD, cfg)
 
     def frames(self, frames):
       dets = wm.detect_frames(frames, cfg)
-      return ([float(np.mean(d.raw_bits == self.truth)) for d in dets],
+      return ([float(np.mean(d.bits[:32] == self.message[:32])) for d in dets],
               [d.payload == wr.PAYLOAD for d in dets],
-              sum(d.found and d.payload != wr.PAYLOAD for d in dets))
+              sum(d.found and d.payload != wr.PAYLOAD for d in dets),
+              [float(np.mean(d.raw_bits == self.truth)) for d in dets])
 
     def clip(self, frames):
       d = wm.detect_clip(frames, cfg)
@@ -124,7 +123,8 @@ def profile(args):
       r = wr.measure_clip(Mark(), clip, args.frames, folder, args.size)
       print(f"{clip} {r['size']} PSNR {r['psnr_db']:.1f} dB")
       for name, t in r["transforms"].items():
-        print(f"  {name:22s} bit accuracy {t['bit_acc_mean']:.3f}, exact frames "
+        print(f"  {name:22s} bit accuracy {t['bit_acc_mean']:.3f} (channel "
+              f"{t['channel_bit_acc_mean']:.3f}), exact frames "
               f"{t['frames_exact']:.2f}, clip {'decodes' if t['clip_exact'] else 'fails'}",
               flush=True)
 

@@ -6,8 +6,9 @@ For each clip (real footage in ../shared/data/videos; the frames themselves are 
 the marked frames are written as deepjax writes videos (`write_video`, CRF 15) and then
 transformed: ffmpeg re-encode at CRF 23 / 28, half size (ffmpeg scale, CRF 18), half
 size + CRF 28, 10 % cropped off each side, brightness x1.1 / x0.9, one frame as PNG.
-Per transformation: raw bit accuracy per frame (hard decisions before error
-correction), the same at the best scale and shift chosen knowing the payload (what a perfect
+Per transformation: bit accuracy per frame (the 32 payload bits as the detector decodes
+them: `bit_acc_mean`), the channel bits' accuracy before decoding (`channel_bit_acc_mean`)
+and at the best scale and shift chosen knowing the payload (what a perfect
 synchronisation would read: `bit_acc_best_shift`), the share of frames that decode to the exact payload, whether the clip
 (all its frames together) decodes to it, and any wrong payload. Then: per-frame and
 per-clip false detections on the unmarked frames of every clip in the folder, PSNR of
@@ -31,6 +32,7 @@ from PIL import Image
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 from deepjax.data.video import read_image, read_video, write_image, write_video  # pylint: disable=wrong-import-position
 from deepjax.provenance import watermark  # pylint: disable=wrong-import-position
+from deepjax.provenance import watermark_code  # pylint: disable=wrong-import-position
 
 PAYLOAD = 0x5EED1234
 DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "data")
@@ -71,18 +73,20 @@ class DeepjaxMark:
   name = "deepjax spread-spectrum"
 
   def __init__(self):
-    self.truth = (watermark.codeword(PAYLOAD) > 0).astype(np.uint8) ^ watermark._carrier(  # pylint: disable=protected-access
-        watermark.WatermarkConfig())[2]
+    self.message = watermark_code.message_bits(PAYLOAD)
+    self.truth = watermark_code.encode(self.message)  # channel bits, de-whitened
 
   def embed(self, frames):
     return watermark.embed(frames, PAYLOAD)
 
   def frames(self, frames):
-    """-> (raw bit accuracy per frame, exact decodes per frame, wrong payloads)."""
+    """-> (payload bit accuracy per frame as decoded, exact decodes per frame, wrong
+    payloads, channel bit accuracy per frame before decoding)."""
     dets = watermark.detect_frames(frames)
-    acc = [float(np.mean(d.raw_bits == self.truth)) for d in dets]
+    acc = [float(np.mean(d.bits[:32] == self.message[:32])) for d in dets]
+    raw = [float(np.mean(d.raw_bits == self.truth)) for d in dets]
     return acc, [d.payload == PAYLOAD for d in dets], sum(
-        d.found and d.payload != PAYLOAD for d in dets)
+        d.found and d.payload != PAYLOAD for d in dets), raw
 
   def clip(self, frames):
     d = watermark.detect_clip(frames)
@@ -148,9 +152,10 @@ def measure_clip(method, name, n, folder, size=None):
   psnr = 10 * np.log10(255 ** 2 / np.mean((marked.astype(np.float64) - frames) ** 2))
   rows = {}
   for tname, out in transforms(marked, folder).items():
-    acc, exact, wrong = method.frames(out)
+    acc, exact, wrong, *raw = method.frames(out)
     clip_ok, clip_wrong = method.clip(out)
     rows[tname] = {"frames": len(out), "bit_acc_mean": float(np.mean(acc)),
+                   **({"channel_bit_acc_mean": float(np.mean(raw[0]))} if raw else {}),
                    **({"bit_acc_best_shift": float(np.mean(method.best_shift(out)))}
                       if hasattr(method, "best_shift") else {}),
                    "bit_acc_min": float(np.min(acc)), "frames_exact": float(np.mean(exact)),

@@ -78,19 +78,27 @@ def test_unmarked_pictures_are_not_found():
     assert not wm.detect_clip(frames).found
 
 
-def test_chase_decoding_fixes_weak_errors_only():
-  config = wm.WatermarkConfig()
-  soft = wm.codeword(PAYLOAD) * np.random.default_rng(0).uniform(3, 4, 64)
-  weak = soft.copy()
-  weak[[3, 40, 41]] *= -0.1  # three wrong but unreliable bits
-  assert wm._chase(weak, config)[0] == PAYLOAD  # pylint: disable=protected-access
-  strong = soft.copy()
-  strong[5] *= -2  # a confident error: not among the weakest, so no payload
-  assert wm._chase(strong, config)[0] is None  # pylint: disable=protected-access
+def test_viterbi_decoding_corrects_scattered_errors_and_rejects_noise():
+  """The channel code: 20 of 192 channel bits wrong (spread out) still decode to the
+  payload; a burst of 40 confident errors does not give a payload (wrong or right), and
+  neither does noise (the CRC rejects it)."""
+  from deepjax.provenance import watermark_code as wcode
+  whitening = wm._carrier(wm.WatermarkConfig())[2]  # pylint: disable=protected-access
+  rng = np.random.default_rng(0)
+  soft = wm.codeword(PAYLOAD) * rng.uniform(0.5, 1.5, wcode.CODE_BITS)
+  scattered = soft.copy()
+  scattered[np.arange(20) * 9 + 4] *= -1
+  burst = soft.copy()
+  burst[60:100] *= -3
+  noise = rng.normal(size=(200, wcode.CODE_BITS))
+  got = [p for p, _ in wcode.decode(np.stack([soft, scattered, burst]), whitening)]
+  assert got == [PAYLOAD, PAYLOAD, None]
+  assert all(p is None for p, _ in wcode.decode(noise, whitening))
+  assert np.array_equal(wcode.decode(soft, whitening)[0][1], wcode.message_bits(PAYLOAD))
 
 
 def test_false_positive_bound():
-  assert wm.false_positive_rate() == pytest.approx(3 * 2 ** 8 / 2 ** 32)
+  assert wm.false_positive_rate() == pytest.approx(3 * 8 / 2 ** 32)
   with pytest.raises(ValueError):
     wm.codeword(2 ** 32)
 
@@ -128,3 +136,23 @@ def test_upsample_is_linear_interpolation_of_block_centres():
   want = interp(interp(blocks, 8 * f, 1), 6 * f, 2)[:, :h, :w]
   got = np.asarray(watermark_ops.upsample(blocks, f, h, w))
   np.testing.assert_allclose(got, want, atol=1e-5)
+
+
+def test_chip_domain_products_equal_the_carriers():
+  """`_embed` correlates with and synthesises the carriers per chip (by FFT on the tile):
+  the same numbers as the dense products with every bit's carrier tile."""
+  from deepjax.provenance import watermark_ops
+  config = wm.WatermarkConfig()
+  carrier_hat, highpass_hat, chip_to_bit, _ = wm._chip_constants(config)  # pylint: disable=protected-access
+  carriers, highpass = wm._carrier(config)[3], wm._highpass_carrier(config)  # pylint: disable=protected-access
+  rng = np.random.default_rng(3)
+  x = rng.normal(size=(2, config.period, config.period)).astype(np.float32)
+  c = config.chips
+  host = np.asarray(watermark_ops.chip_correlate(x, highpass_hat, config.chip_px)).reshape(2, c * c)
+  np.testing.assert_allclose(host @ chip_to_bit, np.einsum("npq,kpq->nk", x, highpass),
+                             rtol=1e-4, atol=1e-3)
+  coeff = rng.normal(size=(2, chip_to_bit.shape[1])).astype(np.float32)
+  synth = watermark_ops.chip_synthesise((coeff @ chip_to_bit.T).reshape(2, c, c), carrier_hat,
+                                        config.chip_px)
+  np.testing.assert_allclose(np.asarray(synth), np.einsum("nk,kpq->npq", coeff, carriers),
+                             rtol=1e-4, atol=1e-4)

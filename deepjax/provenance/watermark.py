@@ -1,9 +1,10 @@
 """Invisible spread-spectrum watermark on luminance: 32-bit payload, CRC-32 checked.
 
 Design (measured against the alternatives by `scripts/watermark_robustness.py`):
-- The 32-bit payload and its CRC-32 form a 64-bit codeword, XOR-ed with a key-derived
+- The 32-bit payload and its CRC-32 form a 64-bit message, encoded by a rate-1/3
+  convolutional code into 192 channel bits (`watermark_code`), XOR-ed with a key-derived
   whitening sequence. A fixed key draws a `chips x chips` grid of pseudo-random +-1
-  signs and assigns every chip to one codeword bit (equal counts, random places).
+  signs and assigns every chip to one channel bit (equal counts, random places).
   One chip is `chip_px` pixels square, so the mark is a periodic tile of
   `period = chips * chip_px` pixels, smoothed by a periodic Gaussian.
 - Marking (`embed`, one jit-ed call for a batch of frames): the tile times the codeword signs is
@@ -14,8 +15,9 @@ Design (measured against the alternatives by `scripts/watermark_robustness.py`):
   correlation is computed from the luminance minus a blur taken on 4x4 block means, and
   the detector's weighting from the local luminance std of 4x4 blocks. The mark is weighted
   by (local luminance std + 1) ** `activity_power` (the std over about 8x8 pixels, from
-  4x4 block moments, interpolated linearly): with the default -1 it is stronger
-  in flat areas, where H.264 keeps it and the detector's pre-filter sees little picture;
+  4x4 block moments, constant per block): with the default -0.5 it is stronger in
+  flat areas, where the detector's pre-filter sees little picture, but not so much
+  stronger that H.264 quantises it away there (-1 and -2 were worse after compression);
   its RMS over the frame is `strength` (0..255 levels; 2.4 gives PSNR about 40.5 dB).
 - Detection (`detect_frames`): luminance minus its blur (removes most of the picture),
   clipped at `clip_residual` robust standard deviations (edges), weighted by
@@ -28,15 +30,16 @@ Design (measured against the alternatives by `scripts/watermark_robustness.py`):
   bits are the unwhitened correlations at that shift (what marking cancelled against).
   For a rescaled frame, each candidate
   scale s in `scales` folds at period round(s * period) with the blur scaled by s, and
-  correlates with the carriers resampled to that period. Soft bits are decoded with
-  Chase decoding (`watermark_code`): the codeword is accepted when its CRC-32 matches
-  after flipping any subset of the `chase_bits` least reliable bits.
-- False positives: on an unmarked frame the 64 decoded bits are random, so one trial
-  matches the CRC with probability 2**-32. A frame is tried at `len(scales)` scales
-  and `2**chase_bits` flip patterns: the per-frame false-positive rate is at most
-  `false_positive_rate(config)` = len(scales) * 2**chase_bits * 2**-32 (about 1.8e-7 with
-  the defaults). A clip decision (folds summed over all frames) makes the same number
-  of trials, so it has the same bound per clip.
+  correlates with the carriers resampled to that period and moved by the half-pixel
+  offset of a centre-aligned resize (0.5 * s - 0.5 pixels). The soft bits at the
+  `shift_candidates` best shifts are Viterbi-decoded (`watermark_code`); a shift whose
+  decoded message matches its CRC-32 gives the payload.
+- False positives: on an unmarked frame the decoded message is random, so one trial
+  matches the CRC with probability 2**-32. A frame is tried at `len(scales)` scales and
+  `shift_candidates` shifts each: the per-frame false-positive rate is at most
+  `false_positive_rate(config)` = len(scales) * shift_candidates * 2**-32 (about 5.6e-9
+  with the defaults). A clip decision (folds summed over all frames) makes the same
+  number of trials, so it has the same bound per clip.
 
 Frames are uint8 (N, H, W, 3) RGB; payloads are Python ints in [0, 2**32).
 """
@@ -55,7 +58,7 @@ __all__ = ["WatermarkConfig", "Detection", "embed", "detect_frames", "detect_cli
            "false_positive_rate", "codeword", "PAYLOAD_BITS"]
 
 PAYLOAD_BITS = wcode.PAYLOAD_BITS
-_CODE_BITS = wcode.CODE_BITS  # payload + CRC-32
+_CODE_BITS = wcode.CODE_BITS  # channel bits: the coded payload + CRC-32
 _LUMA = np.array([0.299, 0.587, 0.114], np.float32)
 _BLUR_BLOCK = 4  # marking computes the picture's blurred luminance from 4x4 block means
 _ACTIVITY_BLOCK = 4  # ... and its local activity from 4x4 block moments
@@ -69,7 +72,7 @@ class WatermarkConfig:
   chip_px: int = 6  # pixels per chip side; period = chips * chip_px
   smooth: float = 1.5  # periodic Gaussian sigma (pixels) applied to the chip tile
   strength: float = 2.4  # RMS luminance change per frame, in 0..255 levels
-  activity_power: float = -1.0  # mark weight ~ (local luminance std + 1) ** power
+  activity_power: float = -0.5  # mark weight ~ (local luminance std + 1) ** power
   cancel: float = 1.0  # fraction of the picture's own correlation with each carrier removed
   clip_residual: float = 1.5  # detector clips the residual at this many robust stds (0: off)
   weight_power: float = 2.0  # detector weighs the residual by (local RMS + offset) ** -power
@@ -77,7 +80,7 @@ class WatermarkConfig:
   weight_sigma: float = 4.0  # ... the local RMS over a Gaussian window of this sigma (pixels)
   blur_sigma: float = 4.0  # detector's pre-filter: luminance minus Gaussian(blur_sigma)
   scales: tuple = (1.0, 0.5, 0.75)  # candidate (current size / marked size) at detection
-  chase_bits: int = 8  # least reliable bits tried flipped at detection
+  shift_candidates: int = 8  # best shifts per scale decoded at detection
 
   @property
   def period(self) -> int:
@@ -89,10 +92,10 @@ class Detection:
   """What `detect_frames` / `detect_clip` find.
 
   found: the CRC-32 matched (payload is then the payload); payload: int or None;
-  bits: the 64 codeword bits (0/1, de-whitened) after Chase decoding; raw_bits: the
-  same before it (hard decisions of the soft bits);
+  bits: the 64 decoded message bits (payload, CRC-32; 0/1); raw_bits: the 192 channel
+  bits' hard decisions (0/1, de-whitened) before decoding;
   z: mean |soft bit| in units of its spread over all shifts (bit reliability; about
-  0.8-1.5 on unmarked frames); scale, shift: where the mark was found;
+  0.8 on unmarked frames); scale, shift: where the mark was found;
   false_positive_rate: bound on the chance that an unmarked input gives found=True.
   """
   found: bool
@@ -106,8 +109,8 @@ class Detection:
 
 
 def false_positive_rate(config: WatermarkConfig = WatermarkConfig()) -> float:
-  """Per-decision bound: trials (scales x Chase patterns) times 2**-32."""
-  return len(config.scales) * 2.0 ** config.chase_bits * 2.0 ** -32
+  """Per-decision bound: trials (scales x shift candidates) times 2**-32."""
+  return len(config.scales) * config.shift_candidates * 2.0 ** -32
 
 
 # ----------------------------------------------------------------------------- carrier
@@ -115,10 +118,11 @@ def false_positive_rate(config: WatermarkConfig = WatermarkConfig()) -> float:
 
 @functools.lru_cache(maxsize=8)
 def _carrier(config: WatermarkConfig):
-  """-> (assign (C,C) int, signs (C,C) +-1, whitening (64,) 0/1, templates (64,P,P) f32).
+  """-> (assign (C,C) int, signs (C,C) +-1, whitening (K,) 0/1, templates (K,P,P) f32),
+  K = 192 channel bits.
 
   templates[k] is bit k's smoothed carrier tile; sum_k c_k * templates[k] is the mark
-  tile for codeword signs c (+-1), scaled to unit RMS for random c.
+  tile for channel signs c (+-1), scaled to unit RMS for random c.
   """
   rng = np.random.default_rng(config.key)
   c = config.chips
@@ -146,8 +150,8 @@ def _periodic_blur(x: np.ndarray, sigma: float) -> np.ndarray:
 
 
 def codeword(payload: int, config: WatermarkConfig = WatermarkConfig()) -> np.ndarray:
-  """-> (64,) float32 +-1: payload bits, CRC-32 bits, XOR whitening."""
-  bits = wcode.message_bits(payload) ^ _carrier(config)[2]
+  """-> (192,) float32 +-1: the channel bits of payload and CRC-32, XOR whitening."""
+  bits = wcode.encode(wcode.message_bits(payload)) ^ _carrier(config)[2]
   return (2.0 * bits - 1.0).astype(np.float32)
 
 
@@ -156,30 +160,60 @@ def codeword(payload: int, config: WatermarkConfig = WatermarkConfig()) -> np.nd
 
 @functools.lru_cache(maxsize=8)
 def _highpass_carrier(config: WatermarkConfig) -> np.ndarray:
-  """float32 (64, P, P): each bit's carrier as the detector sees it at scale 1."""
+  """float32 (K, P, P): each bit's carrier as the detector sees it at scale 1."""
   t = _carrier(config)[3]
   return (t - _periodic_blur(t, config.blur_sigma)).astype(np.float32)
 
 
+@functools.lru_cache(maxsize=8)
+def _chip_constants(config: WatermarkConfig, block: int = _ACTIVITY_BLOCK):
+  """The mark's linear pieces in the chip domain, for `_embed` (all float32 / complex64).
+
+  -> (carrier_hat (P, P//2+1): rfft2 of the carrier of one chip at (0, 0) (bit k's carrier
+  is the sum of its chips' copies, shifted by chip_px per chip and signed);
+  highpass_hat: the same as the detector sees it at scale 1;
+  chip_to_bit (C*C, K): signs[c] where chip c belongs to bit k, else 0;
+  energy_KxBxB: each bit's squared highpass carrier summed over `block` x `block` blocks).
+  """
+  assign, signs, _, tiles = _carrier(config)
+  c, px, p = config.chips, config.chip_px, config.period
+  one = np.zeros((c, c), np.float32)
+  one[0, 0] = 1.0
+  chip = _periodic_blur(np.kron(one, np.ones((px, px), np.float32))[None], config.smooth)[0]
+  chip /= np.sqrt(np.mean(_periodic_blur(  # the normalisation of `_carrier`
+      np.kron(signs, np.ones((px, px), np.float32))[None], config.smooth) ** 2))
+  highpass = chip - _periodic_blur(chip[None], config.blur_sigma)[0]
+  chip_to_bit = (assign.reshape(-1, 1) == np.arange(_CODE_BITS)[None]) * signs.reshape(-1, 1)
+  hp_tiles = _highpass_carrier(config)
+  energy = (hp_tiles ** 2).reshape(_CODE_BITS, p // block, block, p // block, block).sum((2, 4))
+  return (np.fft.rfft2(chip).astype(np.complex64), np.fft.rfft2(highpass).astype(np.complex64),
+          chip_to_bit.astype(np.float32), energy.astype(np.float32))
+
+
 @functools.partial(jax.jit, static_argnames=("strength", "cancel", "clip", "power", "sigma",
-                                             "detector_weight", "blur_block", "activity_block"))
-def _embed(frames_NxHxWx3, code_K, carriers_KxPxP, highpass_KxPxP, strength, cancel, clip,
-           power, sigma, detector_weight=(0.0, 0.0), blur_block=_BLUR_BLOCK,
+                                             "detector_weight", "chip_px", "blur_block",
+                                             "activity_block"))
+def _embed(frames_NxHxWx3, code_K, constants, plain_gain_K, strength, cancel, clip, power,
+           sigma, detector_weight=(0.0, 0.0), chip_px=6, blur_block=_BLUR_BLOCK,
            activity_block=_ACTIVITY_BLOCK):
   """Adds the mark to luminance with host-interference cancellation (see `embed`).
 
-  The picture's residual (for the cancellation) and its local std (for the mark's
-  weighting, constant per block, and for the detector's, `detector_weight` = (power,
-  offset), interpolated linearly between block centres) are computed from f x f block
-  means, f = blur_block / activity_block (the period must be a multiple of
-  activity_block). The frame
-  sized products of the periodic mark are reduced to tile sized ones by folding: for
-  tiles A, B, mean(v * tile(A) * tile(B)) = sum(fold(v) * A * B) / (H * W).
+  `constants`: `_chip_constants`; `plain_gain_K`: each bit's gain for the unweighted
+  detector (`detector_weight` power 0), else unused. The picture's residual (for the
+  cancellation) and its local std (for the mark's weighting, constant per block, and for
+  the detector's, `detector_weight` = (power, offset), interpolated linearly between block
+  centres) are computed from f x f block means, f = blur_block / activity_block (the period
+  must be a multiple of activity_block). The frame sized products of the periodic mark
+  are reduced to tile sized ones by folding: for tiles A, B, mean(v * tile(A) * tile(B)) =
+  sum(fold(v) * A * B) / (H * W); products with the carriers are taken per chip (each
+  bit's carrier is a sum of shifted copies of one chip's), by FFT on the tile.
   """
+  carrier_hat, highpass_hat, chip_to_bit, energy_KxBxB = constants
   x = frames_NxHxWx3.astype(jnp.float32)
-  _, h, w, _ = x.shape
-  p = carriers_KxPxP.shape[-1]
-  y = sum(float(c) * x[..., i] for i, c in enumerate(_LUMA))  # not a matmul: slow on CPU
+  n, h, w, _ = x.shape
+  p = energy_KxBxB.shape[-1] * activity_block
+  c = p // chip_px
+  y = sum(float(k) * x[..., i] for i, k in enumerate(_LUMA))  # not a matmul: slow on CPU
   r = y - wops.coarse_blur(y, sigma, blur_block)
   w_power, w_offset = detector_weight
   f = activity_block
@@ -199,14 +233,16 @@ def _embed(frames_NxHxWx3, code_K, carriers_KxPxP, highpass_KxPxP, strength, can
   if w_power:  # the detector's weight is smooth (linear between block centres) on the
     # picture; for the gain, both weights are taken per block
     r = r * wops.upsample(w_det_c, f, h, w)
-    both_NxPxP = wops.repeat_blocks(wops.fold_batch(weight_c * w_det_c, p // f), f)
-    gain_NxK = jnp.einsum("npq,kpq->nk", both_NxPxP, highpass_KxPxP ** 2)
+    both_NxBxB = wops.fold_batch(weight_c * w_det_c, p // f)
+    gain_NxK = jnp.einsum("nab,kab->nk", both_NxBxB, energy_KxBxB)
   else:
-    count_PxP = wops.fold_batch(jnp.ones((1, h, w)), p)[0]
-    gain_NxK = jnp.einsum("pq,kpq->k", count_PxP, highpass_KxPxP ** 2)[None]
-  host_NxK = jnp.einsum("npq,kpq->nk", wops.fold_batch(r, p), highpass_KxPxP)
-  mark_PxP = jnp.einsum("k,kpq->pq", code_K, carriers_KxPxP)[None]
-  undo_NxPxP = jnp.einsum("nk,kpq->npq", cancel * host_NxK / gain_NxK, carriers_KxPxP)
+    gain_NxK = plain_gain_K[None]
+  host_chips = wops.chip_correlate(wops.fold_batch(r, p), highpass_hat, chip_px)
+  host_NxK = host_chips.reshape(n, c * c) @ chip_to_bit
+  code_chips = (chip_to_bit @ code_K).reshape(1, c, c)
+  mark_PxP = wops.chip_synthesise(code_chips, carrier_hat, chip_px)
+  undo_chips = ((cancel * host_NxK / gain_NxK) @ chip_to_bit.T).reshape(n, c, c)
+  undo_NxPxP = wops.chip_synthesise(undo_chips, carrier_hat, chip_px)
   w2_NxPxP = wops.repeat_blocks(wops.fold_batch(weight_c * weight_c, p // f), f)
   w2_NxPxP = w2_NxPxP / float(h * w)
   # delta = weight * tile(alpha * mark - undo) with RMS `strength`: a quadratic in alpha.
@@ -227,10 +263,21 @@ def embed_async(frames_NxHxWx3: np.ndarray, payload: int,
   frames = np.asarray(frames_NxHxWx3)
   if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3:
     raise ValueError(f"frames must be uint8 (N,H,W,3), got {frames.dtype} {frames.shape}")
-  return _embed(frames, codeword(payload, config), _carrier(config)[3],
-                _highpass_carrier(config), float(config.strength), float(config.cancel),
-                float(config.clip_residual), float(config.activity_power),
-                float(config.blur_sigma), _detector_weight(config))
+  return _embed(frames, codeword(payload, config), _chip_constants(config),
+                _plain_gain(config, *frames.shape[1:3]), float(config.strength),
+                float(config.cancel), float(config.clip_residual),
+                float(config.activity_power), float(config.blur_sigma),
+                _detector_weight(config), config.chip_px)
+
+
+def _plain_gain(config: WatermarkConfig, h: int, w: int) -> np.ndarray:
+  """float32 (K,): sum over an (h, w) frame of each bit's tiled highpass carrier squared
+  (the unweighted detector's response to a unit mark); zeros when the detector weighs."""
+  if config.weight_power:
+    return np.zeros(_CODE_BITS, np.float32)
+  p = config.period
+  rows, cols = (np.bincount(np.arange(n) % p, minlength=p).astype(np.float32) for n in (h, w))
+  return np.einsum("p,kpq,q->k", rows, _highpass_carrier(config) ** 2, cols)
 
 
 def _detector_weight(config: WatermarkConfig) -> tuple:
@@ -287,10 +334,12 @@ def _period(scale: float, config: WatermarkConfig) -> int:
 
 @functools.lru_cache(maxsize=16)
 def _templates_at(config: WatermarkConfig, period: int) -> np.ndarray:
-  """complex (64, p, p): FFTs of the carriers resampled to `period`, pre-filtered.
+  """complex (K, p, p): FFTs of the carriers resampled to `period`, pre-filtered.
 
-  The resampling keeps the low `period` frequencies of each tile (Fourier crop); the
-  pre-filter is the detector's (minus a Gaussian blur of `blur_sigma` pixels at scale 1).
+  The resampling keeps the low `period` frequencies of each tile (Fourier crop) and
+  moves the tile by 0.5 * s - 0.5 pixels (s = period / marked period): a centre-aligned
+  resize by s (ffmpeg's, PIL's) maps pixel x to s * (x + 0.5) - 0.5. The pre-filter is
+  the detector's (minus a Gaussian blur of `blur_sigma` pixels at scale 1).
   """
   t = _carrier(config)[3]
   p = config.period
@@ -298,52 +347,65 @@ def _templates_at(config: WatermarkConfig, period: int) -> np.ndarray:
   lo = (p - period) // 2
   spec = np.fft.ifftshift(spec[:, lo:lo + period, lo:lo + period], axes=(1, 2))
   small = np.real(np.fft.ifft2(spec))
-  return np.fft.fft2(small - _periodic_blur(small, config.blur_sigma * period / p))
+  small = small - _periodic_blur(small, config.blur_sigma * period / p)
+  offset = 0.5 * period / p - 0.5
+  freq = np.fft.fftfreq(period)
+  phase = np.exp(-2j * np.pi * (freq[:, None] + freq[None, :]) * offset)
+  return (np.fft.fft2(small) * phase[None]).astype(np.complex64)
 
 
 def _soft_bits(folded: np.ndarray, config: WatermarkConfig):
-  """-> (soft (64,), shift (dy, dx)) at the circular shift with the most mark energy.
+  """-> (soft (M, K), shifts [(dy, dx)] * M) at the M = `shift_candidates` circular
+  shifts with the most mark energy, best first.
 
-  soft[k] is bit k's correlation divided by its standard deviation over all shifts
-  (the picture's own correlation with the carrier sets that spread), so on an unmarked
-  input the soft bits are roughly standard normal.
+  soft[m, k] is bit k's correlation at shift m divided by its standard deviation over
+  all shifts (the picture's own correlation with the carrier sets that spread), so on
+  an unmarked input the soft bits are roughly standard normal.
   """
   templates = _templates_at(config, folded.shape[0])
-  spectrum = np.fft.fft2(folded)
-  corr = np.real(np.fft.ifft2(spectrum[None] * np.conj(templates)))
-  corr /= corr.std(axis=(1, 2), keepdims=True) + 1e-9
+  p = folded.shape[0]
+  spectrum = np.fft.fft2(folded).astype(np.complex64)
+  cross = spectrum[None] * np.conj(templates)  # (K, p, p)
   # The shift is searched on the whitened fold: the picture's residual is concentrated
   # in few frequencies, which would otherwise give spurious peaks on small frames.
-  white = np.real(np.fft.ifft2(_whiten(spectrum)[None] * np.conj(templates)))
+  white = np.fft.irfft2((cross / _magnitude(spectrum))[..., :p // 2 + 1], s=(p, p))
   white /= white.std(axis=(1, 2), keepdims=True) + 1e-9
   score = (white ** 2).sum(0)
-  dy, dx = np.unravel_index(np.argmax(score), score.shape)
-  return corr[:, dy, dx], (int(dy), int(dx))
+  best = np.argsort(score, axis=None)[::-1][:config.shift_candidates]
+  dy, dx = np.unravel_index(best, score.shape)
+  corr = np.fft.irfft2(cross[..., :p // 2 + 1], s=(p, p))[:, dy, dx].T
+  return corr / (_spread(cross) + 1e-9), [(int(y), int(x)) for y, x in zip(dy, dx)]
 
 
-def _whiten(spectrum: np.ndarray, width: int = 5) -> np.ndarray:
-  """complex (p, p): a 2-D spectrum divided by its magnitude averaged over `width` x
-  `width` neighbouring frequencies (circularly)."""
+def _spread(cross: np.ndarray) -> np.ndarray:
+  """float (K,): the standard deviation over all circular shifts of each correlation
+  given its (K, p, p) spectrum (Parseval)."""
+  n = cross.shape[-1] * cross.shape[-2]
+  power = np.sum(np.abs(cross) ** 2, axis=(1, 2)) / n ** 2
+  return np.sqrt(np.maximum(power - (np.real(cross[:, 0, 0]) / n) ** 2, 0.0))
+
+
+def _magnitude(spectrum: np.ndarray, width: int = 5) -> np.ndarray:
+  """float (p, p): the magnitude of a 2-D spectrum averaged over `width` x `width`
+  neighbouring frequencies (circularly), plus 1e-6; dividing by it whitens."""
   from scipy import ndimage  # pylint: disable=import-outside-toplevel
-  magnitude = ndimage.uniform_filter(np.abs(spectrum), width, mode="wrap")
-  return spectrum / (magnitude + 1e-6)
-
-
-def _chase(soft: np.ndarray, config: WatermarkConfig):
-  """-> (payload or None, de-whitened bits): `watermark_code.chase_decode` with this
-  config's whitening and `chase_bits`."""
-  return wcode.chase_decode(soft, _carrier(config)[2], config.chase_bits)
+  return ndimage.uniform_filter(np.abs(spectrum), width, mode="wrap") + 1e-6
 
 
 def _decide(folds, config: WatermarkConfig) -> Detection:
-  """Best detection over the candidate scales, given (scale, fold) pairs."""
+  """Best detection over the candidate scales and shifts, given (scale, fold) pairs: the
+  first whose decoded message matches its CRC, else the scale with the most reliable
+  soft bits at its best shift."""
   best = None
+  whitening = _carrier(config)[2]
   for scale, folded in folds:
-    soft, shift = _soft_bits(folded, config)
-    payload, bits = _chase(soft, config)
-    raw = (soft > 0).astype(np.uint8) ^ _carrier(config)[2]
-    det = Detection(payload is not None, payload, bits, raw, float(np.mean(np.abs(soft))),
-                    scale, shift, false_positive_rate(config))
+    soft, shifts = _soft_bits(folded, config)
+    decoded = wcode.decode(soft, whitening)
+    hit = next((i for i, (payload, _) in enumerate(decoded) if payload is not None), 0)
+    payload, bits = decoded[hit]
+    raw = (soft[hit] > 0).astype(np.uint8) ^ whitening
+    det = Detection(payload is not None, payload, bits, raw, float(np.mean(np.abs(soft[hit]))),
+                    scale, shifts[hit], false_positive_rate(config))
     if best is None or (det.found, det.z) > (best.found, best.z):
       best = det
     if det.found:

@@ -158,3 +158,18 @@ def tile(a_NxPxP, h: int, w: int):
   reps = (-(-h // p), -(-w // p))
   a = jnp.broadcast_to(a_NxPxP[:, None, :, None, :], (n, reps[0], p, reps[1], p))
   return a.reshape(n, reps[0] * p, reps[1] * p)[:, :h, :w]
+
+
+def chip_correlate(x_NxPxP, filter_hat, chip_px: int):
+  """(N, C, C): the correlation of each (N, P, P) tile with the filter's copy at every chip."""
+  p = x_NxPxP.shape[-1]
+  y = jnp.fft.irfft2(jnp.fft.rfft2(x_NxPxP) * jnp.conj(filter_hat)[None], s=(p, p))
+  return y[:, ::chip_px, ::chip_px]
+
+
+def chip_synthesise(u_NxCxC, filter_hat, chip_px: int):
+  """(N, P, P): the sum over chips of each chip's value times the filter's copy there."""
+  n, c, _ = u_NxCxC.shape
+  p = c * chip_px
+  deltas = jnp.zeros((n, p, p), jnp.float32).at[:, ::chip_px, ::chip_px].set(u_NxCxC)
+  return jnp.fft.irfft2(jnp.fft.rfft2(deltas) * filter_hat[None], s=(p, p))
