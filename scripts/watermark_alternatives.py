@@ -3,7 +3,7 @@ Provenance). Two experiments on real clips of ../shared/data resized to --size:
 
   python scripts/watermark_alternatives.py search --clips lp_d9 tpsmm_driving lp_s13
       The position (shift) search weighted by the fold's spectrum: W(f) = lowpass(fc) /
-      smoothed |X(f)| ** p (p = 1, no low-pass: what `watermark._soft_bits` does). Per
+      smoothed |X(f)| ** p (p = 1, no low-pass: what `watermark_detect.soft_bits` does). Per
       variant and transformation (half size + CRF 28, 10 % crop): the per-frame bit accuracy
       at the shift the variant picks, and at the true shift (bits read with the same
       weighting), and the clip's accuracy at the shift picked on the summed folds.
@@ -28,6 +28,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import watermark_robustness as wr  # pylint: disable=wrong-import-position
 from deepjax.data.video import read_video, write_video  # pylint: disable=wrong-import-position
 from deepjax.provenance import watermark as wm  # pylint: disable=wrong-import-position
+from deepjax.provenance import watermark_detect as wdet  # pylint: disable=wrong-import-position
 
 PROFILE_FIELDS = (("chips", int), ("chip_px", int), ("smooth", float), ("blur_sigma", float),
                   ("strength", float), ("clip_residual", float), ("weight_power", float),
@@ -74,8 +75,8 @@ def search(args):
       outs = {"half + CRF 28": (wr.ffmpeg(src, os.path.join(folder, "h28.mp4"), 28, half=True), 0.5),
               "crop 10%": (marked[:, h // 10:h - h // 10, w // 10:w - w // 10], 1.0)}
     for name, (out, scale) in outs.items():
-      period = wm._period(scale, cfg)  # pylint: disable=protected-access
-      templates = wm._templates_at(cfg, period)  # pylint: disable=protected-access
+      period = wdet.period_at(scale, cfg)
+      templates = wdet.templates_at(cfg, period)
       sync, bits, total = {v: [] for v in VARIANTS}, {v: [] for v in VARIANTS}, 0
       for f in out:
         folded = wm.fold(wm.residual(f, scale, cfg), period)

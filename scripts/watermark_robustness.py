@@ -33,6 +33,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from deepjax.data.video import read_image, read_video, write_image, write_video  # pylint: disable=wrong-import-position
 from deepjax.provenance import watermark  # pylint: disable=wrong-import-position
 from deepjax.provenance import watermark_code  # pylint: disable=wrong-import-position
+from deepjax.provenance import watermark_detect  # pylint: disable=wrong-import-position
 
 PAYLOAD = 0x5EED1234
 DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "data")
@@ -100,9 +101,9 @@ class DeepjaxMark:
     for f in frames:
       best = 0.0
       for s in cfg.scales:
-        period = watermark._period(s, cfg)  # pylint: disable=protected-access
+        period = watermark_detect.period_at(s, cfg)
         folded = watermark.fold(watermark.residual(f, s, cfg), period)
-        templates = watermark._templates_at(cfg, period)  # pylint: disable=protected-access
+        templates = watermark_detect.templates_at(cfg, period)
         corr = np.real(np.fft.ifft2(np.fft.fft2(folded)[None] * np.conj(templates)))
         truth = (watermark.codeword(PAYLOAD, cfg) > 0)[:, None, None]  # carrier signs
         best = max(best, float(((corr > 0) == truth).mean(0).max()))

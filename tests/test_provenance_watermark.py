@@ -9,6 +9,7 @@ from PIL import Image
 
 from deepjax.data.video import read_image, read_video, write_image, write_video
 from deepjax.provenance import watermark as wm
+from deepjax.provenance import watermark_carrier
 from provenance_scene import scene
 
 PAYLOAD = 0xABCDEF01
@@ -83,7 +84,7 @@ def test_viterbi_decoding_corrects_scattered_errors_and_rejects_noise():
   payload; a burst of 40 confident errors does not give a payload (wrong or right), and
   neither does noise (the CRC rejects it)."""
   from deepjax.provenance import watermark_code as wcode
-  whitening = wm._carrier(wm.WatermarkConfig())[2]  # pylint: disable=protected-access
+  whitening = watermark_carrier.carrier(wm.WatermarkConfig())[2]
   rng = np.random.default_rng(0)
   soft = wm.codeword(PAYLOAD) * rng.uniform(0.5, 1.5, wcode.CODE_BITS)
   scattered = soft.copy()
@@ -144,7 +145,8 @@ def test_chip_domain_products_equal_the_carriers():
   from deepjax.provenance import watermark_ops
   config = wm.WatermarkConfig()
   carrier_hat, highpass_hat, chip_to_bit, _ = wm._chip_constants(config)  # pylint: disable=protected-access
-  carriers, highpass = wm._carrier(config)[3], wm._highpass_carrier(config)  # pylint: disable=protected-access
+  carriers = watermark_carrier.carrier(config)[3]
+  highpass = watermark_carrier.highpass_carrier(config)
   rng = np.random.default_rng(3)
   x = rng.normal(size=(2, config.period, config.period)).astype(np.float32)
   c = config.chips

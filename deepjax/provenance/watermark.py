@@ -19,7 +19,7 @@ Design (measured against the alternatives by `scripts/watermark_robustness.py`):
   flat areas, where the detector's pre-filter sees little picture, but not so much
   stronger that H.264 quantises it away there (-1 and -2 were worse after compression);
   its RMS over the frame is `strength` (0..255 levels; 2.4 gives PSNR about 40.5 dB).
-- Detection (`detect_frames`): luminance minus its blur (removes most of the picture),
+- Detection (`detect_frames`, in `watermark_detect`): luminance minus its blur (removes most of the picture),
   clipped at `clip_residual` robust standard deviations (edges), weighted by
   (local RMS of that residual + `weight_offset`) ** -`weight_power` (textured areas, where
   the picture outweighs the mark, count little; it keeps resized, cropped and re-encoded
@@ -43,126 +43,25 @@ Design (measured against the alternatives by `scripts/watermark_robustness.py`):
 
 Frames are uint8 (N, H, W, 3) RGB; payloads are Python ints in [0, 2**32).
 """
-import dataclasses
 import functools
-from typing import Optional, Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from deepjax.provenance import watermark_code as wcode
 from deepjax.provenance import watermark_ops as wops
+from deepjax.provenance.watermark_carrier import (CODE_BITS, LUMA, PAYLOAD_BITS,
+                                                  WatermarkConfig, carrier, codeword,
+                                                  false_positive_rate, highpass_carrier,
+                                                  periodic_blur)
+from deepjax.provenance.watermark_detect import (Detection, detect_clip, detect_frames, fold,
+                                                 residual)
 
-__all__ = ["WatermarkConfig", "Detection", "embed", "detect_frames", "detect_clip",
-           "false_positive_rate", "codeword", "PAYLOAD_BITS"]
+__all__ = ["WatermarkConfig", "Detection", "embed", "embed_async", "detect_frames",
+           "detect_clip", "false_positive_rate", "codeword", "residual", "fold", "PAYLOAD_BITS"]
 
-PAYLOAD_BITS = wcode.PAYLOAD_BITS
-_CODE_BITS = wcode.CODE_BITS  # channel bits: the coded payload + CRC-32
-_LUMA = np.array([0.299, 0.587, 0.114], np.float32)
 _BLUR_BLOCK = 4  # marking computes the picture's blurred luminance from 4x4 block means
 _ACTIVITY_BLOCK = 4  # ... and its local activity from 4x4 block moments
-
-
-@dataclasses.dataclass(frozen=True)
-class WatermarkConfig:
-  """The mark's parameters; marking and detection must use the same ones."""
-  key: int = 0x64656570  # fixed key: carriers, chip places and whitening derive from it
-  chips: int = 24  # the tile is chips x chips chips
-  chip_px: int = 6  # pixels per chip side; period = chips * chip_px
-  smooth: float = 1.5  # periodic Gaussian sigma (pixels) applied to the chip tile
-  strength: float = 2.4  # RMS luminance change per frame, in 0..255 levels
-  activity_power: float = -0.5  # mark weight ~ (local luminance std + 1) ** power
-  cancel: float = 1.0  # fraction of the picture's own correlation with each carrier removed
-  clip_residual: float = 1.5  # detector clips the residual at this many robust stds (0: off)
-  weight_power: float = 2.0  # detector weighs the residual by (local RMS + offset) ** -power
-  weight_offset: float = 2.0  # ... (0..255 levels; power 0: unweighted)
-  weight_sigma: float = 4.0  # ... the local RMS over a Gaussian window of this sigma (pixels)
-  blur_sigma: float = 4.0  # detector's pre-filter: luminance minus Gaussian(blur_sigma)
-  scales: tuple = (1.0, 0.5, 0.75)  # candidate (current size / marked size) at detection
-  shift_candidates: int = 8  # best shifts per scale decoded at detection
-
-  @property
-  def period(self) -> int:
-    return self.chips * self.chip_px
-
-
-@dataclasses.dataclass
-class Detection:
-  """What `detect_frames` / `detect_clip` find.
-
-  found: the CRC-32 matched (payload is then the payload); payload: int or None;
-  bits: the 64 decoded message bits (payload, CRC-32; 0/1); raw_bits: the 192 channel
-  bits' hard decisions (0/1, de-whitened) before decoding;
-  z: mean |soft bit| in units of its spread over all shifts (bit reliability; about
-  0.8 on unmarked frames); scale, shift: where the mark was found;
-  false_positive_rate: bound on the chance that an unmarked input gives found=True.
-  """
-  found: bool
-  payload: Optional[int]
-  bits: np.ndarray
-  raw_bits: np.ndarray
-  z: float
-  scale: float
-  shift: tuple
-  false_positive_rate: float
-
-
-def false_positive_rate(config: WatermarkConfig = WatermarkConfig()) -> float:
-  """Per-decision bound: trials (scales x shift candidates) times 2**-32."""
-  return len(config.scales) * config.shift_candidates * 2.0 ** -32
-
-
-# ----------------------------------------------------------------------------- carrier
-
-
-@functools.lru_cache(maxsize=8)
-def _carrier(config: WatermarkConfig):
-  """-> (assign (C,C) int, signs (C,C) +-1, whitening (K,) 0/1, templates (K,P,P) f32),
-  K = 192 channel bits.
-
-  templates[k] is bit k's smoothed carrier tile; sum_k c_k * templates[k] is the mark
-  tile for channel signs c (+-1), scaled to unit RMS for random c.
-  """
-  rng = np.random.default_rng(config.key)
-  c = config.chips
-  assign = rng.permutation(np.arange(c * c) % _CODE_BITS).reshape(c, c)
-  signs = rng.choice(np.array([-1.0, 1.0], np.float32), size=(c, c))
-  whitening = rng.integers(0, 2, _CODE_BITS).astype(np.uint8)
-  p = config.period
-  onehot = (assign[None] == np.arange(_CODE_BITS)[:, None, None]) * signs[None]
-  tiles = np.kron(onehot, np.ones((config.chip_px, config.chip_px), np.float32))
-  tiles = _periodic_blur(tiles, config.smooth)
-  total = tiles.sum(0)  # any +-1 codeword has the same RMS as this (disjoint chips)
-  tiles /= np.sqrt(np.mean(total ** 2))
-  return assign, signs, whitening, tiles.astype(np.float32).reshape(_CODE_BITS, p, p)
-
-
-def _periodic_blur(x: np.ndarray, sigma: float) -> np.ndarray:
-  """Gaussian blur of the last two (periodic) axes via FFT."""
-  if sigma <= 0:
-    return x
-  h, w = x.shape[-2:]
-  fy = np.fft.fftfreq(h)[:, None]
-  fx = np.fft.fftfreq(w)[None, :]
-  kernel = np.exp(-2 * (np.pi * sigma) ** 2 * (fy ** 2 + fx ** 2))
-  return np.real(np.fft.ifft2(np.fft.fft2(x) * kernel)).astype(np.float32)
-
-
-def codeword(payload: int, config: WatermarkConfig = WatermarkConfig()) -> np.ndarray:
-  """-> (192,) float32 +-1: the channel bits of payload and CRC-32, XOR whitening."""
-  bits = wcode.encode(wcode.message_bits(payload)) ^ _carrier(config)[2]
-  return (2.0 * bits - 1.0).astype(np.float32)
-
-
-# ----------------------------------------------------------------------------- marking
-
-
-@functools.lru_cache(maxsize=8)
-def _highpass_carrier(config: WatermarkConfig) -> np.ndarray:
-  """float32 (K, P, P): each bit's carrier as the detector sees it at scale 1."""
-  t = _carrier(config)[3]
-  return (t - _periodic_blur(t, config.blur_sigma)).astype(np.float32)
 
 
 @functools.lru_cache(maxsize=8)
@@ -175,17 +74,17 @@ def _chip_constants(config: WatermarkConfig, block: int = _ACTIVITY_BLOCK):
   chip_to_bit (C*C, K): signs[c] where chip c belongs to bit k, else 0;
   energy_KxBxB: each bit's squared highpass carrier summed over `block` x `block` blocks).
   """
-  assign, signs, _, tiles = _carrier(config)
+  assign, signs, _, tiles = carrier(config)
   c, px, p = config.chips, config.chip_px, config.period
   one = np.zeros((c, c), np.float32)
   one[0, 0] = 1.0
-  chip = _periodic_blur(np.kron(one, np.ones((px, px), np.float32))[None], config.smooth)[0]
-  chip /= np.sqrt(np.mean(_periodic_blur(  # the normalisation of `_carrier`
+  chip = periodic_blur(np.kron(one, np.ones((px, px), np.float32))[None], config.smooth)[0]
+  chip /= np.sqrt(np.mean(periodic_blur(  # the normalisation of `carrier`
       np.kron(signs, np.ones((px, px), np.float32))[None], config.smooth) ** 2))
-  highpass = chip - _periodic_blur(chip[None], config.blur_sigma)[0]
-  chip_to_bit = (assign.reshape(-1, 1) == np.arange(_CODE_BITS)[None]) * signs.reshape(-1, 1)
-  hp_tiles = _highpass_carrier(config)
-  energy = (hp_tiles ** 2).reshape(_CODE_BITS, p // block, block, p // block, block).sum((2, 4))
+  highpass = chip - periodic_blur(chip[None], config.blur_sigma)[0]
+  chip_to_bit = (assign.reshape(-1, 1) == np.arange(CODE_BITS)[None]) * signs.reshape(-1, 1)
+  hp_tiles = highpass_carrier(config)
+  energy = (hp_tiles ** 2).reshape(CODE_BITS, p // block, block, p // block, block).sum((2, 4))
   return (np.fft.rfft2(chip).astype(np.complex64), np.fft.rfft2(highpass).astype(np.complex64),
           chip_to_bit.astype(np.float32), energy.astype(np.float32))
 
@@ -213,7 +112,7 @@ def _embed(frames_NxHxWx3, code_K, constants, plain_gain_K, strength, cancel, cl
   n, h, w, _ = x.shape
   p = energy_KxBxB.shape[-1] * activity_block
   c = p // chip_px
-  y = sum(float(k) * x[..., i] for i, k in enumerate(_LUMA))  # not a matmul: slow on CPU
+  y = sum(float(k) * x[..., i] for i, k in enumerate(LUMA))  # not a matmul: slow on CPU
   r = y - wops.coarse_blur(y, sigma, blur_block)
   w_power, w_offset = detector_weight
   f = activity_block
@@ -241,7 +140,10 @@ def _embed(frames_NxHxWx3, code_K, constants, plain_gain_K, strength, cancel, cl
   host_NxK = host_chips.reshape(n, c * c) @ chip_to_bit
   code_chips = (chip_to_bit @ code_K).reshape(1, c, c)
   mark_PxP = wops.chip_synthesise(code_chips, carrier_hat, chip_px)
-  undo_chips = ((cancel * host_NxK / gain_NxK) @ chip_to_bit.T).reshape(n, c, c)
+  # A bit with (almost) no carrier in a frame smaller than the tile is not cancelled.
+  seen = gain_NxK > 1e-2 * jnp.max(gain_NxK, axis=1, keepdims=True)
+  coef_NxK = jnp.where(seen, cancel * host_NxK / jnp.where(seen, gain_NxK, 1.0), 0.0)
+  undo_chips = (coef_NxK @ chip_to_bit.T).reshape(n, c, c)
   undo_NxPxP = wops.chip_synthesise(undo_chips, carrier_hat, chip_px)
   w2_NxPxP = wops.repeat_blocks(wops.fold_batch(weight_c * weight_c, p // f), f)
   w2_NxPxP = w2_NxPxP / float(h * w)
@@ -274,10 +176,10 @@ def _plain_gain(config: WatermarkConfig, h: int, w: int) -> np.ndarray:
   """float32 (K,): sum over an (h, w) frame of each bit's tiled highpass carrier squared
   (the unweighted detector's response to a unit mark); zeros when the detector weighs."""
   if config.weight_power:
-    return np.zeros(_CODE_BITS, np.float32)
+    return np.zeros(CODE_BITS, np.float32)
   p = config.period
   rows, cols = (np.bincount(np.arange(n) % p, minlength=p).astype(np.float32) for n in (h, w))
-  return np.einsum("p,kpq,q->k", rows, _highpass_carrier(config) ** 2, cols)
+  return np.einsum("p,kpq,q->k", rows, highpass_carrier(config) ** 2, cols)
 
 
 def _detector_weight(config: WatermarkConfig) -> tuple:
@@ -294,153 +196,3 @@ def embed(frames: np.ndarray, payload: int,
   single = frames.ndim == 3
   out = np.asarray(embed_async(frames[None] if single else frames, payload, config))
   return out[0] if single else out
-
-
-# ----------------------------------------------------------------------------- detection
-
-
-def residual(frame: np.ndarray, scale: float = 1.0,
-             config: WatermarkConfig = WatermarkConfig()) -> np.ndarray:
-  """float32 (H, W): luminance of uint8 (H, W, 3) minus its blur, clipped at outliers,
-  times (its local RMS + `weight_offset`) ** -`weight_power`.
-
-  The blur is `blur_sigma * scale` pixels (the same filter as at marking, for a frame
-  rescaled by `scale`) and the RMS window `weight_sigma * scale` (marking approximates this
-  weighting from its 4x4 block luminance std).
-  """
-  from scipy import ndimage  # pylint: disable=import-outside-toplevel
-  y = frame.astype(np.float32) @ _LUMA
-  r = y - ndimage.gaussian_filter(y, config.blur_sigma * scale, mode="mirror")
-  if config.weight_power:
-    local = np.sqrt(ndimage.gaussian_filter(r * r, config.weight_sigma * scale, mode="mirror"))
-  if config.clip_residual:
-    t = config.clip_residual * 1.4826 * np.median(np.abs(r[::4, ::4])) + 1e-3
-    r = np.clip(r, -t, t)
-  if config.weight_power:
-    r = r * (local + config.weight_offset) ** -config.weight_power
-  return r
-
-
-def fold(r: np.ndarray, period: int) -> np.ndarray:
-  """float32 (period, period): an (H, W) array summed modulo `period`."""
-  h, w = r.shape
-  r = np.pad(r, ((0, -h % period), (0, -w % period)))
-  return r.reshape(r.shape[0] // period, period, r.shape[1] // period, period).sum((0, 2))
-
-
-def _period(scale: float, config: WatermarkConfig) -> int:
-  return int(round(config.period * scale))
-
-
-@functools.lru_cache(maxsize=16)
-def _templates_at(config: WatermarkConfig, period: int) -> np.ndarray:
-  """complex (K, p, p): FFTs of the carriers resampled to `period`, pre-filtered.
-
-  The resampling keeps the low `period` frequencies of each tile (Fourier crop) and
-  moves the tile by 0.5 * s - 0.5 pixels (s = period / marked period): a centre-aligned
-  resize by s (ffmpeg's, PIL's) maps pixel x to s * (x + 0.5) - 0.5. The pre-filter is
-  the detector's (minus a Gaussian blur of `blur_sigma` pixels at scale 1).
-  """
-  t = _carrier(config)[3]
-  p = config.period
-  spec = np.fft.fftshift(np.fft.fft2(t), axes=(1, 2))
-  lo = (p - period) // 2
-  spec = np.fft.ifftshift(spec[:, lo:lo + period, lo:lo + period], axes=(1, 2))
-  small = np.real(np.fft.ifft2(spec))
-  small = small - _periodic_blur(small, config.blur_sigma * period / p)
-  offset = 0.5 * period / p - 0.5
-  freq = np.fft.fftfreq(period)
-  phase = np.exp(-2j * np.pi * (freq[:, None] + freq[None, :]) * offset)
-  return (np.fft.fft2(small) * phase[None]).astype(np.complex64)
-
-
-def _soft_bits(folded: np.ndarray, config: WatermarkConfig):
-  """-> (soft (M, K), shifts [(dy, dx)] * M) at the M = `shift_candidates` circular
-  shifts with the most mark energy, best first.
-
-  soft[m, k] is bit k's correlation at shift m divided by its standard deviation over
-  all shifts (the picture's own correlation with the carrier sets that spread), so on
-  an unmarked input the soft bits are roughly standard normal.
-  """
-  templates = _templates_at(config, folded.shape[0])
-  p = folded.shape[0]
-  spectrum = np.fft.fft2(folded).astype(np.complex64)
-  cross = spectrum[None] * np.conj(templates)  # (K, p, p)
-  # The shift is searched on the whitened fold: the picture's residual is concentrated
-  # in few frequencies, which would otherwise give spurious peaks on small frames.
-  white = np.fft.irfft2((cross / _magnitude(spectrum))[..., :p // 2 + 1], s=(p, p))
-  white /= white.std(axis=(1, 2), keepdims=True) + 1e-9
-  score = (white ** 2).sum(0)
-  best = np.argsort(score, axis=None)[::-1][:config.shift_candidates]
-  dy, dx = np.unravel_index(best, score.shape)
-  corr = np.fft.irfft2(cross[..., :p // 2 + 1], s=(p, p))[:, dy, dx].T
-  return corr / (_spread(cross) + 1e-9), [(int(y), int(x)) for y, x in zip(dy, dx)]
-
-
-def _spread(cross: np.ndarray) -> np.ndarray:
-  """float (K,): the standard deviation over all circular shifts of each correlation
-  given its (K, p, p) spectrum (Parseval)."""
-  n = cross.shape[-1] * cross.shape[-2]
-  power = np.sum(np.abs(cross) ** 2, axis=(1, 2)) / n ** 2
-  return np.sqrt(np.maximum(power - (np.real(cross[:, 0, 0]) / n) ** 2, 0.0))
-
-
-def _magnitude(spectrum: np.ndarray, width: int = 5) -> np.ndarray:
-  """float (p, p): the magnitude of a 2-D spectrum averaged over `width` x `width`
-  neighbouring frequencies (circularly), plus 1e-6; dividing by it whitens."""
-  from scipy import ndimage  # pylint: disable=import-outside-toplevel
-  return ndimage.uniform_filter(np.abs(spectrum), width, mode="wrap") + 1e-6
-
-
-def _decide(folds, config: WatermarkConfig) -> Detection:
-  """Best detection over the candidate scales and shifts, given (scale, fold) pairs: the
-  first whose decoded message matches its CRC, else the scale with the most reliable
-  soft bits at its best shift."""
-  best = None
-  whitening = _carrier(config)[2]
-  for scale, folded in folds:
-    soft, shifts = _soft_bits(folded, config)
-    decoded = wcode.decode(soft, whitening)
-    hit = next((i for i, (payload, _) in enumerate(decoded) if payload is not None), 0)
-    payload, bits = decoded[hit]
-    raw = (soft[hit] > 0).astype(np.uint8) ^ whitening
-    det = Detection(payload is not None, payload, bits, raw, float(np.mean(np.abs(soft[hit]))),
-                    scale, shifts[hit], false_positive_rate(config))
-    if best is None or (det.found, det.z) > (best.found, best.z):
-      best = det
-    if det.found:
-      break
-  return best
-
-
-def _as_batch(frames) -> np.ndarray:
-  frames = np.asarray(frames)
-  return frames[None] if frames.ndim == 3 else frames
-
-
-def detect_frames(frames: np.ndarray,
-                  config: WatermarkConfig = WatermarkConfig()) -> list:
-  """-> one `Detection` per uint8 frame of (N, H, W, 3) (or one (H, W, 3) image)."""
-  out = []
-  for f in _as_batch(frames):
-    out.append(_decide(((s, fold(residual(f, s, config), _period(s, config)))
-                        for s in config.scales), config))
-  return out
-
-
-def detect_clip(frames: np.ndarray,
-                config: WatermarkConfig = WatermarkConfig()) -> Detection:
-  """One `Detection` for a clip of uint8 frames (N, H, W, 3): folds summed over frames.
-
-  The sum adds the mark coherently and the changing parts of the picture
-  incoherently, so a clip decodes where single frames may not; the false-positive
-  bound is the same as for one frame.
-  """
-  frames = _as_batch(frames)
-  if not len(frames):  # pylint: disable=g-explicit-length-test
-    raise ValueError("no frames")
-  totals = {s: 0.0 for s in config.scales}
-  for f in frames:
-    for s in config.scales:
-      totals[s] = totals[s] + fold(residual(f, s, config), _period(s, config))
-  return _decide(totals.items(), config)

@@ -1,0 +1,92 @@
+"""The watermark's key-derived pieces, shared by marking (`watermark`) and detection
+(`watermark_detect`): the configuration, the carriers and the channel codeword.
+
+The design is described in `deepjax.provenance.watermark`.
+"""
+import dataclasses
+import functools
+
+import numpy as np
+
+from deepjax.provenance import watermark_code as wcode
+
+__all__ = ["WatermarkConfig", "carrier", "highpass_carrier", "periodic_blur", "codeword",
+           "false_positive_rate", "PAYLOAD_BITS", "CODE_BITS", "LUMA"]
+
+PAYLOAD_BITS = wcode.PAYLOAD_BITS
+CODE_BITS = wcode.CODE_BITS  # channel bits: the coded payload + CRC-32
+LUMA = np.array([0.299, 0.587, 0.114], np.float32)
+
+
+@dataclasses.dataclass(frozen=True)
+class WatermarkConfig:
+  """The mark's parameters; marking and detection must use the same ones."""
+  key: int = 0x64656570  # fixed key: carriers, chip places and whitening derive from it
+  chips: int = 24  # the tile is chips x chips chips
+  chip_px: int = 6  # pixels per chip side; period = chips * chip_px
+  smooth: float = 1.5  # periodic Gaussian sigma (pixels) applied to the chip tile
+  strength: float = 2.4  # RMS luminance change per frame, in 0..255 levels
+  activity_power: float = -0.5  # mark weight ~ (local luminance std + 1) ** power
+  cancel: float = 1.0  # fraction of the picture's own correlation with each carrier removed
+  clip_residual: float = 1.5  # detector clips the residual at this many robust stds (0: off)
+  weight_power: float = 2.0  # detector weighs the residual by (local RMS + offset) ** -power
+  weight_offset: float = 2.0  # ... (0..255 levels; power 0: unweighted)
+  weight_sigma: float = 4.0  # ... the local RMS over a Gaussian window of this sigma (pixels)
+  blur_sigma: float = 4.0  # detector's pre-filter: luminance minus Gaussian(blur_sigma)
+  scales: tuple = (1.0, 0.5, 0.75)  # candidate (current size / marked size) at detection
+  shift_candidates: int = 8  # best shifts per scale decoded at detection
+
+  @property
+  def period(self) -> int:
+    return self.chips * self.chip_px
+
+
+def false_positive_rate(config: WatermarkConfig = WatermarkConfig()) -> float:
+  """Per-decision bound: trials (scales x shift candidates) times 2**-32."""
+  return len(config.scales) * config.shift_candidates * 2.0 ** -32
+
+
+@functools.lru_cache(maxsize=8)
+def carrier(config: WatermarkConfig):
+  """-> (assign (C,C) int, signs (C,C) +-1, whitening (K,) 0/1, templates (K,P,P) f32),
+  K = 192 channel bits.
+
+  templates[k] is bit k's smoothed carrier tile; sum_k c_k * templates[k] is the mark
+  tile for channel signs c (+-1), scaled to unit RMS for random c.
+  """
+  rng = np.random.default_rng(config.key)
+  c = config.chips
+  assign = rng.permutation(np.arange(c * c) % CODE_BITS).reshape(c, c)
+  signs = rng.choice(np.array([-1.0, 1.0], np.float32), size=(c, c))
+  whitening = rng.integers(0, 2, CODE_BITS).astype(np.uint8)
+  p = config.period
+  onehot = (assign[None] == np.arange(CODE_BITS)[:, None, None]) * signs[None]
+  tiles = np.kron(onehot, np.ones((config.chip_px, config.chip_px), np.float32))
+  tiles = periodic_blur(tiles, config.smooth)
+  total = tiles.sum(0)  # any +-1 codeword has the same RMS as this (disjoint chips)
+  tiles /= np.sqrt(np.mean(total ** 2))
+  return assign, signs, whitening, tiles.astype(np.float32).reshape(CODE_BITS, p, p)
+
+
+def periodic_blur(x: np.ndarray, sigma: float) -> np.ndarray:
+  """Gaussian blur of the last two (periodic) axes via FFT."""
+  if sigma <= 0:
+    return x
+  h, w = x.shape[-2:]
+  fy = np.fft.fftfreq(h)[:, None]
+  fx = np.fft.fftfreq(w)[None, :]
+  kernel = np.exp(-2 * (np.pi * sigma) ** 2 * (fy ** 2 + fx ** 2))
+  return np.real(np.fft.ifft2(np.fft.fft2(x) * kernel)).astype(np.float32)
+
+
+def codeword(payload: int, config: WatermarkConfig = WatermarkConfig()) -> np.ndarray:
+  """-> (192,) float32 +-1: the channel bits of payload and CRC-32, XOR whitening."""
+  bits = wcode.encode(wcode.message_bits(payload)) ^ carrier(config)[2]
+  return (2.0 * bits - 1.0).astype(np.float32)
+
+
+@functools.lru_cache(maxsize=8)
+def highpass_carrier(config: WatermarkConfig) -> np.ndarray:
+  """float32 (K, P, P): each bit's carrier as the detector sees it at scale 1."""
+  t = carrier(config)[3]
+  return (t - periodic_blur(t, config.blur_sigma)).astype(np.float32)
