@@ -26,7 +26,8 @@
 #               keeps the checkpoint with the best validation AUC -> det_$VAL_ROW (its last
 #               checkpoint) and det_$VAL_ROW/best; VAL_FLAGS are added to its flags, e.g.
 #               VAL_ROW=sbi_all_30m_val_noema VAL_FLAGS=--config.detect.ema_decay=0 (not in
-#               the default STAGES)
+#               the default STAGES); VAL_DATA=sbi trains on the real crops alone (validation:
+#               the validation people's crops and self-blends)
 #   ensemble    ENS_MEMBERS detectors of the detector30val recipe (validation people and their
 #               swaps, best checkpoint kept) with seeds ENS_SEED, ENS_SEED+1, ..., ENS_MINUTES
 #               each on one core, two at a time (6 x 10 min = the 30 minutes on both
@@ -225,6 +226,7 @@ prepare_val_data() {  # $1: the log's name
     > "$RUN/logs/data_$1.log" 2>&1
 }
 if has detector30val; then
+  if [ "${VAL_DATA:-all}" = sbi ]; then val_folders=$real; fi
   prepare_val_data "$VAL_ROW"
   start=$(date +%s)
   DET_FLAGS="$val_flags ${VAL_FLAGS:-}" \
