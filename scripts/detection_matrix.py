@@ -51,6 +51,9 @@ ROWS = (("sbi", "SBI only"), ("sbi_ae", "SBI + AE swaps"), ("sbi_all", "SBI + al
         ("sbi_30m_noaug_best", "SBI only, flips only, 30 min on 2 cores: best validation AUC "
          "(EMA)"),
         ("sbi_30m_noaug", "the same, last (EMA)"),
+        ("sbi_30m_frame_best", "SBI only, framing jitter only, 30 min on 2 cores: best "
+         "validation AUC (EMA)"),
+        ("sbi_30m_frame", "the same, last (EMA)"),
         ("sbi_noaug", "SBI only, flips only"), ("sbi_ae_noaug", "SBI + AE swaps, flips only"),
         ("sbi_all_noaug", "all generators, flips only"),
         ("sbi_all_noaug_s1", "all generators, flips only, seed 1"),
@@ -64,7 +67,8 @@ ROW_DIRS = {"sbi_all_30m_best": os.path.join("det_sbi_all_30m_val", "best"),
             "sbi_all_30m_vs_best": os.path.join("det_sbi_all_30m_vs", "best"),
             "sbi_all_30m_vs_best_s1": os.path.join("det_sbi_all_30m_vs_s1", "best"),
             "sbi_all_30m_vs_best_s2": os.path.join("det_sbi_all_30m_vs_s2", "best"),
-            "sbi_30m_noaug_best": os.path.join("det_sbi_30m_noaug", "best")}
+            "sbi_30m_noaug_best": os.path.join("det_sbi_30m_noaug", "best"),
+            "sbi_30m_frame_best": os.path.join("det_sbi_30m_frame", "best")}
 ROW_DIRS.update({f"sbi_all_30m_bal_best{s}": os.path.join(f"det_sbi_all_30m_bal{s}", "best")
                  for s in ("", "_s1", "_s2")})
 # ensembles: the mean fake probability of these detectors (`--per_clip` and the matrix alike)
