@@ -140,7 +140,7 @@ def test_upsample_is_linear_interpolation_of_block_centres():
 
 
 def test_chip_domain_products_equal_the_carriers():
-  """`_embed` correlates with and synthesises the carriers per chip (by FFT on the tile):
+  """`_mark` correlates with and synthesises the carriers per chip (by FFT on the tile):
   the same numbers as the dense products with every bit's carrier tile."""
   from deepjax.provenance import watermark_ops
   config = wm.WatermarkConfig()

@@ -66,7 +66,7 @@ _ACTIVITY_BLOCK = 4  # ... and its local activity from 4x4 block moments
 
 @functools.lru_cache(maxsize=8)
 def _chip_constants(config: WatermarkConfig, block: int = _ACTIVITY_BLOCK):
-  """The mark's linear pieces in the chip domain, for `_embed` (all float32 / complex64).
+  """The mark's linear pieces in the chip domain, for `_mark` (all float32 / complex64).
 
   -> (carrier_hat (P, P//2+1): rfft2 of the carrier of one chip at (0, 0) (bit k's carrier
   is the sum of its chips' copies, shifted by chip_px per chip and signed);
@@ -89,54 +89,69 @@ def _chip_constants(config: WatermarkConfig, block: int = _ACTIVITY_BLOCK):
           chip_to_bit.astype(np.float32), energy.astype(np.float32))
 
 
-@functools.partial(jax.jit, static_argnames=("strength", "cancel", "clip", "power", "sigma",
-                                             "detector_weight", "chip_px", "blur_block",
-                                             "activity_block"))
-def _embed(frames_NxHxWx3, code_K, constants, plain_gain_K, strength, cancel, clip, power,
-           sigma, detector_weight=(0.0, 0.0), chip_px=6, blur_block=_BLUR_BLOCK,
-           activity_block=_ACTIVITY_BLOCK):
+@functools.partial(jax.jit, static_argnames=("clip", "sigma", "detector_weight",
+                                             "blur_block", "activity_block"))
+def _residual(frames_NxHxWx3, clip, sigma, detector_weight=(0.0, 0.0),
+              blur_block=_BLUR_BLOCK, activity_block=_ACTIVITY_BLOCK):
+  """The picture as the detector sees it, for the cancellation in `_mark`.
+
+  -> (r (N, H, W) float32: luminance minus its blur (from `blur_block` block means),
+  clipped at `clip` robust stds and, with `detector_weight` = (power, offset), weighted
+  by (local std + offset) ** -power interpolated linearly between block centres;
+  std_c (N, ceil(H/f), ceil(W/f)): the local luminance std per `activity_block` block).
+
+  A jit of its own, so that r is written once: fused into the fold of `_mark`, XLA CPU's
+  reduction materialised the upsampling weights at full size (docs/performance.md).
+  """
+  x = frames_NxHxWx3.astype(jnp.float32)
+  _, h, w, _ = x.shape
+  y = sum(float(k) * x[..., i] for i, k in enumerate(LUMA))  # not a matmul: slow on CPU
+  r = y - wops.coarse_blur(y, sigma, blur_block)
+  std_c = wops.local_std(y, activity_block)
+  if clip:
+    sub = jnp.abs(r[:, ::4, ::4]).reshape(r.shape[0], -1)
+    t = clip * 1.4826 * wops.robust_scale(sub) + 1e-3
+    r = jnp.clip(r, -t, t)
+  w_power, w_offset = detector_weight
+  if w_power:  # the detector's weight is smooth (linear between block centres)
+    r = r * wops.upsample((std_c + w_offset) ** -w_power, activity_block, h, w)
+  return r, std_c
+
+
+@functools.partial(jax.jit, static_argnames=("strength", "cancel", "power",
+                                             "detector_weight", "chip_px", "activity_block"))
+def _mark(frames_NxHxWx3, r_NxHxW, std_c, code_K, constants, plain_gain_K, strength, cancel,
+          power, detector_weight=(0.0, 0.0), chip_px=6, activity_block=_ACTIVITY_BLOCK):
   """Adds the mark to luminance with host-interference cancellation (see `embed`).
 
-  `constants`: `_chip_constants`; `plain_gain_K`: each bit's gain for the unweighted
-  detector (`detector_weight` power 0), else unused. The picture's residual (for the
-  cancellation) and its local std (for the mark's weighting, constant per block, and for
-  the detector's, `detector_weight` = (power, offset), interpolated linearly between block
-  centres) are computed from f x f block means, f = blur_block / activity_block (the period
-  must be a multiple of activity_block). The frame sized products of the periodic mark
-  are reduced to tile sized ones by folding: for tiles A, B, mean(v * tile(A) * tile(B)) =
+  `r_NxHxW`, `std_c`: `_residual` of the frames; `constants`: `_chip_constants`;
+  `plain_gain_K`: each bit's gain for the unweighted detector (`detector_weight` power 0),
+  else unused. The mark's weight is constant per block of `std_c` (the period must be a
+  multiple of activity_block). The frame sized products of the periodic mark are reduced
+  to tile sized ones by folding: for tiles A, B, mean(v * tile(A) * tile(B)) =
   sum(fold(v) * A * B) / (H * W); products with the carriers are taken per chip (each
   bit's carrier is a sum of shifted copies of one chip's), by FFT on the tile.
   """
   carrier_hat, highpass_hat, chip_to_bit, energy_KxBxB = constants
   x = frames_NxHxWx3.astype(jnp.float32)
   n, h, w, _ = x.shape
-  p = energy_KxBxB.shape[-1] * activity_block
-  c = p // chip_px
-  y = sum(float(k) * x[..., i] for i, k in enumerate(LUMA))  # not a matmul: slow on CPU
-  r = y - wops.coarse_blur(y, sigma, blur_block)
-  w_power, w_offset = detector_weight
   f = activity_block
-  std_c = wops.local_std(y, f)
-  if w_power:
-    w_det_c = (std_c + w_offset) ** -w_power
-  if clip:
-    sub = jnp.abs(r[:, ::4, ::4]).reshape(r.shape[0], -1)
-    t = clip * 1.4826 * wops.robust_scale(sub) + 1e-3
-    r = jnp.clip(r, -t, t)
+  p = energy_KxBxB.shape[-1] * f
+  c = p // chip_px
   # Weight (local std + 1) ** power with mean 1 (power < 0: more mark in flat areas).
   # The weight is constant over each f x f block, so its folds are taken on the blocks.
   weight_c = wops.std_weight(std_c, power)
   weight = wops.repeat_blocks(weight_c, f)[:, :h, :w]
-  # The detector's correlation of bit k with the picture itself, and with a unit mark
-  # (the mark reaches the detector times the mark's weight and the detector's).
-  if w_power:  # the detector's weight is smooth (linear between block centres) on the
-    # picture; for the gain, both weights are taken per block
-    r = r * wops.upsample(w_det_c, f, h, w)
-    both_NxBxB = wops.fold_batch(weight_c * w_det_c, p // f)
+  # The detector's correlation of bit k with the picture itself (r), and with a unit mark
+  # (the mark reaches the detector times the mark's weight and the detector's, both
+  # taken per block for the gain).
+  w_power, w_offset = detector_weight
+  if w_power:
+    both_NxBxB = wops.fold_batch(weight_c * (std_c + w_offset) ** -w_power, p // f)
     gain_NxK = jnp.einsum("nab,kab->nk", both_NxBxB, energy_KxBxB)
   else:
     gain_NxK = plain_gain_K[None]
-  host_chips = wops.chip_correlate(wops.fold_batch(r, p), highpass_hat, chip_px)
+  host_chips = wops.chip_correlate(wops.fold_batch(r_NxHxW, p), highpass_hat, chip_px)
   host_NxK = host_chips.reshape(n, c * c) @ chip_to_bit
   code_chips = (chip_to_bit @ code_K).reshape(1, c, c)
   mark_PxP = wops.chip_synthesise(code_chips, carrier_hat, chip_px)
@@ -165,11 +180,13 @@ def embed_async(frames_NxHxWx3: np.ndarray, payload: int,
   frames = np.asarray(frames_NxHxWx3)
   if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3:
     raise ValueError(f"frames must be uint8 (N,H,W,3), got {frames.dtype} {frames.shape}")
-  return _embed(frames, codeword(payload, config), _chip_constants(config),
-                _plain_gain(config, *frames.shape[1:3]), float(config.strength),
-                float(config.cancel), float(config.clip_residual),
-                float(config.activity_power), float(config.blur_sigma),
-                _detector_weight(config), config.chip_px)
+  weighting = _detector_weight(config)
+  r, std_c = _residual(frames, float(config.clip_residual), float(config.blur_sigma),
+                       weighting)
+  return _mark(frames, r, std_c, codeword(payload, config), _chip_constants(config),
+               _plain_gain(config, *frames.shape[1:3]), float(config.strength),
+               float(config.cancel), float(config.activity_power), weighting,
+               config.chip_px)
 
 
 def _plain_gain(config: WatermarkConfig, h: int, w: int) -> np.ndarray:
