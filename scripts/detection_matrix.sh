@@ -27,7 +27,8 @@
 #               checkpoint) and det_$VAL_ROW/best; VAL_FLAGS are added to its flags, e.g.
 #               VAL_ROW=sbi_all_30m_val_noema VAL_FLAGS=--config.detect.ema_decay=0 (not in
 #               the default STAGES); VAL_DATA=sbi trains on the real crops alone (validation:
-#               the validation people's crops and self-blends)
+#               the validation people's crops and self-blends); VAL_CORE=0 (or 1) trains on
+#               that core alone, so that two recipes run side by side in the 30 minutes
 #   ensemble    ENS_MEMBERS detectors of the detector30val recipe (validation people and their
 #               swaps, best checkpoint kept) with seeds ENS_SEED, ENS_SEED+1, ..., ENS_MINUTES
 #               each on one core, two at a time (6 x 10 min = the 30 minutes on both
@@ -229,9 +230,15 @@ if has detector30val; then
   if [ "${VAL_DATA:-all}" = sbi ]; then val_folders=$real; fi
   prepare_val_data "$VAL_ROW"
   start=$(date +%s)
-  DET_FLAGS="$val_flags ${VAL_FLAGS:-}" \
-    train_detector "$val_folders" "$VAL_ROW" timeout -s TERM "${DET30_MINUTES}m" || [ $? -eq 124 ]
-  echo "det_$VAL_ROW: $(( $(date +%s) - start )) s on both cores ${VAL_FLAGS:-}" >> "$RUN/train_time.txt"
+  if [ -n "${VAL_CORE:-}" ]; then  # one core: two recipes side by side share the budget
+    DET_FLAGS="$val_flags ${VAL_FLAGS:-}" \
+      train_detector "$val_folders" "$VAL_ROW" timed "$VAL_CORE" "$DET30_MINUTES"
+  else
+    DET_FLAGS="$val_flags ${VAL_FLAGS:-}" \
+      train_detector "$val_folders" "$VAL_ROW" timeout -s TERM "${DET30_MINUTES}m" || [ $? -eq 124 ]
+  fi
+  echo "det_$VAL_ROW: $(( $(date +%s) - start )) s on ${VAL_CORE:+core }${VAL_CORE:-both cores}" \
+    "${DET_CONFIG:-} ${VAL_FLAGS:-}" >> "$RUN/train_time.txt"
 fi
 
 if has ensemble; then

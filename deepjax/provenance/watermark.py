@@ -51,7 +51,8 @@ import numpy as np
 
 from deepjax.provenance import watermark_ops as wops
 from deepjax.provenance.watermark_carrier import (CODE_BITS, LUMA, PAYLOAD_BITS,
-                                                  WatermarkConfig, carrier, codeword,
+                                                  WatermarkConfig, carrier, chip_carrier,
+                                                  codeword,
                                                   false_positive_rate, highpass_carrier,
                                                   periodic_blur)
 from deepjax.provenance.watermark_detect import (Detection, detect_clip, detect_frames, fold,
@@ -74,13 +75,9 @@ def _chip_constants(config: WatermarkConfig, block: int = _ACTIVITY_BLOCK):
   chip_to_bit (C*C, K): signs[c] where chip c belongs to bit k, else 0;
   energy_KxBxB: each bit's squared highpass carrier summed over `block` x `block` blocks).
   """
-  assign, signs, _, tiles = carrier(config)
-  c, px, p = config.chips, config.chip_px, config.period
-  one = np.zeros((c, c), np.float32)
-  one[0, 0] = 1.0
-  chip = periodic_blur(np.kron(one, np.ones((px, px), np.float32))[None], config.smooth)[0]
-  chip /= np.sqrt(np.mean(periodic_blur(  # the normalisation of `carrier`
-      np.kron(signs, np.ones((px, px), np.float32))[None], config.smooth) ** 2))
+  assign, signs, _, _ = carrier(config)
+  p = config.period
+  chip = chip_carrier(config)
   highpass = chip - periodic_blur(chip[None], config.blur_sigma)[0]
   chip_to_bit = (assign.reshape(-1, 1) == np.arange(CODE_BITS)[None]) * signs.reshape(-1, 1)
   hp_tiles = highpass_carrier(config)

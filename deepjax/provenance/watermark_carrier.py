@@ -10,7 +10,7 @@ import numpy as np
 
 from deepjax.provenance import watermark_code as wcode
 
-__all__ = ["WatermarkConfig", "carrier", "highpass_carrier", "periodic_blur", "codeword",
+__all__ = ["WatermarkConfig", "carrier", "chip_carrier", "highpass_carrier", "periodic_blur", "codeword",
            "false_positive_rate", "PAYLOAD_BITS", "CODE_BITS", "LUMA"]
 
 PAYLOAD_BITS = wcode.PAYLOAD_BITS
@@ -54,18 +54,48 @@ def carrier(config: WatermarkConfig):
   templates[k] is bit k's smoothed carrier tile; sum_k c_k * templates[k] is the mark
   tile for channel signs c (+-1), scaled to unit RMS for random c.
   """
+  assign, signs, whitening = _layout(config)
+  return assign, signs, whitening, _sum_of_chips(config, chip_carrier(config))
+
+
+@functools.lru_cache(maxsize=8)
+def _layout(config: WatermarkConfig):
+  """-> (assign (C,C) int: each chip's channel bit, equal counts in random places;
+  signs (C,C) float32 +-1; whitening (K,) uint8 0/1), all drawn from the key."""
   rng = np.random.default_rng(config.key)
   c = config.chips
   assign = rng.permutation(np.arange(c * c) % CODE_BITS).reshape(c, c)
   signs = rng.choice(np.array([-1.0, 1.0], np.float32), size=(c, c))
   whitening = rng.integers(0, 2, CODE_BITS).astype(np.uint8)
-  p = config.period
-  onehot = (assign[None] == np.arange(CODE_BITS)[:, None, None]) * signs[None]
-  tiles = np.kron(onehot, np.ones((config.chip_px, config.chip_px), np.float32))
-  tiles = periodic_blur(tiles, config.smooth)
-  total = tiles.sum(0)  # any +-1 codeword has the same RMS as this (disjoint chips)
-  tiles /= np.sqrt(np.mean(total ** 2))
-  return assign, signs, whitening, tiles.astype(np.float32).reshape(CODE_BITS, p, p)
+  return assign, signs, whitening
+
+
+@functools.lru_cache(maxsize=8)
+def chip_carrier(config: WatermarkConfig) -> np.ndarray:
+  """float32 (P, P): the carrier of one chip at (0, 0), sign +1, smoothed and scaled as
+  `carrier`'s templates are (any +-1 codeword's mark tile has unit RMS). A bit's carrier
+  is the sum of its chips' copies, each shifted by chip_px per chip and signed."""
+  signs = _layout(config)[1]
+  c, px = config.chips, config.chip_px
+  one = np.zeros((c, c), np.float32)
+  one[0, 0] = 1.0
+  square = np.ones((px, px), np.float32)
+  chip = periodic_blur(np.kron(one, square)[None], config.smooth)[0]
+  total = periodic_blur(np.kron(signs, square)[None], config.smooth)[0]  # disjoint chips
+  return (chip / np.sqrt(np.mean(total ** 2))).astype(np.float32)
+
+
+def _sum_of_chips(config: WatermarkConfig, chip_PxP: np.ndarray) -> np.ndarray:
+  """float32 (K, P, P): for each channel bit, the sum of `chip_PxP` (a periodic tile for
+  the chip at (0, 0)) shifted to each of its chips and signed: one circular shift per
+  chip, where blurring the K tiles one by one took 192 FFTs."""
+  assign, signs, _ = _layout(config)
+  c, px, p = config.chips, config.chip_px, config.period
+  tiles = np.zeros((CODE_BITS, p, p), np.float32)
+  for i in range(c):
+    for j in range(c):
+      tiles[assign[i, j]] += signs[i, j] * np.roll(chip_PxP, (i * px, j * px), axis=(0, 1))
+  return tiles
 
 
 def periodic_blur(x: np.ndarray, sigma: float) -> np.ndarray:
@@ -88,5 +118,5 @@ def codeword(payload: int, config: WatermarkConfig = WatermarkConfig()) -> np.nd
 @functools.lru_cache(maxsize=8)
 def highpass_carrier(config: WatermarkConfig) -> np.ndarray:
   """float32 (K, P, P): each bit's carrier as the detector sees it at scale 1."""
-  t = carrier(config)[3]
-  return (t - periodic_blur(t, config.blur_sigma)).astype(np.float32)
+  chip = chip_carrier(config)
+  return _sum_of_chips(config, chip - periodic_blur(chip[None], config.blur_sigma)[0])
