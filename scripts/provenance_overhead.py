@@ -6,14 +6,16 @@
 
 Each round runs both (the order alternates between rounds, so the machine's drift falls on
 both alike) after one untimed warm-up of each (compilation cache). Prints each round's
-seconds and overhead, and the median overhead; on a shared machine single rounds vary by
-several points, so read the median. Then, in this process, the two parts of marking on the
+wall and CPU seconds (the program's and ffmpeg's user + system time) and overheads, and the
+median overheads; on a shared machine single rounds' wall times vary by several points,
+so read the medians, and the CPU figure beside the wall one. Then, in this process, the two parts of marking on the
 same clip: watermarking its frames (`Provenance.mark_stream`, warm) and signing an mp4 of
 them. `--checkout DIR` runs the deepjax of another
 checkout (e.g. `git worktree add /tmp/prev REV`) to compare revisions.
 """
 import argparse
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -23,16 +25,24 @@ import time
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 
 
-def timed_swap(checkout: str, workdir: str, video: str, provenance: str, out_dir: str) -> float:
-  """Wall seconds of one `deepjax swap --video` run (raises when it fails)."""
+def timed_swap(checkout: str, workdir: str, video: str, provenance: str,
+               out_dir: str) -> tuple:
+  """(wall seconds, CPU seconds) of one `deepjax swap --video` run (raises when it fails).
+
+  CPU seconds are the program's and its children's (ffmpeg) user + system time: what it
+  computed, which moves less than the wall time when other work shares the machine."""
   out = os.path.join(out_dir, f"out_{provenance}.mp4")
+  before = resource.getrusage(resource.RUSAGE_CHILDREN)
   t0 = time.perf_counter()
   p = subprocess.run([sys.executable, "-m", "deepjax", "swap", f"--video={video}",
                       f"--workdir={workdir}", f"--output={out}", f"--provenance={provenance}"],
                      capture_output=True, text=True, cwd=checkout, check=False)
   if p.returncode:
     raise SystemExit(f"deepjax swap failed: {p.stderr.strip().splitlines()[-1:]}")
-  return time.perf_counter() - t0
+  wall = time.perf_counter() - t0
+  after = resource.getrusage(resource.RUSAGE_CHILDREN)
+  cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+  return wall, cpu
 
 
 def time_parts(checkout: str, video: str, out_dir: str, repeats: int = 3) -> None:
@@ -86,17 +96,19 @@ def main():
   with tempfile.TemporaryDirectory() as out_dir:
     for mode in ("all", "none") if args.rounds else ():
       run(mode, out_dir)
-    ratios = []
+    ratios, cpu_ratios = [], []
     for i in range(args.rounds):
       order = ("all", "none") if i % 2 == 0 else ("none", "all")
       secs = {mode: run(mode, out_dir) for mode in order}
-      ratios.append(secs["all"] / secs["none"] - 1)
-      print(f"round {i + 1}: all {secs['all']:.1f} s, none {secs['none']:.1f} s, "
-            f"overhead {100 * ratios[-1]:+.1f} %", flush=True)
-    if ratios:
-      print(f"median overhead {100 * statistics.median(ratios):+.1f} % over {args.rounds} "
-            f"rounds (range {100 * min(ratios):+.1f} to {100 * max(ratios):+.1f} %)",
-            flush=True)
+      ratios.append(secs["all"][0] / secs["none"][0] - 1)
+      cpu_ratios.append(secs["all"][1] / secs["none"][1] - 1)
+      print(f"round {i + 1}: all {secs['all'][0]:.1f} s, none {secs['none'][0]:.1f} s, "
+            f"overhead {100 * ratios[-1]:+.1f} %; CPU time {secs['all'][1]:.1f} vs "
+            f"{secs['none'][1]:.1f} s, {100 * cpu_ratios[-1]:+.1f} %", flush=True)
+    for name, r in (("wall", ratios), ("CPU", cpu_ratios)):
+      if r:
+        print(f"median {name} overhead {100 * statistics.median(r):+.1f} % over {args.rounds} "
+              f"rounds (range {100 * min(r):+.1f} to {100 * max(r):+.1f} %)", flush=True)
     time_parts(args.checkout, video, out_dir)
 
 
