@@ -139,6 +139,23 @@ def test_upsample_is_linear_interpolation_of_block_centres():
   np.testing.assert_allclose(got, want, atol=1e-5)
 
 
+def test_carriers_are_each_bits_signed_chips_blurred():
+  """`carrier` builds the tiles from one blurred chip by shifting: the same tiles as blurring
+  each bit's signed chip squares (about unit RMS for a codeword: the blur makes neighbouring
+  chips overlap a little), and `highpass_carrier` the same minus their blur."""
+  config = wm.WatermarkConfig()
+  assign, signs, _, tiles = watermark_carrier.carrier(config)
+  px = np.ones((config.chip_px, config.chip_px), np.float32)
+  dense = np.stack([np.kron((assign == k) * signs, px) for k in range(tiles.shape[0])])
+  dense = watermark_carrier.periodic_blur(dense, config.smooth)
+  dense /= np.sqrt(np.mean(dense.sum(0) ** 2))
+  np.testing.assert_allclose(tiles, dense, atol=1e-5)
+  highpass = dense - watermark_carrier.periodic_blur(dense, config.blur_sigma)
+  np.testing.assert_allclose(watermark_carrier.highpass_carrier(config), highpass, atol=1e-5)
+  codeword = np.where(np.arange(tiles.shape[0]) % 3, 1.0, -1.0)
+  assert abs(np.sqrt(np.mean(np.einsum("k,kpq->pq", codeword, tiles) ** 2)) - 1.0) < 0.05
+
+
 def test_chip_domain_products_equal_the_carriers():
   """`_mark` correlates with and synthesises the carriers per chip (by FFT on the tile):
   the same numbers as the dense products with every bit's carrier tile."""
