@@ -7,8 +7,9 @@ Design (measured against the alternatives by `scripts/watermark_robustness.py`):
   signs and assigns every chip to one channel bit (equal counts, random places).
   One chip is `chip_px` pixels square, so the mark is a periodic tile of
   `period = chips * chip_px` pixels, smoothed by a periodic Gaussian.
-- Marking (`embed`, one jit-ed call for a batch of frames): the tile times the codeword signs is
-  tiled over the frame and added equally to R, G and B (a change of luminance only).
+- Marking (`embed`, two jit-ed calls for a batch of frames: `_residual`, `_mark`): the
+  tile times the codeword signs is tiled over the frame and added equally to R, G and B
+  (a change of luminance only).
   Before that, the picture's own correlation with each bit's carrier (as the detector
   will measure it, its weighting included) is subtracted from that bit's amplitude
   (host-interference cancellation, `cancel`), so the picture does not mask the mark; that
