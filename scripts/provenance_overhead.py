@@ -8,10 +8,10 @@ Each round runs both (the order alternates between rounds, so the machine's drif
 both alike) after one untimed warm-up of each (compilation cache). Prints each round's
 wall and CPU seconds (the program's and ffmpeg's user + system time) and overheads, and the
 median overheads; on a shared machine single rounds' wall times vary by several points,
-so read the medians, and the CPU figure beside the wall one. Then, in this process, the two parts of marking on the
-same clip: watermarking its frames (`Provenance.mark_stream`, warm) and signing an mp4 of
-them. `--checkout DIR` runs the deepjax of another
-checkout (e.g. `git worktree add /tmp/prev REV`) to compare revisions.
+so read the medians, and the CPU figure beside the wall one. Then, in this process, the
+parts of marking on the same clip (`time_parts`; `--rounds 0` prints only these).
+`--checkout DIR` runs the deepjax of another checkout (e.g. `git worktree add /tmp/prev
+REV`) to compare revisions.
 """
 import argparse
 import os

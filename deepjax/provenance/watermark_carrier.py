@@ -10,8 +10,8 @@ import numpy as np
 
 from deepjax.provenance import watermark_code as wcode
 
-__all__ = ["WatermarkConfig", "carrier", "chip_carrier", "highpass_carrier", "periodic_blur", "codeword",
-           "false_positive_rate", "PAYLOAD_BITS", "CODE_BITS", "LUMA"]
+__all__ = ["WatermarkConfig", "carrier", "chip_carrier", "highpass_carrier", "periodic_blur",
+           "codeword", "false_positive_rate", "PAYLOAD_BITS", "CODE_BITS", "LUMA"]
 
 PAYLOAD_BITS = wcode.PAYLOAD_BITS
 CODE_BITS = wcode.CODE_BITS  # channel bits: the coded payload + CRC-32
