@@ -230,13 +230,12 @@ if has detector30val; then
   if [ "${VAL_DATA:-all}" = sbi ]; then val_folders=$real; fi
   prepare_val_data "$VAL_ROW"
   start=$(date +%s)
+  runner=(timeout -s TERM "${DET30_MINUTES}m")  # both cores
   if [ -n "${VAL_CORE:-}" ]; then  # one core: two recipes side by side share the budget
-    DET_FLAGS="$val_flags ${VAL_FLAGS:-}" \
-      train_detector "$val_folders" "$VAL_ROW" timed "$VAL_CORE" "$DET30_MINUTES"
-  else
-    DET_FLAGS="$val_flags ${VAL_FLAGS:-}" \
-      train_detector "$val_folders" "$VAL_ROW" timeout -s TERM "${DET30_MINUTES}m" || [ $? -eq 124 ]
+    runner=(timed "$VAL_CORE" "$DET30_MINUTES")
   fi
+  DET_FLAGS="$val_flags ${VAL_FLAGS:-}" \
+    train_detector "$val_folders" "$VAL_ROW" "${runner[@]}" || [ $? -eq 124 ]
   echo "det_$VAL_ROW: $(( $(date +%s) - start )) s on ${VAL_CORE:+core }${VAL_CORE:-both cores}" \
     "${DET_CONFIG:-} ${VAL_FLAGS:-}" >> "$RUN/train_time.txt"
 fi

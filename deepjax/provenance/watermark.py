@@ -52,10 +52,9 @@ import numpy as np
 
 from deepjax.provenance import watermark_ops as wops
 from deepjax.provenance.watermark_carrier import (CODE_BITS, LUMA, PAYLOAD_BITS,
-                                                  WatermarkConfig, carrier, chip_carrier,
-                                                  codeword,
+                                                  WatermarkConfig, chip_carrier, codeword,
                                                   false_positive_rate, highpass_carrier,
-                                                  periodic_blur)
+                                                  layout, periodic_blur)
 from deepjax.provenance.watermark_detect import (Detection, detect_clip, detect_frames, fold,
                                                  residual)
 
@@ -76,7 +75,7 @@ def _chip_constants(config: WatermarkConfig, block: int = _ACTIVITY_BLOCK):
   chip_to_bit (C*C, K): signs[c] where chip c belongs to bit k, else 0;
   energy_KxBxB: each bit's squared highpass carrier summed over `block` x `block` blocks).
   """
-  assign, signs, _, _ = carrier(config)
+  assign, signs, _ = layout(config)
   p = config.period
   chip = chip_carrier(config)
   highpass = chip - periodic_blur(chip[None], config.blur_sigma)[0]

@@ -10,8 +10,9 @@ import numpy as np
 
 from deepjax.provenance import watermark_code as wcode
 
-__all__ = ["WatermarkConfig", "carrier", "chip_carrier", "highpass_carrier", "periodic_blur",
-           "codeword", "false_positive_rate", "PAYLOAD_BITS", "CODE_BITS", "LUMA"]
+__all__ = ["WatermarkConfig", "carrier", "layout", "chip_carrier", "highpass_carrier",
+           "periodic_blur", "codeword", "false_positive_rate", "PAYLOAD_BITS", "CODE_BITS",
+           "LUMA"]
 
 PAYLOAD_BITS = wcode.PAYLOAD_BITS
 CODE_BITS = wcode.CODE_BITS  # channel bits: the coded payload + CRC-32
@@ -54,12 +55,12 @@ def carrier(config: WatermarkConfig):
   templates[k] is bit k's smoothed carrier tile; sum_k c_k * templates[k] is the mark
   tile for channel signs c (+-1), scaled to unit RMS for random c.
   """
-  assign, signs, whitening = _layout(config)
+  assign, signs, whitening = layout(config)
   return assign, signs, whitening, _sum_of_chips(config, chip_carrier(config))
 
 
 @functools.lru_cache(maxsize=8)
-def _layout(config: WatermarkConfig):
+def layout(config: WatermarkConfig):
   """-> (assign (C,C) int: each chip's channel bit, equal counts in random places;
   signs (C,C) float32 +-1; whitening (K,) uint8 0/1), all drawn from the key."""
   rng = np.random.default_rng(config.key)
@@ -75,7 +76,7 @@ def chip_carrier(config: WatermarkConfig) -> np.ndarray:
   """float32 (P, P): the carrier of one chip at (0, 0), sign +1, smoothed and scaled as
   `carrier`'s templates are (any +-1 codeword's mark tile has unit RMS). A bit's carrier
   is the sum of its chips' copies, each shifted by chip_px per chip and signed."""
-  signs = _layout(config)[1]
+  signs = layout(config)[1]
   c, px = config.chips, config.chip_px
   one = np.zeros((c, c), np.float32)
   one[0, 0] = 1.0
@@ -89,7 +90,7 @@ def _sum_of_chips(config: WatermarkConfig, chip_PxP: np.ndarray) -> np.ndarray:
   """float32 (K, P, P): for each channel bit, the sum of `chip_PxP` (a periodic tile for
   the chip at (0, 0)) shifted to each of its chips and signed: one circular shift per
   chip, where blurring the K tiles one by one took 192 FFTs."""
-  assign, signs, _ = _layout(config)
+  assign, signs, _ = layout(config)
   c, px, p = config.chips, config.chip_px, config.period
   tiles = np.zeros((CODE_BITS, p, p), np.float32)
   for i in range(c):
@@ -111,7 +112,7 @@ def periodic_blur(x: np.ndarray, sigma: float) -> np.ndarray:
 
 def codeword(payload: int, config: WatermarkConfig = WatermarkConfig()) -> np.ndarray:
   """-> (192,) float32 +-1: the channel bits of payload and CRC-32, XOR whitening."""
-  bits = wcode.encode(wcode.message_bits(payload)) ^ carrier(config)[2]
+  bits = wcode.encode(wcode.message_bits(payload)) ^ layout(config)[2]
   return (2.0 * bits - 1.0).astype(np.float32)
 
 
