@@ -8,7 +8,7 @@ Each round runs both (the order alternates between rounds, so the machine's drif
 both alike) after one untimed warm-up of each (compilation cache). Prints each round's
 wall and CPU seconds (the program's and ffmpeg's user + system time) and overheads, and the
 median overheads; on a shared machine single rounds' wall times vary by several points,
-so read the medians, and the CPU figure beside the wall one. Then, in this process, the
+so read the medians (the CPU figure beside the wall one drifts too on a VM). Then, in this process, the
 parts of marking on the same clip (`time_parts`; `--rounds 0` prints only these).
 `--checkout DIR` runs the deepjax of another checkout (e.g. `git worktree add /tmp/prev
 REV`) to compare revisions.
@@ -30,7 +30,7 @@ def timed_swap(checkout: str, workdir: str, video: str, provenance: str,
   """(wall seconds, CPU seconds) of one `deepjax swap --video` run (raises when it fails).
 
   CPU seconds are the program's and its children's (ffmpeg) user + system time: what it
-  computed, which moves less than the wall time when other work shares the machine."""
+  computed, a second view of the cost (on a VM whose speed drifts, it drifts too)."""
   out = os.path.join(out_dir, f"out_{provenance}.mp4")
   before = resource.getrusage(resource.RUSAGE_CHILDREN)
   t0 = time.perf_counter()
@@ -61,7 +61,7 @@ def time_parts(checkout: str, video: str, out_dir: str, repeats: int = 3) -> Non
   prov = marking.Provenance(source_type=credentials.COMPOSITE, model_family="ae",
                             fingerprint="5eed1234" * 8)
   t0 = time.perf_counter()
-  marked = list(prov.mark_stream(iter(frames[:16])))
+  list(prov.mark_stream(iter(frames[:16])))
   first = time.perf_counter() - t0
   marks, signs, encodes, sizes = [], [], {"marked": [], "unmarked": []}, {}
   path = os.path.join(out_dir, "signed.mp4")
