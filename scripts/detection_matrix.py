@@ -61,6 +61,20 @@ ROWS = (("sbi", "SBI only"), ("sbi_ae", "SBI + AE swaps"), ("sbi_all", "SBI + al
          "30 min on the other core: best validation AUC (EMA)"),
         ("sbi_reg_frame", "the same, last (EMA)"),
         ("ens_sbi_reg2", "the mean of those two best checkpoints (30 min on 2 cores in all)"),
+        ("sbi_dense_noaug_best", "SBI only, flips only, dropout 0.3, weight decay 0.05, every "
+         "frame of the clips (TRAIN_REAL=real_dense), 30 min on one core: best validation AUC "
+         "(EMA)"),
+        ("sbi_dense_noaug", "the same, last (EMA)"),
+        ("sbi_reg_noaug_b_best", "sbi_reg_noaug's recipe again (every 2nd frame, at most 400 "
+         "read), on the other core beside sbi_dense_noaug: best validation AUC (EMA)"),
+        ("sbi_reg_noaug_b", "the same, last (EMA)"),
+        ("ens_sbi_dense2", "the mean of those two best checkpoints (30 min on 2 cores in all)"),
+        ("sbi_dense_noaug_s1_best", "sbi_dense_noaug with `--config.seed=1`: best validation "
+         "AUC (EMA)"),
+        ("sbi_dense_noaug_s1", "the same, last (EMA)"),
+        ("sbi_dense_noaug_s2_best", "sbi_dense_noaug with `--config.seed=2` (beside seed 1): "
+         "best validation AUC (EMA)"),
+        ("sbi_dense_noaug_s2", "the same, last (EMA)"),
         ("sbi_noaug", "SBI only, flips only"), ("sbi_ae_noaug", "SBI + AE swaps, flips only"),
         ("sbi_all_noaug", "all generators, flips only"),
         ("sbi_all_noaug_s1", "all generators, flips only, seed 1"),
@@ -77,7 +91,11 @@ ROW_DIRS = {"sbi_all_30m_best": os.path.join("det_sbi_all_30m_val", "best"),
             "sbi_30m_noaug_best": os.path.join("det_sbi_30m_noaug", "best"),
             "sbi_30m_frame_best": os.path.join("det_sbi_30m_frame", "best"),
             "sbi_reg_noaug_best": os.path.join("det_sbi_reg_noaug", "best"),
-            "sbi_reg_frame_best": os.path.join("det_sbi_reg_frame", "best")}
+            "sbi_reg_frame_best": os.path.join("det_sbi_reg_frame", "best"),
+            "sbi_dense_noaug_best": os.path.join("det_sbi_dense_noaug", "best"),
+            "sbi_reg_noaug_b_best": os.path.join("det_sbi_reg_noaug_b", "best"),
+            "sbi_dense_noaug_s1_best": os.path.join("det_sbi_dense_noaug_s1", "best"),
+            "sbi_dense_noaug_s2_best": os.path.join("det_sbi_dense_noaug_s2", "best")}
 ROW_DIRS.update({f"sbi_all_30m_bal_best{s}": os.path.join(f"det_sbi_all_30m_bal{s}", "best")
                  for s in ("", "_s1", "_s2")})
 # ensembles: the mean fake probability of these detectors (`--per_clip` and the matrix alike)
@@ -86,6 +104,7 @@ ROW_DIRS.update({"ens6x10": [f"det_ens6x10_s{s}/best" for s in range(6)],
                  "ens6x10_c": [f"det_ens6x10_s{s}/best" for s in range(20, 26)],
                  "ens_sbi6x10": [f"det_ens_sbi6x10_s{s}/best" for s in range(6)],
                  "ens_sbi_reg2": ["det_sbi_reg_noaug/best", "det_sbi_reg_frame/best"],
+                 "ens_sbi_dense2": ["det_sbi_dense_noaug/best", "det_sbi_reg_noaug_b/best"],
                  "ens_vs3": [ROW_DIRS[r] for r in ("sbi_all_30m_vs_best", "sbi_all_30m_vs_best_s1",
                                                    "sbi_all_30m_vs_best_s2")]})
 ROW_DIRS["ens_30m6"] = ROW_DIRS["ens_vs3"] + [ROW_DIRS[f"sbi_all_30m_bal_best{s}"]

@@ -6,6 +6,9 @@
 #   extract     aligned 64 px crops of every clip in $DATA/videos (every 2nd frame, at most
 #               $MAX_FRAMES frames read), one folder per clip = per person; 64 px animation
 #               crops of every clip for the motion models
+#   extract_dense  every frame of every clip (no MAX_FRAMES) -> $RUN/real_dense: more real
+#               crops of the same people for the detectors, with TRAIN_REAL=real_dense (not
+#               in the default STAGES)
 #   generators  AE, VAE, GAN (tiny) on a pair of people per split in SWAP_SPLITS (training,
 #               test, and the validation pair VAL_PAIR of detector30val), FOMM and
 #               TPSMM (tiny) on the training people's clips; each for GEN_MINUTES of wall
@@ -71,6 +74,8 @@ TEST_ANIM=${TEST_ANIM:-"lp_d3:lp_d9 lp_d9:lp_d12 lp_d12:lp_d3 lp_s18:lp_d9"}
 SWAPS=${SWAPS:-"ae vae gan"}
 MOTION=${MOTION-"fomm tpsmm"}  # MOTION= (empty) leaves the motion models out
 DET_ROWS=${DET_ROWS:-"sbi sbi_ae sbi_all"}  # the detectors stage's rows
+TRAIN_REAL=${TRAIN_REAL:-real}  # the detectors' real crops: $RUN/$TRAIN_REAL/<clip>
+# (the matrix scores the test people's crops in $RUN/real whatever the detector trained on)
 STAGES=${STAGES:-"extract generators fakes reencode detectors evaluate"}
 has() { [[ " $STAGES " == *" $1 "* ]]; }
 pair_of() { case $1 in train) echo "$TRAIN_PAIR";; test) echo "$TEST_PAIR";; val) echo "$VAL_PAIR";; esac; }
@@ -102,6 +107,11 @@ if has extract; then
 images.write_image(sys.argv[2], video.read_video(sys.argv[1], max_frames=1)[0][0])" \
       "$DATA/videos/$clip.mp4" "$RUN/photos/$clip.png"
   done
+fi
+
+if has extract_dense; then
+  clips | xargs -P 2 -I{} sh -c 'deepjax extract --input="$0/videos/{}.mp4" \
+    --output="$1/real_dense/{}" > "$1/logs/extract_dense_{}.log" 2>&1' "$DATA" "$RUN"
 fi
 
 if has generators; then
@@ -171,7 +181,7 @@ for crf in (23, 28):
 PY
 fi
 
-real=$(for c in $(clips); do printf 'real:%s+' "$RUN/real/$c"; done)
+real=$(for c in $(clips); do printf 'real:%s+' "$RUN/$TRAIN_REAL/$c"; done)
 fakes_of() { for g in "$@"; do for f in "$RUN"/fakes/"${g}"_train_*; do printf '%s:%s+' "$g" "$f"; done; done; }
 test_ids="($(for p in $TEST_PEOPLE; do printf "'%s'," "$p"; done))"
 # Trains a detector on folders $1 into $RUN/det_$2, run through the command prefix "${@:3}"

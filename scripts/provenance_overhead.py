@@ -8,13 +8,16 @@ Each round runs both (the order alternates between rounds, so the machine's drif
 both alike) after one untimed warm-up of each (compilation cache). Prints each round's
 wall and CPU seconds (the program's and ffmpeg's user + system time) and overheads, and the
 median overheads; on a shared machine single rounds' wall times vary by several points,
-so read the medians (the CPU figure beside the wall one drifts too on a VM). Then, in this process, the
+so read the medians (the CPU figure beside the wall one drifts too on a VM), and the pooled
+overhead (all rounds' seconds summed, marked over unmarked) with a bootstrap 90 % interval
+over the rounds: the interval says whether the rounds settle a target. Then, in this process, the
 parts of marking on the same clip (`time_parts`; `--rounds 0` prints only these).
 `--checkout DIR` runs the deepjax of another checkout (e.g. `git worktree add /tmp/prev
 REV`) to compare revisions.
 """
 import argparse
 import os
+import random
 import resource
 import statistics
 import subprocess
@@ -84,6 +87,16 @@ def time_parts(checkout: str, video: str, out_dir: str, repeats: int = 3) -> Non
         f"{sizes['unmarked']:.1f} MB), signing the mp4 {span(signs)}")
 
 
+def pooled(pairs: list, resamples: int = 2000, seed: int = 0) -> tuple:
+  """(overhead, low, high): sum of the marked seconds over the sum of the unmarked ones,
+  minus 1, over (marked, unmarked) `pairs`, with the 5th and 95th percentiles of the same
+  over `resamples` bootstrap resamples of the rounds."""
+  ratio = lambda ps: sum(a for a, _ in ps) / sum(b for _, b in ps) - 1  # noqa: E731
+  rng = random.Random(seed)
+  boot = sorted(ratio(rng.choices(pairs, k=len(pairs))) for _ in range(resamples))
+  return ratio(pairs), boot[int(0.05 * resamples)], boot[int(0.95 * resamples) - 1]
+
+
 def main():
   ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   ap.add_argument("--workdir", required=True, help="a face-swap run folder")
@@ -96,19 +109,24 @@ def main():
   with tempfile.TemporaryDirectory() as out_dir:
     for mode in ("all", "none") if args.rounds else ():
       run(mode, out_dir)
-    ratios, cpu_ratios = [], []
+    pairs = {"wall": [], "CPU": []}  # (marked, unmarked) seconds per round
     for i in range(args.rounds):
       order = ("all", "none") if i % 2 == 0 else ("none", "all")
       secs = {mode: run(mode, out_dir) for mode in order}
-      ratios.append(secs["all"][0] / secs["none"][0] - 1)
-      cpu_ratios.append(secs["all"][1] / secs["none"][1] - 1)
-      print(f"round {i + 1}: all {secs['all'][0]:.1f} s, none {secs['none'][0]:.1f} s, "
-            f"overhead {100 * ratios[-1]:+.1f} %; CPU time {secs['all'][1]:.1f} vs "
-            f"{secs['none'][1]:.1f} s, {100 * cpu_ratios[-1]:+.1f} %", flush=True)
-    for name, r in (("wall", ratios), ("CPU", cpu_ratios)):
-      if r:
+      for j, name in enumerate(("wall", "CPU")):
+        pairs[name].append((secs["all"][j], secs["none"][j]))
+      (wa, wn), (ca, cn) = pairs["wall"][-1], pairs["CPU"][-1]
+      print(f"round {i + 1}: all {wa:.1f} s, none {wn:.1f} s, overhead "
+            f"{100 * (wa / wn - 1):+.1f} %; CPU time {ca:.1f} vs {cn:.1f} s, "
+            f"{100 * (ca / cn - 1):+.1f} %", flush=True)
+    for name, p in pairs.items():
+      if p:
+        r = [a / b - 1 for a, b in p]
         print(f"median {name} overhead {100 * statistics.median(r):+.1f} % over {args.rounds} "
               f"rounds (range {100 * min(r):+.1f} to {100 * max(r):+.1f} %)", flush=True)
+        mid, low, high = pooled(p)
+        print(f"pooled {name} overhead {100 * mid:+.1f} % (bootstrap 90 % interval over the "
+              f"rounds {100 * low:+.1f} to {100 * high:+.1f} %)", flush=True)
     time_parts(args.checkout, video, out_dir)
 
 
