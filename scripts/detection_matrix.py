@@ -75,6 +75,7 @@ ROWS = (("sbi", "SBI only"), ("sbi_ae", "SBI + AE swaps"), ("sbi_all", "SBI + al
         ("sbi_dense_noaug_s2_best", "sbi_dense_noaug with `--config.seed=2` (beside seed 1): "
          "best validation AUC (EMA)"),
         ("sbi_dense_noaug_s2", "the same, last (EMA)"),
+        ("ens_sbi_dense3", "the mean of the three dense seeds' best checkpoints"),
         ("sbi_noaug", "SBI only, flips only"), ("sbi_ae_noaug", "SBI + AE swaps, flips only"),
         ("sbi_all_noaug", "all generators, flips only"),
         ("sbi_all_noaug_s1", "all generators, flips only, seed 1"),
@@ -105,6 +106,7 @@ ROW_DIRS.update({"ens6x10": [f"det_ens6x10_s{s}/best" for s in range(6)],
                  "ens_sbi6x10": [f"det_ens_sbi6x10_s{s}/best" for s in range(6)],
                  "ens_sbi_reg2": ["det_sbi_reg_noaug/best", "det_sbi_reg_frame/best"],
                  "ens_sbi_dense2": ["det_sbi_dense_noaug/best", "det_sbi_reg_noaug_b/best"],
+                 "ens_sbi_dense3": [f"det_sbi_dense_noaug{s}/best" for s in ("", "_s1", "_s2")],
                  "ens_vs3": [ROW_DIRS[r] for r in ("sbi_all_30m_vs_best", "sbi_all_30m_vs_best_s1",
                                                    "sbi_all_30m_vs_best_s2")]})
 ROW_DIRS["ens_30m6"] = ROW_DIRS["ens_vs3"] + [ROW_DIRS[f"sbi_all_30m_bal_best{s}"]
