@@ -68,7 +68,6 @@ ROWS = (("sbi", "SBI only"), ("sbi_ae", "SBI + AE swaps"), ("sbi_all", "SBI + al
         ("sbi_reg_noaug_b_best", "sbi_reg_noaug's recipe again (every 2nd frame, at most 400 "
          "read), on the other core beside sbi_dense_noaug: best validation AUC (EMA)"),
         ("sbi_reg_noaug_b", "the same, last (EMA)"),
-        ("ens_sbi_dense2", "the mean of those two best checkpoints (30 min on 2 cores in all)"),
         ("sbi_dense_noaug_s1_best", "sbi_dense_noaug with `--config.seed=1`: best validation "
          "AUC (EMA)"),
         ("sbi_dense_noaug_s1", "the same, last (EMA)"),
@@ -105,7 +104,6 @@ ROW_DIRS.update({"ens6x10": [f"det_ens6x10_s{s}/best" for s in range(6)],
                  "ens6x10_c": [f"det_ens6x10_s{s}/best" for s in range(20, 26)],
                  "ens_sbi6x10": [f"det_ens_sbi6x10_s{s}/best" for s in range(6)],
                  "ens_sbi_reg2": ["det_sbi_reg_noaug/best", "det_sbi_reg_frame/best"],
-                 "ens_sbi_dense2": ["det_sbi_dense_noaug/best", "det_sbi_reg_noaug_b/best"],
                  "ens_sbi_dense3": [f"det_sbi_dense_noaug{s}/best" for s in ("", "_s1", "_s2")],
                  "ens_vs3": [ROW_DIRS[r] for r in ("sbi_all_30m_vs_best", "sbi_all_30m_vs_best_s1",
                                                    "sbi_all_30m_vs_best_s2")]})

@@ -82,6 +82,12 @@ pair_of() { case $1 in train) echo "$TRAIN_PAIR";; test) echo "$TEST_PAIR";; val
 clips() { for f in "$DATA"/videos/*.mp4; do basename "$f" .mp4; done; }
 mkdir -p "$RUN"/real "$RUN"/gen "$RUN"/fakes "$RUN"/photos "$RUN"/logs
 
+# Aligned crops of every clip into $RUN/$1/<clip>, two clips at a time; $2: more flags
+# of deepjax extract (word-split).
+extract_clips() {
+  clips | xargs -P 2 -I{} sh -c 'deepjax extract --input="$0/videos/{}.mp4" \
+    --output="$1/$2/{}" $3 > "$1/logs/extract_$2_{}.log" 2>&1' "$DATA" "$RUN" "$1" "$2"
+}
 # Runs "$@" on core $1 for $2 minutes; SIGTERM at the end (the loop saves and exits 0).
 timed() {
   local core=$1 minutes=$2; shift 2
@@ -97,9 +103,7 @@ spawn() {
 }
 
 if has extract; then
-  clips | xargs -P 2 -I{} sh -c 'deepjax extract --input="$0/videos/{}.mp4" \
-    --output="$1/real/{}" --every_n_frames=2 --max_frames="$2" > "$1/logs/extract_{}.log" 2>&1' \
-    "$DATA" "$RUN" "$MAX_FRAMES"
+  extract_clips real "--every_n_frames=2 --max_frames=$MAX_FRAMES"
   deepjax extract --for=animation --input="$DATA/videos" --output="$RUN/anim" --size=64 \
     --every_n_frames=10 --max_frames=300 > "$RUN/logs/extract_anim.log" 2>&1
   for clip in $(clips); do
@@ -110,8 +114,7 @@ images.write_image(sys.argv[2], video.read_video(sys.argv[1], max_frames=1)[0][0
 fi
 
 if has extract_dense; then
-  clips | xargs -P 2 -I{} sh -c 'deepjax extract --input="$0/videos/{}.mp4" \
-    --output="$1/real_dense/{}" > "$1/logs/extract_dense_{}.log" 2>&1' "$DATA" "$RUN"
+  extract_clips real_dense ""
 fi
 
 if has generators; then
