@@ -81,21 +81,13 @@ ROWS = (("sbi", "SBI only"), ("sbi_ae", "SBI + AE swaps"), ("sbi_all", "SBI + al
         ("sbi_all_30m_noaug", "all generators, flips only, 30 min on 2 cores"),
         ("sbi_all_aug", "all generators, framing + colour + quality + noise"),
         ("sbi_aug", "SBI only, framing + colour + quality + noise"))
-# rows whose detector is not det_<row>
+# rows whose detector is not det_<row> (nor det_<stem>/best for a row <stem>_best)
 ROW_DIRS = {"sbi_all_30m_best": os.path.join("det_sbi_all_30m_val", "best"),
             "sbi_all_30m_best_noema": os.path.join("det_sbi_all_30m_val_noema", "best"),
             "sbi_all_30m_best_s1": os.path.join("det_sbi_all_30m_val_s1", "best"),
             "sbi_all_30m_vs_best": os.path.join("det_sbi_all_30m_vs", "best"),
             "sbi_all_30m_vs_best_s1": os.path.join("det_sbi_all_30m_vs_s1", "best"),
-            "sbi_all_30m_vs_best_s2": os.path.join("det_sbi_all_30m_vs_s2", "best"),
-            "sbi_30m_noaug_best": os.path.join("det_sbi_30m_noaug", "best"),
-            "sbi_30m_frame_best": os.path.join("det_sbi_30m_frame", "best"),
-            "sbi_reg_noaug_best": os.path.join("det_sbi_reg_noaug", "best"),
-            "sbi_reg_frame_best": os.path.join("det_sbi_reg_frame", "best"),
-            "sbi_dense_noaug_best": os.path.join("det_sbi_dense_noaug", "best"),
-            "sbi_reg_noaug_b_best": os.path.join("det_sbi_reg_noaug_b", "best"),
-            "sbi_dense_noaug_s1_best": os.path.join("det_sbi_dense_noaug_s1", "best"),
-            "sbi_dense_noaug_s2_best": os.path.join("det_sbi_dense_noaug_s2", "best")}
+            "sbi_all_30m_vs_best_s2": os.path.join("det_sbi_all_30m_vs_s2", "best")}
 ROW_DIRS.update({f"sbi_all_30m_bal_best{s}": os.path.join(f"det_sbi_all_30m_bal{s}", "best")
                  for s in ("", "_s1", "_s2")})
 # ensembles: the mean fake probability of these detectors (`--per_clip` and the matrix alike)
@@ -116,8 +108,10 @@ QUALITIES = (("", "as written"), ("crf23", "H.264 CRF 23"), ("crf28", "H.264 CRF
 
 
 def row_dirs(run, row) -> list[str]:
-  """The run folders of a row's detector (several for an ensemble)."""
-  dirs = ROW_DIRS.get(row, f"det_{row}")
+  """The run folders of a row's detector (several for an ensemble): ROW_DIRS's entry, else
+  det_<stem>/best for a row <stem>_best (the checkpoint its validation chose), else det_<row>."""
+  stem = row[:-len("_best")] if row.endswith("_best") else None
+  dirs = ROW_DIRS.get(row, os.path.join(f"det_{stem}", "best") if stem else f"det_{row}")
   return [os.path.join(run, d) for d in ([dirs] if isinstance(dirs, str) else dirs)]
 
 
