@@ -31,7 +31,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       stem=16 if tiny else 32, stages=TINY_STAGES if tiny else B0_STAGES,
       head=128 if tiny else 1280, se_ratio=0.25, dropout=0.1 if tiny else 0.2,
       mask_head="mask" in args, mask_stage=2,     # mask logits at 1/8 of the input
-      depthwise="shifted"))                       # "lax": compiles faster, runs slower on CPU
+      depthwise="shifted",                        # "lax": compiles faster, runs slower on CPU
+      input_filter="none"))                       # "highpass" / "standardize" (models/detect.py)
   c.sbi = ml_collections.ConfigDict(dict(SBI_DEFAULTS))
   c.detect = ml_collections.ConfigDict(dict(
       flip_prob=0.5, mask_weight=0.5 if "mask" in args else 0.0, eval_sbi=True,

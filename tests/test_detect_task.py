@@ -174,3 +174,35 @@ def test_class_balance_gives_real_and_fake_rows_equal_total_weight():
   only_fake = jnp.array([0.0, 1.0, 1.0])
   np.testing.assert_allclose(balance_classes(jnp.ones(3), only_fake), only_fake)
   assert build_task(micro_config(balance_classes=True)).opts["balance_classes"] is True
+
+
+def test_input_filters_remove_what_they_say():
+  """model.input_filter: "highpass" scores an image and its per-channel offset alike (no
+  flat colour reaches the stem), "standardize" an image and its per-channel gain and offset
+  alike (no lighting reaches it); without a filter both pairs score differently; a filter
+  outside INPUT_FILTERS is a one-line UserError."""
+  from deepjax.errors import UserError  # pylint: disable=import-outside-toplevel
+  from deepjax.models import detect as detect_models  # pylint: disable=import-outside-toplevel
+  rng = np.random.default_rng(0)
+  x = jnp.asarray(rng.uniform(0.2, 0.6, (1, SIZE, SIZE, 3)), jnp.float32)
+  pairs = {"highpass": (x, x + jnp.array([[[[0.1, -0.05, 0.2]]]])),
+           "standardize": (x, x * jnp.array([[[[1.3, 0.8, 1.1]]]]) + 0.1)}
+
+  def logits(kind, a, b):
+    c = micro_config()
+    with c.unlocked():
+      c.model.input_filter = kind
+    model = detect_models.from_config(c.model)
+    params = model.init(jax.random.key(0), a)["params"]
+    return [float(model.apply({"params": params}, im)[0][0]) for im in (a, b)]
+
+  for kind, (a, b) in pairs.items():
+    la, lb = logits(kind, a, b)
+    assert abs(la - lb) < 1e-4 * max(1.0, abs(la)), kind
+    la, lb = logits("none", a, b)
+    assert abs(la - lb) > 1e-3, kind
+  c = micro_config()
+  with c.unlocked():
+    c.model.input_filter = "sobel"
+  with pytest.raises(UserError, match="input_filter"):
+    detect_models.from_config(c.model)

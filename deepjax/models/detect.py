@@ -15,6 +15,12 @@ BatchNorm.
 Optional mask head: a 1x1 convolution on the output of stage `mask_stage` gives
 manipulation-mask logits at that stage's resolution (e.g. 1/8 or 1/16 of the input).
 
+Input filter (`input_filter`): what the stem sees of the picture: "none" (x * 2 - 1),
+"highpass" (the picture minus its Gaussian blur of sigma 2 px, times 4: edges, seams and
+noise without the colours and shapes of the face) or "standardize" (each image and channel
+to zero mean and unit std: no clip's lighting). It is part of the model, so scoring applies
+the same filter as training.
+
 Input: float32 (B,H,W,3) RGB in [0,1]. Output: (logits float32 (B,), mask logits
 float32 (B,h,w,1) or None).
 """
@@ -27,6 +33,10 @@ import jax.numpy as jnp
 
 from deepjax.errors import UserError
 from deepjax.ops import conv
+from deepjax.ops.self_blend import gaussian_blur
+
+INPUT_FILTERS = ("none", "highpass", "standardize")
+HIGHPASS_SIGMA_PX = 2.0
 
 # (features, depth, stride, kernel, expansion) per stage: EfficientNet-B0.
 B0_STAGES = ((16, 1, 1, 3, 1), (24, 2, 2, 3, 6), (40, 2, 2, 5, 6), (80, 3, 2, 3, 6),
@@ -45,6 +55,7 @@ class MBConv(nn.Module):
   expansion: int = 6
   se_ratio: float = 0.25
   depthwise: str = "shifted"
+  input_filter: str = "none"
 
   @nn.compact
   def __call__(self, x_BxHxWxC):
@@ -76,6 +87,18 @@ class MBConv(nn.Module):
     return h
 
 
+def filter_input(x_BxHxWx3, kind: str):
+  """float32 (B,H,W,3) in [0,1] -> float32 (B,H,W,3): the stem's input (`INPUT_FILTERS`)."""
+  if kind == "highpass":
+    sigma_B = jnp.full((x_BxHxWx3.shape[0],), HIGHPASS_SIGMA_PX, jnp.float32)
+    return (x_BxHxWx3 - gaussian_blur(x_BxHxWx3, sigma_B)) * 4.0
+  if kind == "standardize":
+    mean = jnp.mean(x_BxHxWx3, axis=(1, 2), keepdims=True)
+    std = jnp.std(x_BxHxWx3, axis=(1, 2), keepdims=True)
+    return (x_BxHxWx3 - mean) / (std + 1e-4)
+  return x_BxHxWx3 * 2.0 - 1.0
+
+
 class Detector(nn.Module):
   """EfficientNet-like binary classifier with an optional low-resolution mask head."""
   stem: int = 32
@@ -86,13 +109,14 @@ class Detector(nn.Module):
   mask_head: bool = False
   mask_stage: int = -1
   depthwise: str = "shifted"
+  input_filter: str = "none"
 
   @nn.compact
   def __call__(self, x_BxHxWx3, train: bool = False):
     """float32 (B,H,W,3) in [0,1] -> (logits (B,), mask logits (B,h,w,1) or None).
 
     `train=True` applies dropout (needs the 'dropout' rng)."""
-    h = x_BxHxWx3.astype(jnp.float32) * 2.0 - 1.0
+    h = filter_input(x_BxHxWx3.astype(jnp.float32), self.input_filter)
     h = nn.Conv(self.stem, (3, 3), strides=2, padding="SAME", use_bias=False, name="stem")(h)
     h = nn.swish(_norm("stem_norm", self.stem)(h))
     outputs = []
@@ -114,7 +138,7 @@ class Detector(nn.Module):
 
 def from_config(model_cfg) -> Detector:
   """A Detector from a config with stem, stages, head, se_ratio, dropout, mask_head,
-  mask_stage, depthwise (configs/detect.py)."""
+  mask_stage, depthwise, input_filter (configs/detect.py)."""
   stages = tuple(tuple(int(v) for v in s) for s in model_cfg.stages)
   if not stages or any(len(s) != 5 or min(s) < 1 for s in stages):
     raise UserError("model.stages must be a non-empty list of (features, depth, stride, "
@@ -123,10 +147,13 @@ def from_config(model_cfg) -> Detector:
   depthwise = str(model_cfg.get("depthwise", "shifted"))
   if depthwise not in ("shifted", "lax"):
     raise UserError(f"model.depthwise must be 'shifted' or 'lax', got {depthwise!r}")
+  input_filter = str(model_cfg.get("input_filter", "none"))
+  if input_filter not in INPUT_FILTERS:
+    raise UserError(f"model.input_filter must be one of {INPUT_FILTERS}, got {input_filter!r}")
   if not -len(stages) <= mask_stage < len(stages):
     raise UserError(f"model.mask_stage {mask_stage} is not a stage index (0..{len(stages) - 1})")
   return Detector(stem=int(model_cfg.stem), stages=stages, head=int(model_cfg.head),
                   se_ratio=float(model_cfg.get("se_ratio", 0.25)),
                   dropout=float(model_cfg.get("dropout", 0.2)),
                   mask_head=bool(model_cfg.get("mask_head", False)), mask_stage=mask_stage,
-                  depthwise=depthwise)
+                  depthwise=depthwise, input_filter=input_filter)
