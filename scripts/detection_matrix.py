@@ -84,6 +84,18 @@ ROWS = (("sbi", "SBI only"), ("sbi_ae", "SBI + AE swaps"), ("sbi_all", "SBI + al
         ("sbi_dense_mask_s2", "the same, last (EMA)"),
         ("sbi_dense_mask_s3_best", "the same with `--config.seed=3`: best validation AUC (EMA)"),
         ("sbi_dense_mask_s3", "the same, last (EMA)"),
+        ("sbi_dense_hp_best", "sbi_dense_noaug with `--config.model.input_filter=highpass`: "
+         "best validation AUC (EMA)"),
+        ("sbi_dense_hp", "the same, last (EMA)"),
+        ("sbi_dense_hp_s1_best", "the highpass recipe with `--config.seed=1`: best validation "
+         "AUC (EMA)"),
+        ("sbi_dense_hp_s1", "the same, last (EMA)"),
+        ("sbi_dense_hp_s2_best", "the highpass recipe with `--config.seed=2`: best validation "
+         "AUC (EMA)"),
+        ("sbi_dense_hp_s2", "the same, last (EMA)"),
+        ("sbi_dense_std_best", "sbi_dense_noaug with `--config.model.input_filter=standardize` "
+         "(beside highpass): best validation AUC (EMA)"),
+        ("sbi_dense_std", "the same, last (EMA)"),
         ("sbi_noaug", "SBI only, flips only"), ("sbi_ae_noaug", "SBI + AE swaps, flips only"),
         ("sbi_all_noaug", "all generators, flips only"),
         ("sbi_all_noaug_s1", "all generators, flips only, seed 1"),

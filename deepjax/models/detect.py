@@ -55,7 +55,6 @@ class MBConv(nn.Module):
   expansion: int = 6
   se_ratio: float = 0.25
   depthwise: str = "shifted"
-  input_filter: str = "none"
 
   @nn.compact
   def __call__(self, x_BxHxWxC):
