@@ -93,6 +93,15 @@ ROWS = (("sbi", "SBI only"), ("sbi_ae", "SBI + AE swaps"), ("sbi_all", "SBI + al
         ("sbi_dense_hp_s2_best", "the highpass recipe with `--config.seed=2`: best validation "
          "AUC (EMA)"),
         ("sbi_dense_hp_s2", "the same, last (EMA)"),
+        ("sbi_dense_hpmask_best", "the highpass recipe with the mask head (`,noaug,mask`): "
+         "best validation AUC (EMA)"),
+        ("sbi_dense_hpmask", "the same, last (EMA)"),
+        ("ens_hp_s12", "mean of sbi_dense_hp_s1_best and sbi_dense_hp_s2_best (trained side by "
+         "side: 30 min on 2 cores in all)"),
+        ("ens_hp_s01", "mean of sbi_dense_hp_best and sbi_dense_hp_s1_best (2 x 30 min on one core)"),
+        ("ens_hp_s02", "mean of sbi_dense_hp_best and sbi_dense_hp_s2_best (2 x 30 min on one core)"),
+        ("ens_hp3", "mean of the three highpass seeds' best checkpoints (3 x 30 min on one core: "
+         "over the issue's budget)"),
         ("sbi_dense_std_best", "sbi_dense_noaug with `--config.model.input_filter=standardize` "
          "(beside highpass): best validation AUC (EMA)"),
         ("sbi_dense_std", "the same, last (EMA)"),
@@ -118,6 +127,10 @@ ROW_DIRS.update({"ens6x10": [f"det_ens6x10_s{s}/best" for s in range(6)],
                  "ens_sbi6x10": [f"det_ens_sbi6x10_s{s}/best" for s in range(6)],
                  "ens_sbi_reg2": ["det_sbi_reg_noaug/best", "det_sbi_reg_frame/best"],
                  "ens_sbi_dense3": [f"det_sbi_dense_noaug{s}/best" for s in ("", "_s1", "_s2")],
+                 "ens_hp_s12": ["det_sbi_dense_hp_s1/best", "det_sbi_dense_hp_s2/best"],
+                 "ens_hp_s01": ["det_sbi_dense_hp/best", "det_sbi_dense_hp_s1/best"],
+                 "ens_hp_s02": ["det_sbi_dense_hp/best", "det_sbi_dense_hp_s2/best"],
+                 "ens_hp3": [f"det_sbi_dense_hp{s}/best" for s in ("", "_s1", "_s2")],
                  "ens_vs3": [ROW_DIRS[r] for r in ("sbi_all_30m_vs_best", "sbi_all_30m_vs_best_s1",
                                                    "sbi_all_30m_vs_best_s2")]})
 ROW_DIRS["ens_30m6"] = ROW_DIRS["ens_vs3"] + [ROW_DIRS[f"sbi_all_30m_bal_best{s}"]

@@ -33,7 +33,7 @@ from deepjax.provenance import watermark_detect as wdet  # pylint: disable=wrong
 PROFILE_FIELDS = (("chips", int), ("chip_px", int), ("smooth", float), ("blur_sigma", float),
                   ("strength", float), ("clip_residual", float), ("weight_power", float),
                   ("weight_offset", float), ("weight_sigma", float), ("activity_power", float),
-                  ("shift_candidates", int))
+                  ("shift_candidates", int), ("origin_candidate", int))
 VARIANTS = ((0, None), (0.5, None), (1, None), (2, None), (0.5, 0.2), (1, 0.2), (1, 0.3))
 
 

@@ -1,4 +1,5 @@
 """deepjax.provenance.watermark: round trip, robustness, no false detections, decoding."""
+import dataclasses
 import os
 import subprocess
 
@@ -10,6 +11,7 @@ from PIL import Image
 from deepjax.data.video import read_image, read_video, write_image, write_video
 from deepjax.provenance import watermark as wm
 from deepjax.provenance import watermark_carrier
+from deepjax.provenance import watermark_detect as wdet
 from provenance_scene import scene
 
 PAYLOAD = 0xABCDEF01
@@ -99,9 +101,25 @@ def test_viterbi_decoding_corrects_scattered_errors_and_rejects_noise():
 
 
 def test_false_positive_bound():
-  assert wm.false_positive_rate() == pytest.approx(3 * 8 / 2 ** 32)
+  assert wm.false_positive_rate() == pytest.approx(3 * 9 / 2 ** 32)
   with pytest.raises(ValueError):
     wm.codeword(2 ** 32)
+
+
+def test_uncropped_shift_is_always_a_candidate():
+  """The shift search decodes the `shift_candidates` strongest shifts per scale and, with
+  `origin_candidate`, (0, 0), an uncropped frame's, however weak its peak; the
+  false-positive bound counts that trial."""
+  config = watermark_carrier.WatermarkConfig()
+  folded = np.random.default_rng(0).normal(size=(config.period, config.period))
+  folded = folded.astype(np.float32)
+  soft, shifts = wdet.soft_bits(folded, config)
+  plain = dataclasses.replace(config, origin_candidate=False)
+  _, plain_shifts = wdet.soft_bits(folded, plain)
+  assert len(plain_shifts) == config.shift_candidates and (0, 0) not in plain_shifts
+  assert shifts == plain_shifts + [(0, 0)] and len(soft) == len(shifts)
+  assert wm.false_positive_rate(config) == pytest.approx(3 * 9 / 2 ** 32)
+  assert wm.false_positive_rate(plain) == pytest.approx(3 * 8 / 2 ** 32)
 
 
 def test_animation_sized_real_frames_survive_half_size(shared_data, tmp_path):

@@ -33,13 +33,14 @@ Design (measured against the alternatives by `scripts/watermark_robustness.py`):
   scale s in `scales` folds at period round(s * period) with the blur scaled by s, and
   correlates with the carriers resampled to that period and moved by the half-pixel
   offset of a centre-aligned resize (0.5 * s - 0.5 pixels). The soft bits at the
-  `shift_candidates` best shifts are Viterbi-decoded (`watermark_code`); a shift whose
-  decoded message matches its CRC-32 gives the payload.
+  `shift_candidates` best shifts, and at (0, 0), an uncropped frame's shift, when that
+  is not among them (`origin_candidate`), are Viterbi-decoded (`watermark_code`); a
+  shift whose decoded message matches its CRC-32 gives the payload.
 - False positives: on an unmarked frame the decoded message is random, so one trial
   matches the CRC with probability 2**-32. A frame is tried at `len(scales)` scales and
-  `shift_candidates` shifts each: the per-frame false-positive rate is at most
-  `false_positive_rate(config)` = len(scales) * shift_candidates * 2**-32 (about 5.6e-9
-  with the defaults). A clip decision (folds summed over all frames) makes the same
+  at most `shift_candidates` + 1 shifts each: the per-frame false-positive rate is at
+  most `false_positive_rate(config)` = len(scales) * (shift_candidates + 1) * 2**-32
+  (about 6.3e-9 with the defaults). A clip decision (folds summed over all frames) makes the same
   number of trials, so it has the same bound per clip.
 
 Frames are uint8 (N, H, W, 3) RGB; payloads are Python ints in [0, 2**32).

@@ -36,6 +36,7 @@ class WatermarkConfig:
   blur_sigma: float = 4.0  # detector's pre-filter: luminance minus Gaussian(blur_sigma)
   scales: tuple = (1.0, 0.5, 0.75)  # candidate (current size / marked size) at detection
   shift_candidates: int = 8  # best shifts per scale decoded at detection
+  origin_candidate: bool = True  # ... and (0, 0), the uncropped frame's shift, always
 
   @property
   def period(self) -> int:
@@ -43,8 +44,10 @@ class WatermarkConfig:
 
 
 def false_positive_rate(config: WatermarkConfig = WatermarkConfig()) -> float:
-  """Per-decision bound: trials (scales x shift candidates) times 2**-32."""
-  return len(config.scales) * config.shift_candidates * 2.0 ** -32
+  """Per-decision bound: trials (scales x shift candidates, the origin included) times
+  2**-32."""
+  shifts = config.shift_candidates + int(config.origin_candidate)
+  return len(config.scales) * shifts * 2.0 ** -32
 
 
 @functools.lru_cache(maxsize=8)

@@ -95,7 +95,9 @@ def templates_at(config: WatermarkConfig, period: int) -> np.ndarray:
 
 def soft_bits(folded: np.ndarray, config: WatermarkConfig):
   """-> (soft (M, K), shifts [(dy, dx)] * M) at the M = `shift_candidates` circular
-  shifts with the most mark energy, best first.
+  shifts with the most mark energy, best first; with `origin_candidate` (0, 0) is added
+  last when it is not among them (an uncropped, possibly resized frame's shift, whose
+  peak H.264 may have flattened), so M is `shift_candidates` or one more.
 
   soft[m, k] is bit k's correlation at shift m divided by its standard deviation over
   all shifts (the picture's own correlation with the carrier sets that spread), so on
@@ -111,6 +113,8 @@ def soft_bits(folded: np.ndarray, config: WatermarkConfig):
   white /= white.std(axis=(1, 2), keepdims=True) + 1e-9
   score = (white ** 2).sum(0)
   best = np.argsort(score, axis=None)[::-1][:config.shift_candidates]
+  if config.origin_candidate and 0 not in best:
+    best = np.append(best, 0)
   dy, dx = np.unravel_index(best, score.shape)
   corr = np.fft.irfft2(cross[..., :p // 2 + 1], s=(p, p))[:, dy, dx].T
   return corr / (_spread(cross) + 1e-9), [(int(y), int(x)) for y, x in zip(dy, dx)]
