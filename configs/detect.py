@@ -6,6 +6,9 @@ Config arguments (comma-separated), e.g. `--config=configs/detect.py:tiny`:
 - `tiny`: a CPU-sized network at 64 px (4 short stages, ~0.1 M parameters), batch 16.
 - `mask`: turn on the mask head (supervised by the manipulation masks).
 - `noaug`: no framing / colour / quality jitter (flips only), for ablations.
+- `highpass`: the SBI-only recipe measured to carry over to deepjax's swaps of new people
+  (README, detection matrix): the stem sees the picture minus its blur
+  (`model.input_filter`), framing jitter without colour jitter, dropout 0.3, weight decay 0.05.
 - `folders=real:PATH+ae:PATH`: crop folders (generator:path, joined by '+'); without
   it the data are procedural synthetic faces.
 - `batch`, `steps`, `res` overrides.
@@ -65,6 +68,11 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     set_loop(c, batch_size=16, num_steps=1500, every=500, log_every=50, eval_every=250)
   else:
     set_loop(c, batch_size=32, num_steps=30_000, every=2000, eval_batches=4)
+  if "highpass" in args:
+    c.model.input_filter = "highpass"
+    c.model.dropout = 0.3
+    c.optimizer.weight_decay = 0.05
+    c.detect.augment.update(dict(hue=0.0, saturation=0.0, brightness=0.0, contrast=0.0))
   if "noaug" in args:
     c.detect.augment = {}
   apply_run_args(c, args)

@@ -93,6 +93,18 @@ ROWS = (("sbi", "SBI only"), ("sbi_ae", "SBI + AE swaps"), ("sbi_all", "SBI + al
         ("sbi_dense_hp_s2_best", "the highpass recipe with `--config.seed=2`: best validation "
          "AUC (EMA)"),
         ("sbi_dense_hp_s2", "the same, last (EMA)"),
+        ("sbi_dense_hp_s3_best", "the highpass recipe with `--config.seed=3`: best validation "
+         "AUC (EMA)"),
+        ("sbi_dense_hp_s3", "the same, last (EMA)"),
+        ("sbi_dense_hpframe_best", "the highpass recipe with framing jitter, no colour jitter: "
+         "best validation AUC (EMA)"),
+        ("sbi_dense_hpframe", "the same, last (EMA)"),
+        ("sbi_dense_hpframe_s1_best", "the highpass + framing recipe with `--config.seed=1`: "
+         "best validation AUC (EMA)"),
+        ("sbi_dense_hpframe_s1", "the same, last (EMA)"),
+        ("sbi_dense_hpframe_s2_best", "the highpass + framing recipe with `--config.seed=2`: "
+         "best validation AUC (EMA)"),
+        ("sbi_dense_hpframe_s2", "the same, last (EMA)"),
         ("sbi_dense_hpmask_best", "the highpass recipe with the mask head (`,noaug,mask`): "
          "best validation AUC (EMA)"),
         ("sbi_dense_hpmask", "the same, last (EMA)"),
@@ -100,6 +112,9 @@ ROWS = (("sbi", "SBI only"), ("sbi_ae", "SBI + AE swaps"), ("sbi_all", "SBI + al
          "side: 30 min on 2 cores in all)"),
         ("ens_hp_s01", "mean of sbi_dense_hp_best and sbi_dense_hp_s1_best (2 x 30 min on one core)"),
         ("ens_hp_s02", "mean of sbi_dense_hp_best and sbi_dense_hp_s2_best (2 x 30 min on one core)"),
+        ("ens_hp_s03", "mean of sbi_dense_hp_best and sbi_dense_hp_s3_best"),
+        ("ens_hp_s13", "mean of sbi_dense_hp_s1_best and sbi_dense_hp_s3_best"),
+        ("ens_hp_s23", "mean of sbi_dense_hp_s2_best and sbi_dense_hp_s3_best"),
         ("ens_hp3", "mean of the three highpass seeds' best checkpoints (3 x 30 min on one core: "
          "over the issue's budget)"),
         ("sbi_dense_std_best", "sbi_dense_noaug with `--config.model.input_filter=standardize` "
@@ -130,6 +145,9 @@ ROW_DIRS.update({"ens6x10": [f"det_ens6x10_s{s}/best" for s in range(6)],
                  "ens_hp_s12": ["det_sbi_dense_hp_s1/best", "det_sbi_dense_hp_s2/best"],
                  "ens_hp_s01": ["det_sbi_dense_hp/best", "det_sbi_dense_hp_s1/best"],
                  "ens_hp_s02": ["det_sbi_dense_hp/best", "det_sbi_dense_hp_s2/best"],
+                 **{f"ens_hp_s{a}{b}": [f"det_sbi_dense_hp{'' if a == '0' else '_s' + a}/best",
+                                         f"det_sbi_dense_hp_s{b}/best"]
+                    for a, b in ("03", "13", "23")},
                  "ens_hp3": [f"det_sbi_dense_hp{s}/best" for s in ("", "_s1", "_s2")],
                  "ens_vs3": [ROW_DIRS[r] for r in ("sbi_all_30m_vs_best", "sbi_all_30m_vs_best_s1",
                                                    "sbi_all_30m_vs_best_s2")]})

@@ -206,3 +206,19 @@ def test_input_filters_remove_what_they_say():
     c.model.input_filter = "sobel"
   with pytest.raises(UserError, match="input_filter"):
     detect_models.from_config(c.model)
+
+
+def test_highpass_argument_is_the_measured_recipe():
+  """`configs/detect.py:tiny,highpass` sets what the README's high-pass + framing rows were
+  trained with (their flags), and nothing else."""
+  plain, recipe = load_config("detect", "tiny"), load_config("detect", "tiny,highpass")
+  assert (recipe.model.input_filter, recipe.model.dropout) == ("highpass", 0.3)
+  assert recipe.optimizer.weight_decay == 0.05
+  colour = ("hue", "saturation", "brightness", "contrast")
+  assert all(recipe.detect.augment[k] == 0.0 for k in colour)
+  assert all(plain.detect.augment[k] > 0.0 for k in colour)
+  with recipe.unlocked():
+    recipe.model.update(input_filter=plain.model.input_filter, dropout=plain.model.dropout)
+    recipe.optimizer.weight_decay = plain.optimizer.weight_decay
+    recipe.detect.augment.update({k: plain.detect.augment[k] for k in colour})
+  assert recipe.to_dict() == plain.to_dict()
