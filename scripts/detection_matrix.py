@@ -115,6 +115,10 @@ ROWS = (("sbi", "SBI only"), ("sbi_ae", "SBI + AE swaps"), ("sbi_all", "SBI + al
         ("ens_hp_s03", "mean of sbi_dense_hp_best and sbi_dense_hp_s3_best"),
         ("ens_hp_s13", "mean of sbi_dense_hp_s1_best and sbi_dense_hp_s3_best"),
         ("ens_hp_s23", "mean of sbi_dense_hp_s2_best and sbi_dense_hp_s3_best"),
+        ("ens_hpframe_s01", "mean of sbi_dense_hpframe and sbi_dense_hpframe_s1 (last checkpoints)"),
+        ("ens_hpframe_s02", "mean of sbi_dense_hpframe and sbi_dense_hpframe_s2 (last checkpoints)"),
+        ("ens_hpframe_s12", "mean of sbi_dense_hpframe_s1 and sbi_dense_hpframe_s2 (last "
+         "checkpoints; trained side by side)"),
         ("ens_hp3", "mean of the three highpass seeds' best checkpoints (3 x 30 min on one core: "
          "over the issue's budget)"),
         ("sbi_dense_std_best", "sbi_dense_noaug with `--config.model.input_filter=standardize` "
@@ -148,6 +152,9 @@ ROW_DIRS.update({"ens6x10": [f"det_ens6x10_s{s}/best" for s in range(6)],
                  **{f"ens_hp_s{a}{b}": [f"det_sbi_dense_hp{'' if a == '0' else '_s' + a}/best",
                                          f"det_sbi_dense_hp_s{b}/best"]
                     for a, b in ("03", "13", "23")},
+                 **{f"ens_hpframe_s{a}{b}": [f"det_sbi_dense_hpframe{'' if a == '0' else '_s' + a}",
+                                              f"det_sbi_dense_hpframe_s{b}"]
+                    for a, b in ("01", "02", "12")},
                  "ens_hp3": [f"det_sbi_dense_hp{s}/best" for s in ("", "_s1", "_s2")],
                  "ens_vs3": [ROW_DIRS[r] for r in ("sbi_all_30m_vs_best", "sbi_all_30m_vs_best_s1",
                                                    "sbi_all_30m_vs_best_s2")]})
