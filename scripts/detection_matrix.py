@@ -110,13 +110,17 @@ ROWS = (("sbi", "SBI only"), ("sbi_ae", "SBI + AE swaps"), ("sbi_all", "SBI + al
         ("sbi_dense_hpmask", "the same, last (EMA)"),
         ("ens_hp_s12", "mean of sbi_dense_hp_s1_best and sbi_dense_hp_s2_best (trained side by "
          "side: 30 min on 2 cores in all)"),
-        ("ens_hp_s01", "mean of sbi_dense_hp_best and sbi_dense_hp_s1_best (2 x 30 min on one core)"),
-        ("ens_hp_s02", "mean of sbi_dense_hp_best and sbi_dense_hp_s2_best (2 x 30 min on one core)"),
+        ("ens_hp_s01", "mean of sbi_dense_hp_best and sbi_dense_hp_s1_best (2 x 30 min on one "
+         "core)"),
+        ("ens_hp_s02", "mean of sbi_dense_hp_best and sbi_dense_hp_s2_best (2 x 30 min on one "
+         "core)"),
         ("ens_hp_s03", "mean of sbi_dense_hp_best and sbi_dense_hp_s3_best"),
         ("ens_hp_s13", "mean of sbi_dense_hp_s1_best and sbi_dense_hp_s3_best"),
         ("ens_hp_s23", "mean of sbi_dense_hp_s2_best and sbi_dense_hp_s3_best"),
-        ("ens_hpframe_s01", "mean of sbi_dense_hpframe and sbi_dense_hpframe_s1 (last checkpoints)"),
-        ("ens_hpframe_s02", "mean of sbi_dense_hpframe and sbi_dense_hpframe_s2 (last checkpoints)"),
+        ("ens_hpframe_s01", "mean of sbi_dense_hpframe and sbi_dense_hpframe_s1 (last "
+         "checkpoints)"),
+        ("ens_hpframe_s02", "mean of sbi_dense_hpframe and sbi_dense_hpframe_s2 (last "
+         "checkpoints)"),
         ("ens_hpframe_s12", "mean of sbi_dense_hpframe_s1 and sbi_dense_hpframe_s2 (last "
          "checkpoints; trained side by side)"),
         ("ens_hp3", "mean of the three highpass seeds' best checkpoints (3 x 30 min on one core: "
