@@ -105,6 +105,9 @@ ROWS = (("sbi", "SBI only"), ("sbi_ae", "SBI + AE swaps"), ("sbi_all", "SBI + al
         ("sbi_dense_hpframe_s2_best", "the highpass + framing recipe with `--config.seed=2`: "
          "best validation AUC (EMA)"),
         ("sbi_dense_hpframe_s2", "the same, last (EMA)"),
+        ("sbi_dense_hpframe_s3", "`configs/detect.py:tiny,highpass` (the same recipe by its "
+         "argument) with `--config.seed=3`: last (EMA)"),
+        ("sbi_dense_hpframe_s4", "the same with `--config.seed=4` (beside seed 3): last (EMA)"),
         ("sbi_dense_hpmask_best", "the highpass recipe with the mask head (`,noaug,mask`): "
          "best validation AUC (EMA)"),
         ("sbi_dense_hpmask", "the same, last (EMA)"),
@@ -122,6 +125,8 @@ ROWS = (("sbi", "SBI only"), ("sbi_ae", "SBI + AE swaps"), ("sbi_all", "SBI + al
         ("ens_hpframe_s02", "mean of sbi_dense_hpframe and sbi_dense_hpframe_s2 (last "
          "checkpoints)"),
         ("ens_hpframe_s12", "mean of sbi_dense_hpframe_s1 and sbi_dense_hpframe_s2 (last "
+         "checkpoints; trained side by side)"),
+        ("ens_hpframe_s34", "mean of sbi_dense_hpframe_s3 and sbi_dense_hpframe_s4 (last "
          "checkpoints; trained side by side)"),
         ("ens_hp3", "mean of the three highpass seeds' best checkpoints (3 x 30 min on one core: "
          "over the issue's budget)"),
@@ -158,7 +163,7 @@ ROW_DIRS.update({"ens6x10": [f"det_ens6x10_s{s}/best" for s in range(6)],
                     for a, b in ("03", "13", "23")},
                  **{f"ens_hpframe_s{a}{b}": [f"det_sbi_dense_hpframe{'' if a == '0' else '_s' + a}",
                                               f"det_sbi_dense_hpframe_s{b}"]
-                    for a, b in ("01", "02", "12")},
+                    for a, b in ("01", "02", "12", "34")},
                  "ens_hp3": [f"det_sbi_dense_hp{s}/best" for s in ("", "_s1", "_s2")],
                  "ens_vs3": [ROW_DIRS[r] for r in ("sbi_all_30m_vs_best", "sbi_all_30m_vs_best_s1",
                                                    "sbi_all_30m_vs_best_s2")]})
