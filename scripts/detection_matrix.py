@@ -148,6 +148,16 @@ ROW_DIRS = {"sbi_all_30m_best": os.path.join("det_sbi_all_30m_val", "best"),
             "sbi_all_30m_vs_best_s2": os.path.join("det_sbi_all_30m_vs_s2", "best")}
 ROW_DIRS.update({f"sbi_all_30m_bal_best{s}": os.path.join(f"det_sbi_all_30m_bal{s}", "best")
                  for s in ("", "_s1", "_s2")})
+
+
+def _seed_pairs(row, stem, tail, pairs):
+  """Two-seed ensemble rows {row}_s{a}{b}: the run folders {stem} (seed 0) or {stem}_s{n},
+  each + `tail` ("/best": the checkpoint validation chose; "": the last)."""
+  def folder(n):
+    return f"{stem}{'' if n == '0' else '_s' + n}{tail}"
+  return {f"{row}_s{a}{b}": [folder(a), folder(b)] for a, b in pairs}
+
+
 # ensembles: the mean fake probability of these detectors (`--per_clip` and the matrix alike)
 ROW_DIRS.update({"ens6x10": [f"det_ens6x10_s{s}/best" for s in range(6)],
                  "ens6x10_b": [f"det_ens6x10_s{s}/best" for s in range(10, 16)],
@@ -155,15 +165,10 @@ ROW_DIRS.update({"ens6x10": [f"det_ens6x10_s{s}/best" for s in range(6)],
                  "ens_sbi6x10": [f"det_ens_sbi6x10_s{s}/best" for s in range(6)],
                  "ens_sbi_reg2": ["det_sbi_reg_noaug/best", "det_sbi_reg_frame/best"],
                  "ens_sbi_dense3": [f"det_sbi_dense_noaug{s}/best" for s in ("", "_s1", "_s2")],
-                 "ens_hp_s12": ["det_sbi_dense_hp_s1/best", "det_sbi_dense_hp_s2/best"],
-                 "ens_hp_s01": ["det_sbi_dense_hp/best", "det_sbi_dense_hp_s1/best"],
-                 "ens_hp_s02": ["det_sbi_dense_hp/best", "det_sbi_dense_hp_s2/best"],
-                 **{f"ens_hp_s{a}{b}": [f"det_sbi_dense_hp{'' if a == '0' else '_s' + a}/best",
-                                         f"det_sbi_dense_hp_s{b}/best"]
-                    for a, b in ("03", "13", "23")},
-                 **{f"ens_hpframe_s{a}{b}": [f"det_sbi_dense_hpframe{'' if a == '0' else '_s' + a}",
-                                              f"det_sbi_dense_hpframe_s{b}"]
-                    for a, b in ("01", "02", "12", "34")},
+                 **_seed_pairs("ens_hp", "det_sbi_dense_hp", "/best",
+                               ("01", "02", "03", "12", "13", "23")),
+                 **_seed_pairs("ens_hpframe", "det_sbi_dense_hpframe", "",
+                               ("01", "02", "12", "34")),
                  "ens_hp3": [f"det_sbi_dense_hp{s}/best" for s in ("", "_s1", "_s2")],
                  "ens_vs3": [ROW_DIRS[r] for r in ("sbi_all_30m_vs_best", "sbi_all_30m_vs_best_s1",
                                                    "sbi_all_30m_vs_best_s2")]})
