@@ -24,7 +24,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         raw_weight=0.5,                      # reconstruction of the raw RGB (before the mask)
         mask_l1=0.01,                        # mean(mask): prefer the input where it suffices
         mask_tv=0.1,                         # total variation of the mask: smooth masks
-        mask_hull=1.0,                       # L1 to the landmarks' face outline (where known)
+        mask_hull=1.0,                       # cross-entropy to the landmarks' face outline
         mask_init=2.0,                       # initial mask logit bias (sigmoid(2) = 0.88)
         perceptual_weight=0.1,               # used only with vgg_weights
         perceptual_layers=3,                 # relu1_1 .. relu3_1

@@ -8,6 +8,8 @@ evaluate_workdir` on the test split (people never in any detector's training spl
 and video ROC AUC, EER and accuracy at 0.5. Writes RUN/matrix.json and RUN/matrix.md.
 `--per_clip="ROW ..."` instead writes RUN/per_clip.md: per test person, the mean fake
 probability of their real crops and of each generator's fakes (where a row's errors are).
+`--fake_split=test2` scores the swaps of the other two test people instead (the sh script's
+SWAP_SPLITS=test2: fakes no recipe was chosen on) -> RUN/matrix_test2.json and .md.
 
 Usage: python scripts/detection_matrix.py --run=runs/detection_matrix \
          --test_people="lp_d3 lp_d9 lp_d12 lp_s18" --generators="ae vae gan fomm tpsmm"
@@ -188,33 +190,34 @@ def row_dirs(run, row) -> list[str]:
   return [os.path.join(run, d) for d in ([dirs] if isinstance(dirs, str) else dirs)]
 
 
-def cell_data(base, people, generator):
-  """The data config of a cell: the people's real crops and `generator`'s fakes of them (the
-  real crops alone for "sbi"); None when there are no such fakes."""
+def cell_data(base, people, generator, split="test"):
+  """The data config of a cell: the people's real crops and `generator`'s fakes of them from
+  the fakes stage's `split` (fakes/<generator>_<split>_*; the real crops alone for "sbi");
+  None when there are no such fakes."""
   folders = [f"real:{os.path.join(base, 'real', p)}" for p in people]
   if generator != "sbi":
-    fakes = sorted(glob.glob(os.path.join(base, "fakes", f"{generator}_test_*")))
+    fakes = sorted(glob.glob(os.path.join(base, "fakes", f"{generator}_{split}_*")))
     if not fakes:
       return None
     folders += [f"{generator}:{f}" for f in fakes]
   return {"source": "folders", "folders": tuple(folders)}
 
 
-def cell(workdir, base, people, generator):
-  data = cell_data(base, people, generator)
+def cell(workdir, base, people, generator, split="test"):
+  data = cell_data(base, people, generator, split)
   if data is None:
     return None
   return detection.evaluate_workdir(workdir, "test", data=data, eval_sbi=generator == "sbi")
 
 
-def per_clip(workdir, base, people, generators) -> str:
+def per_clip(workdir, base, people, generators, split="test") -> str:
   """A markdown table: per test person, the mean fake probability of their real crops and
   of each generator's fakes made from their clip (as written); each generator's cell data,
   so the data sets the matrix prepared are reused."""
   names = {int(detection_pipeline.clip_id(p)): p for p in people}
   means = {}
   for generator in generators:
-    data = cell_data(base, people, generator)
+    data = cell_data(base, people, generator, split)
     if data is None:
       continue
     scores, _, videos, _ = detection.scores_workdir(workdir, "test", data=data, eval_sbi=False)
@@ -267,20 +270,26 @@ def main():
   parser.add_argument("--per_clip", default="", help="instead of the matrix: for these rows, "
                       "the mean fake probability per test person of real crops and of each "
                       "generator's fakes -> RUN/per_clip.md")
+  parser.add_argument("--fake_split", default="test", help="score the fakes of this split of "
+                      "the fakes stage (test2: TEST2_PAIR's swaps) -> RUN/matrix_<split>.json "
+                      "and .md (RUN/matrix.json for test)")
   args = parser.parse_args()
+  split = args.fake_split
+  stem = "matrix" if split == "test" else f"matrix_{split}"
   program.enable_compilation_cache()
   people, generators = args.test_people.split(), args.generators.split()
   if args.per_clip:
     md = []
     for row in args.per_clip.split():
-      table = per_clip(row_dirs(args.run, row), args.run, people, generators)
+      table = per_clip(row_dirs(args.run, row), args.run, people, generators, split)
       md.append(f"**{dict(ROWS).get(row, row)}** (`{row}`)\n\n{table}\n")
-    with open(os.path.join(args.run, "per_clip.md"), "w", encoding="utf-8") as f:
+    name = "per_clip.md" if split == "test" else f"per_clip_{split}.md"
+    with open(os.path.join(args.run, name), "w", encoding="utf-8") as f:
       f.write("\n".join(md))
     print("\n".join(md))
     return
   results, only = {}, set(args.rows.split())
-  saved = os.path.join(args.run, "matrix.json")
+  saved = os.path.join(args.run, f"{stem}.json")
   if only and os.path.exists(saved):
     with open(saved, encoding="utf-8") as f:
       results = {k: v for k, v in json.load(f).items() if k not in only}
@@ -292,7 +301,7 @@ def main():
     for quality, _ in QUALITIES:
       base = os.path.join(args.run, quality) if quality else args.run
       for col in (["sbi"] if not quality else []) + generators:
-        r = cell(workdir, base, people, col)
+        r = cell(workdir, base, people, col, split)
         if r is None:
           continue
         results.setdefault(row, {}).setdefault(quality or "written", {})[col] = r
@@ -300,10 +309,10 @@ def main():
               f"video AUC {fmt(r.get('video_auc'), 2)} EER {r['eer']:.3f} "
               f"acc {r['accuracy']:.3f} ({r['n_real']} real, {r['n_fake']} fake, step "
               f"{r['step']})", flush=True)
-  with open(os.path.join(args.run, "matrix.json"), "w", encoding="utf-8") as f:
+  with open(saved, "w", encoding="utf-8") as f:
     json.dump(results, f, indent=2)
   md = tables(results, generators)
-  with open(os.path.join(args.run, "matrix.md"), "w", encoding="utf-8") as f:
+  with open(os.path.join(args.run, f"{stem}.md"), "w", encoding="utf-8") as f:
     f.write(md + "\n")
   print(md)
 

@@ -58,10 +58,13 @@ DET30_MINUTES=${DET30_MINUTES:-30}
 ANIM_FRAMES=${ANIM_FRAMES:-100}
 TRAIN_PAIR=${TRAIN_PAIR:-"lp_d10 lp_d14"}
 TEST_PAIR=${TEST_PAIR:-"lp_d3 lp_d9"}
+TEST2_PAIR=${TEST2_PAIR:-"lp_d12 lp_s18"}  # the other two test people: fakes none was read off
 TEST_PEOPLE=${TEST_PEOPLE:-"lp_d3 lp_d9 lp_d12 lp_s18"}
 VAL_PAIR=${VAL_PAIR:-"lp_d6 lp_s20"}  # training people held out to choose a checkpoint
 VAL_PEOPLE=${VAL_PEOPLE:-$VAL_PAIR}
 SWAP_SPLITS=${SWAP_SPLITS:-"train test val"}  # a swap model per split, on its pair
+# (SWAP_SPLITS=test2: swap models and fakes of TEST2_PAIR, scored by
+# `python scripts/detection_matrix.py --fake_split=test2`; not in the default)
 VAL_EVERY=${VAL_EVERY:-100}
 VAL_ROW=${VAL_ROW:-sbi_all_30m_val}
 ENS_ROW=${ENS_ROW:-ens6x10}
@@ -78,7 +81,7 @@ TRAIN_REAL=${TRAIN_REAL:-real}  # the detectors' real crops: $RUN/$TRAIN_REAL/<c
 # (the matrix scores the test people's crops in $RUN/real whatever the detector trained on)
 STAGES=${STAGES:-"extract generators fakes reencode detectors evaluate"}
 has() { [[ " $STAGES " == *" $1 "* ]]; }
-pair_of() { case $1 in train) echo "$TRAIN_PAIR";; test) echo "$TEST_PAIR";; val) echo "$VAL_PAIR";; esac; }
+pair_of() { case $1 in train) echo "$TRAIN_PAIR";; test) echo "$TEST_PAIR";; test2) echo "$TEST2_PAIR";; val) echo "$VAL_PAIR";; esac; }
 clips() { for f in "$DATA"/videos/*.mp4; do basename "$f" .mp4; done; }
 mkdir -p "$RUN"/real "$RUN"/gen "$RUN"/fakes "$RUN"/photos "$RUN"/logs
 
@@ -177,6 +180,7 @@ from deepjax.eval.reencode import reencode_folder
 run, people = sys.argv[1], sys.argv[2:]
 folders = [os.path.join(run, "real", p) for p in people]
 folders += sorted(glob.glob(os.path.join(run, "fakes", "*_test_*")))
+folders += sorted(glob.glob(os.path.join(run, "fakes", "*_test2_*")))
 for crf in (23, 28):
   for src in folders:
     dst = os.path.join(run, f"crf{crf}", os.path.relpath(src, run))

@@ -142,6 +142,29 @@ def test_swapped_crops_are_labelled_fakes_of_their_source(folders, tmp_path):
     assert mask.shape[:2] == (SIZE, SIZE) and mask.min() == 255
 
 
+def test_swap_images_warns_when_the_mask_is_empty(folders, tmp_path):
+  """A model whose mask is empty on some faces (outputs = inputs) is named in a warning with
+  the count, and the faces are still written."""
+  from deepjax.infer.swap_images import swap_images  # pylint: disable=import-outside-toplevel
+  _, real, _, _ = folders
+
+  class CopyingSwapper:  # the outputs of a GAN whose mask collapsed on the first two faces
+    size = SIZE
+    config = type("Config", (), {"task": "gan"})
+
+    def __call__(self, faces, direction):
+      masks = np.ones(faces.shape[:3] + (1,), np.float32)
+      masks[:2] = 0.0
+      return faces, masks
+
+  lines = []
+  crops = images.list_images(real)[:4]
+  assert swap_images(CopyingSwapper(), crops, str(tmp_path / "fakes"), "a2b",
+                     log=lines.append) == 4
+  assert len(lines) == 1 and "mask is empty on 2 of 4 faces" in lines[0]
+  assert len(images.list_images(str(tmp_path / "fakes"))) == 4
+
+
 def _program(*args):
   import subprocess  # pylint: disable=import-outside-toplevel
   import sys  # pylint: disable=import-outside-toplevel

@@ -56,6 +56,25 @@ def test_face_hull_mask_matches_a_square_by_hand():
   np.testing.assert_array_equal(got, inside.astype(np.float32))
 
 
+def test_hull_term_pulls_a_collapsed_mask_back():
+  """At a saturated mask (logit -30, mask ~1e-13) the hull term's gradient at the logit is
+  (mask - hull) / pixels: -1/64 inside the hull, ~0 outside; an L1 term's vanishes there.
+  Images without landmarks (has = 0) do not count."""
+  from deepjax.train.tasks.gan import mask_hull_loss  # pylint: disable=import-outside-toplevel
+  hull = jnp.zeros((2, 8, 8, 1)).at[:, 2:6, 2:6].set(1.0)
+  has = jnp.array([1.0, 0.0])
+  logits = jnp.full((2, 8, 8, 1), -30.0)
+  grad = jax.grad(lambda z: mask_hull_loss(jax.nn.sigmoid(z), hull, has))(logits)
+  np.testing.assert_allclose(grad[0, 2:6, 2:6, 0], -1 / 64, rtol=1e-5)
+  assert float(jnp.abs(grad[0, :2]).max()) < 1e-12 and float(jnp.abs(grad[1]).max()) == 0.0
+  l1 = jax.grad(lambda z: jnp.mean(jnp.abs(jax.nn.sigmoid(z[:1]) - hull[:1])))(logits)
+  assert float(jnp.abs(l1).max()) < 1e-12
+  # A mask equal to the hull costs less than one that is empty or full.
+  on_hull = mask_hull_loss(jnp.clip(hull, 0.01, 0.99), hull, has)
+  assert on_hull < mask_hull_loss(jnp.full_like(hull, 0.01), hull, has)
+  assert on_hull < mask_hull_loss(jnp.full_like(hull, 0.99), hull, has)
+
+
 def test_masks_are_in_unit_range_and_swap_blends(tmp_path):
   task = build_task(small_gan(tmp_path))
   state = task.init(jax.random.key(0), random_batch())

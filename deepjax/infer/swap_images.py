@@ -7,7 +7,8 @@ detection data set needs to use them as labelled fakes (`deepjax.data.builders.d
 whole crop for models without one), and, when the crops came from a folder with an
 `alignments.json` (as `deepjax extract` writes), an `alignments.json` whose entries are the
 input crops' (source clip, frame, identity, landmarks: the swap keeps the pose) with
-`generator` set to the model's family. Unreadable files are skipped with a log line.
+`generator` set to the model's family. Unreadable files are skipped with a log line; faces
+whose mask is empty (the output is the input) are written and counted in a warning.
 """
 import json
 import os
@@ -74,6 +75,11 @@ def swap_images(swapper, paths: Sequence[str], output_dir: str, direction: str,
   if not faces:
     return 0
   swapped, masks = swapper(np.stack(faces), direction)
+  empty = int(np.sum(np.max(np.asarray(masks), axis=(1, 2, 3)) < 0.5 / 255))
+  if empty:
+    log(f"warning: the model's mask is empty on {empty} of {len(faces)} faces: those outputs "
+        "are their inputs unchanged (a GAN whose mask collapsed in training); as labelled "
+        "fakes they would be real faces")
   os.makedirs(os.path.join(output_dir, MASKS_DIR), exist_ok=True)
   for out, mask, hw, name, src in zip(swapped, masks, sizes, names, sources):
     image, path = _resized_uint8(out, hw), os.path.join(output_dir, name)

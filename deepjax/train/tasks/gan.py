@@ -20,6 +20,7 @@ Generator loss (weights in `config.gan`):
     reconstruction(output) + raw_weight * reconstruction(rgb)      (AETask's loss)
   + adv_weight * GAN loss (LSGAN or hinge, `config.gan.loss`)
   + mask_l1 * mean(mask) + mask_tv * total_variation(mask)
+  + mask_hull * cross-entropy(mask, face hull of the landmarks)   (images with landmarks)
   + perceptual_weight * sum_l mean |VGG19_l(output) - VGG19_l(target)|   (only with a
         user-supplied weights file, `config.gan.vgg_weights`; off otherwise, and logged)
   + cycle_weight * L1(A -> B -> A, A) + identity_weight * L1(A -> A, A)   (both identities)
@@ -45,6 +46,22 @@ OTHER = {"a": "b", "b": "a"}
 def blend(rgb, mask, x):
   """mask * rgb + (1 - mask) * x; rgb, x (B,S,S,3), mask (B,S,S,1) in [0, 1]."""
   return mask * rgb + (1.0 - mask) * x
+
+
+def mask_hull_loss(mask, hull, has):
+  """Binary cross-entropy of a mask against the face hull, scalar float32.
+
+  mask, hull: (B,S,S,1) in [0, 1]; has: (B,) 1 where the image's landmarks (so its hull) are
+  known. The mean over the images that have one. Cross-entropy rather than L1: its gradient
+  at the mask's logit is (mask - hull), which does not vanish when the sigmoid saturates, so
+  a mask driven to 0 early in training (where copying the input reconstructs best) is pulled
+  back to the face instead of staying there and leaving every swap equal to its input.
+  """
+  m = mask.astype(jnp.float32)
+  tiny = jnp.finfo(jnp.float32).tiny  # keeps log finite where the sigmoid underflows
+  bce = -(hull * jnp.log(m + tiny) + (1.0 - hull) * jnp.log1p(tiny - m))
+  per_image = jnp.mean(bce, axis=(1, 2, 3))
+  return jnp.sum(per_image * has) / jnp.maximum(jnp.sum(has), 1.0)
 
 
 def with_mask_bias(gen, value: float):
@@ -182,9 +199,7 @@ class GANTask(AETask):
       mask_reg = (g.get("mask_l1", 0.0) * jnp.mean(o["mask"]) +
                   g.get("mask_tv", 0.0) * losses.total_variation(o["mask"]))
       if g.get("mask_hull", 0.0):
-        hull, has = hulls[ident]
-        err = jnp.mean(jnp.abs(o["mask"] - hull), axis=(1, 2, 3))
-        mask_reg += g.mask_hull * jnp.sum(err * has) / jnp.maximum(jnp.sum(has), 1.0)
+        mask_reg += g.mask_hull * mask_hull_loss(o["mask"], *hulls[ident])
       loss = rec + g.adv_weight * adv + mask_reg
       if self.vgg is not None:
         perc = perceptual_distance(self.vgg, o["out"], x, int(g.get("perceptual_layers", 5)))
