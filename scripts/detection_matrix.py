@@ -130,6 +130,13 @@ ROWS = (("sbi", "SBI only"), ("sbi_ae", "SBI + AE swaps"), ("sbi_all", "SBI + al
          "checkpoints; trained side by side)"),
         ("ens_hpframe_s34", "mean of sbi_dense_hpframe_s3 and sbi_dense_hpframe_s4 (last "
          "checkpoints; trained side by side)"),
+        ("all_hpframe", "all generators' training fakes + SBI, `configs/detect.py:tiny,"
+         "highpass`, every frame (TRAIN_REAL=real_dense), 30 min on one core: last (EMA)"),
+        ("all_hpframe_best", "the same, best validation AUC (EMA)"),
+        ("all_hpframe_s1", "the same with `--config.seed=1`: last (EMA)"),
+        ("all_hpframe_s2", "the same with `--config.seed=2` (beside seed 1): last (EMA)"),
+        ("ens_all_hpframe_s12", "mean of all_hpframe_s1 and all_hpframe_s2 (last checkpoints; "
+         "trained side by side: 30 min on 2 cores in all)"),
         ("ens_hp3", "mean of the three highpass seeds' best checkpoints (3 x 30 min on one core: "
          "over the issue's budget)"),
         ("sbi_dense_std_best", "sbi_dense_noaug with `--config.model.input_filter=standardize` "
@@ -171,6 +178,7 @@ ROW_DIRS.update({"ens6x10": [f"det_ens6x10_s{s}/best" for s in range(6)],
                                ("01", "02", "03", "12", "13", "23")),
                  **_seed_pairs("ens_hpframe", "det_sbi_dense_hpframe", "",
                                ("01", "02", "12", "34")),
+                 **_seed_pairs("ens_all_hpframe", "det_all_hpframe", "", ("12",)),
                  "ens_hp3": [f"det_sbi_dense_hp{s}/best" for s in ("", "_s1", "_s2")],
                  "ens_vs3": [ROW_DIRS[r] for r in ("sbi_all_30m_vs_best", "sbi_all_30m_vs_best_s1",
                                                    "sbi_all_30m_vs_best_s2")]})
