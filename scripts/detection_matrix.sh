@@ -179,8 +179,7 @@ import glob, os, sys
 from deepjax.eval.reencode import reencode_folder
 run, people = sys.argv[1], sys.argv[2:]
 folders = [os.path.join(run, "real", p) for p in people]
-folders += sorted(glob.glob(os.path.join(run, "fakes", "*_test_*")))
-folders += sorted(glob.glob(os.path.join(run, "fakes", "*_test2_*")))
+folders += sorted(glob.glob(os.path.join(run, "fakes", "*_test*_*")))  # test and test2
 for crf in (23, 28):
   for src in folders:
     dst = os.path.join(run, f"crf{crf}", os.path.relpath(src, run))
