@@ -135,8 +135,12 @@ ROWS = (("sbi", "SBI only"), ("sbi_ae", "SBI + AE swaps"), ("sbi_all", "SBI + al
         ("all_hpframe_best", "the same, best validation AUC (EMA)"),
         ("all_hpframe_s1", "the same with `--config.seed=1`: last (EMA)"),
         ("all_hpframe_s2", "the same with `--config.seed=2` (beside seed 1): last (EMA)"),
+        ("all_hpframe_s3", "the same with `--config.seed=3`: last (EMA)"),
+        ("all_hpframe_s4", "the same with `--config.seed=4`: last (EMA)"),
+        ("ens_all_hpframe_s01", "mean of all_hpframe and all_hpframe_s1 (last checkpoints)"),
         ("ens_all_hpframe_s12", "mean of all_hpframe_s1 and all_hpframe_s2 (last checkpoints; "
          "trained side by side: 30 min on 2 cores in all)"),
+        ("ens_all_hpframe_s34", "mean of all_hpframe_s3 and all_hpframe_s4 (last checkpoints)"),
         ("ens_hp3", "mean of the three highpass seeds' best checkpoints (3 x 30 min on one core: "
          "over the issue's budget)"),
         ("sbi_dense_std_best", "sbi_dense_noaug with `--config.model.input_filter=standardize` "
@@ -178,7 +182,7 @@ ROW_DIRS.update({"ens6x10": [f"det_ens6x10_s{s}/best" for s in range(6)],
                                ("01", "02", "03", "12", "13", "23")),
                  **_seed_pairs("ens_hpframe", "det_sbi_dense_hpframe", "",
                                ("01", "02", "12", "34")),
-                 **_seed_pairs("ens_all_hpframe", "det_all_hpframe", "", ("12",)),
+                 **_seed_pairs("ens_all_hpframe", "det_all_hpframe", "", ("01", "12", "34")),
                  "ens_hp3": [f"det_sbi_dense_hp{s}/best" for s in ("", "_s1", "_s2")],
                  "ens_vs3": [ROW_DIRS[r] for r in ("sbi_all_30m_vs_best", "sbi_all_30m_vs_best_s1",
                                                    "sbi_all_30m_vs_best_s2")]})
