@@ -134,12 +134,11 @@ ROWS = (("sbi", "SBI only"), ("sbi_ae", "SBI + AE swaps"), ("sbi_all", "SBI + al
          "highpass`, every frame (TRAIN_REAL=real_dense), 30 min on one core: last (EMA)"),
         ("all_hpframe_best", "the same, best validation AUC (EMA)"),
         ("all_hpframe_s1", "the same with `--config.seed=1`: last (EMA)"),
-        ("all_hpframe_s2", "the same with `--config.seed=2` (beside seed 1): last (EMA)"),
+        ("all_hpframe_s2", "the same with `--config.seed=2`: last (EMA)"),
         ("all_hpframe_s3", "the same with `--config.seed=3`: last (EMA)"),
         ("all_hpframe_s4", "the same with `--config.seed=4`: last (EMA)"),
         ("ens_all_hpframe_s01", "mean of all_hpframe and all_hpframe_s1 (last checkpoints)"),
-        ("ens_all_hpframe_s12", "mean of all_hpframe_s1 and all_hpframe_s2 (last checkpoints; "
-         "trained side by side: 30 min on 2 cores in all)"),
+        ("ens_all_hpframe_s12", "mean of all_hpframe_s1 and all_hpframe_s2 (last checkpoints)"),
         ("ens_all_hpframe_s34", "mean of all_hpframe_s3 and all_hpframe_s4 (last checkpoints)"),
         ("ens_hp3", "mean of the three highpass seeds' best checkpoints (3 x 30 min on one core: "
          "over the issue's budget)"),
