@@ -286,7 +286,7 @@ def main():
                       "and .md (RUN/matrix.json for test)")
   args = parser.parse_args()
   split = args.fake_split
-  stem = "matrix" if split == "test" else f"matrix_{split}"
+  suffix = "" if split == "test" else f"_{split}"  # RUN/matrix{suffix}.json, per_clip{suffix}.md
   program.enable_compilation_cache()
   people, generators = args.test_people.split(), args.generators.split()
   if args.per_clip:
@@ -294,13 +294,12 @@ def main():
     for row in args.per_clip.split():
       table = per_clip(row_dirs(args.run, row), args.run, people, generators, split)
       md.append(f"**{dict(ROWS).get(row, row)}** (`{row}`)\n\n{table}\n")
-    name = "per_clip.md" if split == "test" else f"per_clip_{split}.md"
-    with open(os.path.join(args.run, name), "w", encoding="utf-8") as f:
+    with open(os.path.join(args.run, f"per_clip{suffix}.md"), "w", encoding="utf-8") as f:
       f.write("\n".join(md))
     print("\n".join(md))
     return
   results, only = {}, set(args.rows.split())
-  saved = os.path.join(args.run, f"{stem}.json")
+  saved = os.path.join(args.run, f"matrix{suffix}.json")
   if only and os.path.exists(saved):
     with open(saved, encoding="utf-8") as f:
       results = {k: v for k, v in json.load(f).items() if k not in only}
@@ -323,7 +322,7 @@ def main():
   with open(saved, "w", encoding="utf-8") as f:
     json.dump(results, f, indent=2)
   md = tables(results, generators)
-  with open(os.path.join(args.run, f"{stem}.md"), "w", encoding="utf-8") as f:
+  with open(os.path.join(args.run, f"matrix{suffix}.md"), "w", encoding="utf-8") as f:
     f.write(md + "\n")
   print(md)
 
