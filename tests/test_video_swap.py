@@ -136,13 +136,17 @@ def test_learned_mask_replaces_the_landmark_mask(frames512):
   frame = frames512[:1]
   opts = video_swap.SwapOptions(color="none")
   zero = FakeSwapper(64, fn=lambda x: 1.0 - x, mask_value=0.0)
+  stats = {}
   out, hits = video_swap.swap_chunk(frame, video_swap.FaceLocator("dlib"), zero, opts, 0.75,
-                                    "face", learned_mask=True)
+                                    "face", learned_mask=True, stats=stats)
   assert hits == 1
   np.testing.assert_array_equal(out[0], frame[0])  # an empty learned mask pastes nothing
+  assert stats == {"faces": 1, "empty_masks": 1}  # and is counted (swap_video warns of it)
   one = FakeSwapper(64, fn=lambda x: 1.0 - x, mask_value=1.0)
+  stats = {}
   learned, _ = video_swap.swap_chunk(frame, video_swap.FaceLocator("dlib"), one, opts, 0.75,
-                                     "face", learned_mask=True)
+                                     "face", learned_mask=True, stats=stats)
+  assert stats == {"faces": 1, "empty_masks": 0}
   hull, _ = video_swap.swap_chunk(frame, video_swap.FaceLocator("dlib"), one, opts, 0.75,
                                   "face", learned_mask=False)
   # a full-crop mask changes more of the frame than the face hull does
@@ -235,6 +239,19 @@ def test_seamless_histogram_in_process(rand_run, clip, tmp_path):
   assert res["frames"] == 4 == info.num_frames and res["with_face"] == 4
   assert (info.fps, info.width, info.height, info.has_audio) == (30.0, 480, 480, True)
   assert len(lines) == 1 and lines[0].startswith("detector: ")  # the summary is the program's
+
+
+def test_video_swap_warns_once_when_the_learned_mask_is_empty(clip, tmp_path):
+  """A model whose mask collapsed pastes nothing back: the video is written (it is what was
+  asked for) and one log line says on how many faces."""
+  lines = []
+  empty = FakeSwapper(64, fn=lambda x: 1.0 - x, mask_value=0.0, learned=True)
+  res = video_swap.swap_video(empty, clip, str(tmp_path / "e.mp4"),
+                              video_swap.SwapOptions(color="none", max_frames=3, batch=2),
+                              progress=False, log=lines.append)
+  assert res["with_face"] == 3 and res["empty_masks"] == 3
+  warnings = [line for line in lines if "mask is empty" in line]
+  assert warnings == [lines[-1]] and "on 3 of 3 faces" in warnings[0]
 
 
 @pytest.fixture(scope="module")

@@ -8,6 +8,8 @@ moves away from the nose tip (point 30) by `forehead` times its distance to it
 exact Euclidean disk (distance transform); `blur` feathers the edge with a Gaussian
 of that sigma in pixels. The same function works for crop landmarks (crop pixels,
 hw = (size, size)) and frame landmarks (frame pixels, hw = frame size).
+`count_empty_masks` counts a swap model's learned masks that are empty (its output is then
+its input), which both swap programs warn of.
 """
 from __future__ import annotations
 
@@ -86,3 +88,15 @@ def crop_mask(landmarks_unit: np.ndarray, size: int, forehead: float = 0.3,
   """`landmark_mask` for a crop given landmarks in [-1, 1] (alignments.json 'landmarks')."""
   px = (np.asarray(landmarks_unit, np.float64) + 1.0) / 2.0 * size - 0.5
   return landmark_mask(px, (size, size), forehead, grow, blur)
+
+
+def count_empty_masks(masks_NxSxSx1) -> int:
+  """How many of the float (N,S,S,1) masks in [0, 1] are empty (under half a grey level
+  everywhere): those swaps return their input unchanged."""
+  return int(np.sum(np.max(np.asarray(masks_NxSxSx1), axis=(1, 2, 3)) < 0.5 / 255))
+
+
+def empty_mask_warning(empty: int, faces: int) -> str:
+  """The warning line for `empty` of `faces` swaps whose mask was empty."""
+  return (f"warning: the model's mask is empty on {empty} of {faces} faces: those outputs "
+          "are their inputs unchanged (a GAN whose mask collapsed in training)")

@@ -21,6 +21,7 @@ from PIL import Image
 from deepjax.data import images
 from deepjax.data.builders import face_folders
 from deepjax.errors import UserError
+from deepjax.faces.mask import count_empty_masks, empty_mask_warning
 from deepjax.io_utils import write_text_atomic
 
 MASKS_DIR = "masks"
@@ -75,11 +76,9 @@ def swap_images(swapper, paths: Sequence[str], output_dir: str, direction: str,
   if not faces:
     return 0
   swapped, masks = swapper(np.stack(faces), direction)
-  empty = int(np.sum(np.max(np.asarray(masks), axis=(1, 2, 3)) < 0.5 / 255))
+  empty = count_empty_masks(masks)
   if empty:
-    log(f"warning: the model's mask is empty on {empty} of {len(faces)} faces: those outputs "
-        "are their inputs unchanged (a GAN whose mask collapsed in training); as labelled "
-        "fakes they would be real faces")
+    log(empty_mask_warning(empty, len(faces)) + "; as labelled fakes they would be real faces")
   os.makedirs(os.path.join(output_dir, MASKS_DIR), exist_ok=True)
   for out, mask, hw, name, src in zip(swapped, masks, sizes, names, sources):
     image, path = _resized_uint8(out, hw), os.path.join(output_dir, name)

@@ -161,7 +161,8 @@ def _prepare_mask(learned: np.ndarray, erode: float, blur: float) -> np.ndarray:
 
 def swap_chunk(frames: np.ndarray, locate: Callable[[np.ndarray], list], swapper,
                opts: SwapOptions, coverage: float, centering: str,
-               learned_mask: bool = False) -> tuple[list[np.ndarray], int]:
+               learned_mask: bool = False,
+               stats: Optional[dict] = None) -> tuple[list[np.ndarray], int]:
   """Swaps every face of a block of frames in one batched model call.
 
   Args:
@@ -171,6 +172,8 @@ def swap_chunk(frames: np.ndarray, locate: Callable[[np.ndarray], list], swapper
       direction) -> (swapped (M,S,S,3) float32 [0,1], mask (M,S,S,1) float32)`.
     opts: the paste-back options (colour, blend, erode, blur, forehead, batch).
     learned_mask: use the model's mask instead of the landmark mask.
+    stats: with learned_mask, "faces" and "empty_masks" (faces whose model mask was empty,
+      pasted back unchanged) are added to it.
   Returns:
     (list of N uint8 (H, W, 3) frames, number of frames with at least one face).
   """
@@ -192,6 +195,9 @@ def swap_chunk(frames: np.ndarray, locate: Callable[[np.ndarray], list], swapper
   x = np.zeros((padded, size, size, 3), np.float32)
   x[:n] = np.stack(crops).astype(np.float32) / 255.0
   swapped, masks = swapper(x, opts.direction)
+  if learned_mask and stats is not None:
+    stats["faces"] = stats.get("faces", 0) + n
+    stats["empty_masks"] = stats.get("empty_masks", 0) + mask_lib.count_empty_masks(masks[:n])
   for k, (i, m, lm_unit) in enumerate(jobs):
     mask = _prepare_mask(masks[k], erode, blur) if learned_mask else None
     out[i] = paste.paste_face(out[i], np.clip(swapped[k], 0.0, 1.0), m, lm_unit, mask=mask,
@@ -205,13 +211,15 @@ def swap_frames(chunks: Iterable[np.ndarray], swapper, opts: SwapOptions, locate
                 stats: Optional[dict] = None, progress=None) -> Iterator[np.ndarray]:
   """Lazily swaps a stream of uint8 (N, H, W, 3) chunks; yields uint8 (H, W, 3) frames.
 
-  `stats` (updated in place): "frames", "with_face". `progress(n)` after each chunk.
+  `stats` (updated in place): "frames", "with_face" (and with learned_mask "faces",
+  "empty_masks": `swap_chunk`). `progress(n)` after each chunk.
   """
   stats = {} if stats is None else stats
   stats.setdefault("frames", 0)
   stats.setdefault("with_face", 0)
   for chunk in chunks:
-    out, hits = swap_chunk(chunk, locate, swapper, opts, coverage, centering, learned_mask)
+    out, hits = swap_chunk(chunk, locate, swapper, opts, coverage, centering, learned_mask,
+                           stats)
     stats["frames"] += len(out)
     stats["with_face"] += hits
     if progress is not None:
@@ -284,7 +292,8 @@ def swap_video(swapper, video_path: str, output: str, opts: SwapOptions,
       file), or None for no marks.
   Returns:
     {"frames", "with_face", "seconds", "frames_per_s", "fps", "width", "height",
-     "audio", "coverage", "centering", "output"}.
+     "audio", "coverage", "centering", "output", "empty_masks" (faces pasted back unchanged
+     because the model's learned mask was empty; warned of in the log)}.
   Raises:
     UserError: bad options, unreadable video, no face in any frame (no output then).
   """
@@ -329,11 +338,14 @@ def swap_video(swapper, video_path: str, output: str, opts: SwapOptions,
       bar.close()
   if provenance is not None:
     provenance.sign(output, size=(info.width, info.height))
+  if stats.get("empty_masks"):
+    log(mask_lib.empty_mask_warning(stats["empty_masks"], stats["faces"]))
   seconds = time.perf_counter() - start
   return {"frames": n, "with_face": stats["with_face"], "seconds": round(seconds, 2),
           "frames_per_s": round(n / max(seconds, 1e-9), 2), "fps": info.fps,
           "width": info.width, "height": info.height, "audio": info.has_audio,
-          "coverage": coverage, "centering": centering, "output": os.path.abspath(output)}
+          "coverage": coverage, "centering": centering, "output": os.path.abspath(output),
+          "empty_masks": stats.get("empty_masks", 0)}
 
 
 def swap_video_from_run(workdir: str, video_path: str, output: str,
