@@ -69,6 +69,9 @@ def _swap_video(video_swap) -> None:
         f"{out['seconds']:.1f} s ({out['frames_per_s']:.1f} frames/s), {out['width']}x"
         f"{out['height']} at {out['fps']:g} fps{', audio kept' if out['audio'] else ''} -> "
         f"{_OUTPUT.value}")
+  if out["empty_masks"]:
+    print(f"warning: {out['empty_masks']} faces were pasted back unchanged: the model's mask "
+          "is empty on them (a GAN whose mask collapsed in training)")
 
 
 def main(argv):
