@@ -8,6 +8,9 @@ evaluate_workdir` on the test split (people never in any detector's training spl
 and video ROC AUC, EER and accuracy at 0.5. Writes RUN/matrix.json and RUN/matrix.md.
 `--per_clip="ROW ..."` instead writes RUN/per_clip.md: per test person, the mean fake
 probability of their real crops and of each generator's fakes (where a row's errors are).
+`--thresholds="ROW ..."` instead writes RUN/thresholds.md: per row, the threshold that calls
+5 % of the validation people's real crops fake, and accuracy at it and at 0.5 on each cell
+(does a threshold set on held-out training people carry over to new people?).
 `--fake_split=test2` scores the swaps of the other two test people instead (the sh script's
 SWAP_SPLITS=test2: fakes no recipe was chosen on) -> RUN/matrix_test2.json and .md.
 
@@ -23,7 +26,7 @@ import numpy as np
 
 from deepjax.cli import program
 from deepjax.data import detection_pipeline
-from deepjax.eval import detection
+from deepjax.eval import detection, detection_metrics
 
 ROWS = (("sbi", "SBI only"), ("sbi_ae", "SBI + AE swaps"), ("sbi_all", "SBI + all generators"),
         ("sbi_all_30m_val", "all generators, 30 min on 2 cores, 2 people held out: last (EMA)"),
@@ -130,6 +133,11 @@ ROWS = (("sbi", "SBI only"), ("sbi_ae", "SBI + AE swaps"), ("sbi_all", "SBI + al
          "checkpoints; trained side by side)"),
         ("ens_hpframe_s34", "mean of sbi_dense_hpframe_s3 and sbi_dense_hpframe_s4 (last "
          "checkpoints; trained side by side)"),
+        ("ae_hpframe", "AE training swaps + SBI, `configs/detect.py:tiny` (the high-pass "
+         "recipe), every frame (TRAIN_REAL=real_dense), 30 min on one core: last (EMA)"),
+        ("ae_hpframe_best", "the same, best validation AUC (EMA)"),
+        ("ae_hpframe_s1", "the same with `--config.seed=1`: last (EMA)"),
+        ("ens_ae_hpframe_s01", "mean of ae_hpframe and ae_hpframe_s1 (last checkpoints)"),
         ("all_hpframe", "all generators' training fakes + SBI, `configs/detect.py:tiny,"
          "highpass`, every frame (TRAIN_REAL=real_dense), 30 min on one core: last (EMA)"),
         ("all_hpframe_best", "the same, best validation AUC (EMA)"),
@@ -181,6 +189,7 @@ ROW_DIRS.update({"ens6x10": [f"det_ens6x10_s{s}/best" for s in range(6)],
                                ("01", "02", "03", "12", "13", "23")),
                  **_seed_pairs("ens_hpframe", "det_sbi_dense_hpframe", "",
                                ("01", "02", "12", "34")),
+                 **_seed_pairs("ens_ae_hpframe", "det_ae_hpframe", "", ("01",)),
                  **_seed_pairs("ens_all_hpframe", "det_all_hpframe", "", ("01", "12", "34")),
                  "ens_hp3": [f"det_sbi_dense_hp{s}/best" for s in ("", "_s1", "_s2")],
                  "ens_vs3": [ROW_DIRS[r] for r in ("sbi_all_30m_vs_best", "sbi_all_30m_vs_best_s1",
@@ -244,6 +253,24 @@ def per_clip(workdir, base, people, generators, split="test") -> str:
   return "\n".join(out)
 
 
+def thresholds(workdir, base, people, generators, split="test") -> str:
+  """Markdown rows: the detector's threshold at 5 % false positives on its validation
+  people's real crops, and per generator the accuracy on the test people at 0.5 / at it."""
+  scores, labels, _, _ = detection.scores_workdir(workdir, "validation", eval_sbi=False)
+  t = detection_metrics.threshold_at_fpr(scores, labels, 0.05)
+  cells = []
+  for generator in generators:
+    data = cell_data(base, people, generator, split)
+    if data is None:
+      cells.append("–")
+      continue
+    s, y, _, _ = detection.scores_workdir(workdir, "test", data=data, eval_sbi=False)
+    real = float(np.mean(s[y == 0] >= t))
+    cells.append(f"{detection_metrics.accuracy(s, y):.2f} / "
+                 f"{detection_metrics.accuracy(s, y, t):.2f}")
+  return f"{t:.3f} | {real:.2f} | " + " | ".join(cells)
+
+
 def fmt(value, digits=3):
   return "–" if value is None else f"{value:.{digits}f}"
 
@@ -281,6 +308,9 @@ def main():
   parser.add_argument("--per_clip", default="", help="instead of the matrix: for these rows, "
                       "the mean fake probability per test person of real crops and of each "
                       "generator's fakes -> RUN/per_clip.md")
+  parser.add_argument("--thresholds", default="", help="instead of the matrix: for these "
+                      "rows, a threshold set on the validation people's real crops (5 %% "
+                      "false positives) and accuracy at 0.5 / at it -> RUN/thresholds.md")
   parser.add_argument("--fake_split", default="test", help="score the fakes of this split of "
                       "the fakes stage (test2: TEST2_PAIR's swaps) -> RUN/matrix_<split>.json "
                       "and .md (RUN/matrix.json for test)")
@@ -289,6 +319,17 @@ def main():
   suffix = "" if split == "test" else f"_{split}"  # RUN/matrix{suffix}.json, per_clip{suffix}.md
   program.enable_compilation_cache()
   people, generators = args.test_people.split(), args.generators.split()
+  if args.thresholds:
+    md = ["| detector | threshold | new people's real crops at or above it | " +
+          " | ".join(f"{g}: accuracy at 0.5 / at it" for g in generators) + " |",
+          "|---|---:|---:|" + "---:|" * len(generators)]
+    for row in args.thresholds.split():
+      md.append(f"| {row} | " + thresholds(row_dirs(args.run, row), args.run, people,
+                                           generators, split) + " |")
+    with open(os.path.join(args.run, f"thresholds{suffix}.md"), "w", encoding="utf-8") as f:
+      f.write("\n".join(md) + "\n")
+    print("\n".join(md))
+    return
   if args.per_clip:
     md = []
     for row in args.per_clip.split():

@@ -7,18 +7,28 @@
 #               $MAX_FRAMES frames read), one folder per clip = per person; 64 px animation
 #               crops of every clip for the motion models
 #   extract_dense  every frame of every clip (no MAX_FRAMES) -> $RUN/real_dense: more real
-#               crops of the same people for the detectors, with TRAIN_REAL=real_dense (not
-#               in the default STAGES)
+#               crops of the same people for the recipe stage (and the others' detectors with
+#               TRAIN_REAL=real_dense)
 #   generators  AE, VAE, GAN (tiny) on a pair of people per split in SWAP_SPLITS (training,
-#               test, and the validation pair VAL_PAIR of detector30val), FOMM and
+#               test; val: the validation pair VAL_PAIR of detector30val), FOMM and
 #               TPSMM (tiny) on the training people's clips; each for GEN_MINUTES of wall
 #               time on one core (SIGTERM: the loop saves the step it is on), two at a time
 #   fakes       each swap model swaps both of its people's crops (image mode); each motion
 #               model animates a photo (a clip's first frame) of a person with another
 #               person's clip, four pairs per split; all with --provenance=none
 #   reencode    CRF 23 and 28 copies of the test people's real and fake crop folders
+#   recipe      the README's headline rows: configs/detect.py:tiny as it is (high-pass input,
+#               framing jitter) on every frame's real crops ($RUN/real_dense, the extract_dense
+#               stage) for RECIPE_ROWS (row:data; data sbi = SBI only, ae = + the AE training
+#               swaps, all = + every generator's training fakes), each row as two seeds (0, 1)
+#               side by side, one core each, DET30_MINUTES (30) each = the issue's 30 minutes
+#               on 2 cores per row; VAL_PEOPLE held out and scored every VAL_EVERY steps (logged
+#               only: the rows use the last checkpoint) -> det_<row>, det_<row>_s1; the
+#               evaluate stage scores each and each pair's mean (rows ens_hpframe_s01,
+#               ens_ae_hpframe_s01, ens_all_hpframe_s01)
 #   detectors   configs/detect.py:tiny for each row (its data prepared first by deepjax
-#               detect-data), DET_MINUTES of training on one core each
+#               detect-data), DET_MINUTES of training on one core each (not in the default
+#               STAGES since the recipe stage: the README's 10-minute rows)
 #   detector30  the "all generators" row flips only (`:noaug`, as first measured) for the
 #               issue's budget: DET30_MINUTES (30) on both cores -> det_sbi_all_30m_noaug
 #               (not in the default STAGES)
@@ -30,7 +40,8 @@
 #               checkpoint) and det_$VAL_ROW/best; VAL_FLAGS are added to its flags, e.g.
 #               VAL_ROW=sbi_all_30m_val_noema VAL_FLAGS=--config.detect.ema_decay=0 (not in
 #               the default STAGES); VAL_DATA=sbi trains on the real crops alone (validation:
-#               the validation people's crops and self-blends); VAL_CORE=0 (or 1) trains on
+#               the validation people's crops and self-blends), VAL_DATA=ae on them and the AE
+#               swaps (validation: with the validation pair's AE swaps); VAL_CORE=0 (or 1) trains on
 #               that core alone, so that two recipes run side by side in the 30 minutes
 #   ensemble    ENS_MEMBERS detectors of the detector30val recipe (validation people and their
 #               swaps, best checkpoint kept) with seeds ENS_SEED, ENS_SEED+1, ..., ENS_MINUTES
@@ -43,9 +54,11 @@
 #   ablation    detector input augmentation (detect.augment): the three rows flips only
 #               (`:noaug`), the all-generators row flips only with another seed, + blur/
 #               resize/noise, and SBI only with all of it; DET_MINUTES each (not in the
-#               default STAGES; the default rows have framing + colour jitter)
+#               default STAGES; the detectors stage's rows have framing + colour jitter)
 #   evaluate    scripts/detection_matrix.py: the matrix -> $RUN/matrix.json, $RUN/matrix.md
 #               (EVAL_ROWS="sbi_all_30m" scores only those rows, keeping the others)
+# Every detector stage but recipe trains `configs/detect.py:tiny,plain` (DET_BASE=",plain"), the
+# recipe their README rows were measured with, plus DET_CONFIG (",highpass": today's default).
 # Usage (repository root, venv active):  bash scripts/detection_matrix.sh
 #         STAGES="evaluate" RUN=runs/detection_matrix bash scripts/detection_matrix.sh
 set -euo pipefail
@@ -62,7 +75,8 @@ TEST2_PAIR=${TEST2_PAIR:-"lp_d12 lp_s18"}  # the other two test people: fakes no
 TEST_PEOPLE=${TEST_PEOPLE:-"lp_d3 lp_d9 lp_d12 lp_s18"}
 VAL_PAIR=${VAL_PAIR:-"lp_d6 lp_s20"}  # training people held out to choose a checkpoint
 VAL_PEOPLE=${VAL_PEOPLE:-$VAL_PAIR}
-SWAP_SPLITS=${SWAP_SPLITS:-"train test val"}  # a swap model per split, on its pair
+SWAP_SPLITS=${SWAP_SPLITS:-"train test"}  # a swap model per split, on its pair (and
+# SWAP_SPLITS=val: VAL_PAIR's, whose swaps the detector30val and ensemble stages validate on)
 # (SWAP_SPLITS=test2: swap models and fakes of TEST2_PAIR, scored by
 # `python scripts/detection_matrix.py --fake_split=test2`; not in the default)
 VAL_EVERY=${VAL_EVERY:-100}
@@ -79,7 +93,9 @@ MOTION=${MOTION-"fomm tpsmm"}  # MOTION= (empty) leaves the motion models out
 DET_ROWS=${DET_ROWS:-"sbi sbi_ae sbi_all"}  # the detectors stage's rows
 TRAIN_REAL=${TRAIN_REAL:-real}  # the detectors' real crops: $RUN/$TRAIN_REAL/<clip>
 # (the matrix scores the test people's crops in $RUN/real whatever the detector trained on)
-STAGES=${STAGES:-"extract generators fakes reencode detectors evaluate"}
+RECIPE_ROWS=${RECIPE_ROWS:-"sbi_dense_hpframe:sbi ae_hpframe:ae all_hpframe:all"}
+DET_BASE=${DET_BASE-,plain}  # appended to configs/detect.py:tiny before DET_CONFIG
+STAGES=${STAGES:-"extract extract_dense generators fakes reencode recipe evaluate"}
 has() { [[ " $STAGES " == *" $1 "* ]]; }
 pair_of() { case $1 in train) echo "$TRAIN_PAIR";; test) echo "$TEST_PAIR";; test2) echo "$TEST2_PAIR";; val) echo "$VAL_PAIR";; esac; }
 clips() { for f in "$DATA"/videos/*.mp4; do basename "$f" .mp4; done; }
@@ -192,11 +208,12 @@ fakes_of() { for g in "$@"; do for f in "$RUN"/fakes/"${g}"_train_*; do printf '
 test_ids="($(for p in $TEST_PEOPLE; do printf "'%s'," "$p"; done))"
 # Trains a detector on folders $1 into $RUN/det_$2, run through the command prefix "${@:3}"
 # (`timed CORE MINUTES` or `timeout ...`); its log: $RUN/logs/det_$2.log.
-# DET_CONFIG (e.g. ",noaug") is appended to the config arguments, DET_FLAGS (words) to the flags.
+# DET_BASE and DET_CONFIG (e.g. ",noaug") are appended to the config arguments, DET_FLAGS
+# (words) to the flags.
 train_detector() {
   local folders=$1 row=$2; shift 2
   # shellcheck disable=SC2086
-  "$@" deepjax train --config="configs/detect.py:tiny${DET_CONFIG:-},folders=${folders%+}" \
+  "$@" deepjax train --config="configs/detect.py:tiny$DET_BASE${DET_CONFIG:-},folders=${folders%+}" \
     --workdir="$RUN/det_$row" --config.data.test_identities="$test_ids" \
     --config.num_steps=1000000 --config.checkpoint_every=200 --config.preview_every=1000000 \
     --config.eval_every=1000000 ${DET_FLAGS:-} > "$RUN/logs/det_$row.log" 2>&1
@@ -227,9 +244,10 @@ if has detector30; then
   echo "det_sbi_all_30m_noaug: $(( $(date +%s) - start )) s on both cores" >> "$RUN/train_time.txt"
 fi
 
-val_swaps() {  # the validation pair's swaps (made by a model of their own), unless VAL_SWAPS=0
+val_swaps() {  # the validation pair's swaps by generators "$@" (default: SWAPS; made by models
+  # of their own), unless VAL_SWAPS=0
   [ "${VAL_SWAPS:-1}" = 1 ] || return 0
-  for g in $SWAPS; do for f in "$RUN"/fakes/"${g}"_val_*; do
+  for g in ${*:-$SWAPS}; do for f in "$RUN"/fakes/"${g}"_val_*; do
     if [ -d "$f" ]; then printf '%s:%s+' "$g" "$f"; fi
   done; done
 }
@@ -238,12 +256,15 @@ val_ids="($(for p in $VAL_PEOPLE; do printf "'%s'," "$p"; done))"
 val_flags="--config.data.val_identities=$val_ids --config.eval_split=validation \
 --config.keep_best=auc --config.eval_every=$VAL_EVERY --config.eval_batches=1000"
 prepare_val_data() {  # $1: the log's name
-  deepjax detect-data --config="configs/detect.py:tiny${DET_CONFIG:-},folders=${val_folders%+}" \
+  deepjax detect-data --config="configs/detect.py:tiny$DET_BASE${DET_CONFIG:-},folders=${val_folders%+}" \
     --config.data.test_identities="$test_ids" --config.data.val_identities="$val_ids" \
     > "$RUN/logs/data_$1.log" 2>&1
 }
 if has detector30val; then
-  if [ "${VAL_DATA:-all}" = sbi ]; then val_folders=$real; fi
+  case "${VAL_DATA:-all}" in
+    sbi) val_folders=$real ;;
+    ae) val_folders="$real$(fakes_of ae)$(val_swaps ae)" ;;
+  esac
   prepare_val_data "$VAL_ROW"
   start=$(date +%s)
   runner=(timeout -s TERM "${DET30_MINUTES}m")  # both cores
@@ -254,6 +275,27 @@ if has detector30val; then
     train_detector "$val_folders" "$VAL_ROW" "${runner[@]}" || [ $? -eq 124 ]
   echo "det_$VAL_ROW: $(( $(date +%s) - start )) s on ${VAL_CORE:+core }${VAL_CORE:-both cores}" \
     "${DET_CONFIG:-} ${VAL_FLAGS:-}" >> "$RUN/train_time.txt"
+fi
+
+if has recipe; then
+  dense=$(for c in $(clips); do printf 'real:%s+' "$RUN/real_dense/$c"; done)
+  recipe_job() {  # FOLDERS ROW SEED, on core $slot
+    local row=$2; [ "$3" = 0 ] || row="$2_s$3"
+    DET_BASE= DET_FLAGS="$val_flags --config.seed=$3" \
+      train_detector "$1" "$row" timed "$slot" "$DET30_MINUTES"
+    echo "det_$row: $DET30_MINUTES min on core $slot (recipe)" >> "$RUN/train_time.txt"
+  }
+  for spec in $RECIPE_ROWS; do
+    case ${spec#*:} in
+      sbi) val_folders=$dense ;;
+      ae) val_folders="$dense$(fakes_of ae)" ;;
+      all) val_folders="$dense$(fakes_of $SWAPS $MOTION)" ;;
+      *) echo "RECIPE_ROWS: unknown data '${spec#*:}' (sbi, ae or all)" >&2; exit 2 ;;
+    esac
+    DET_BASE= prepare_val_data "${spec%%:*}"  # once, before both seeds train on it
+    spawn recipe_job "$val_folders" "${spec%%:*}" 0
+    spawn recipe_job "$val_folders" "${spec%%:*}" 1
+  done
 fi
 
 if has ensemble; then

@@ -10,14 +10,14 @@ from deepjax.data import images
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def run_detect(tmp_path, input_path):
+def run_detect(tmp_path, input_path, *flags):
   """Runs the program (a failing program ends its process) and returns its last line."""
   workdir = tmp_path / "run"
   workdir.mkdir(exist_ok=True)
   out = tmp_path / "report.json"
   env = dict(os.environ, JAX_PLATFORMS="cpu")
   proc = subprocess.run([sys.executable, "-m", "deepjax", "detect", f"--input={input_path}",
-                         f"--workdir={workdir}", f"--json={out}"], capture_output=True,
+                         f"--workdir={workdir}", f"--json={out}", *flags], capture_output=True,
                         text=True, env=env, cwd=REPO, timeout=300, check=False)
   err = proc.stderr.strip().splitlines()
   assert proc.returncode == 2 and err and err[-1].startswith("error:"), proc.stderr
@@ -40,3 +40,9 @@ def test_image_without_a_face(tmp_path):
   path = tmp_path / "flat.png"
   images.write_image(str(path), np.full((96, 96, 3), 128, np.uint8))
   assert "no face found" in run_detect(tmp_path, path)
+
+
+def test_threshold_outside_zero_one(tmp_path):
+  (tmp_path / "empty").mkdir()
+  assert "--threshold is a probability" in run_detect(tmp_path, tmp_path / "empty",
+                                                      "--threshold=1.5")

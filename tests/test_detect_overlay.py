@@ -91,8 +91,11 @@ def test_detect_writes_an_annotated_photo(tmp_path, shared_data):
   run = _micro_detector_run(tmp_path)
   out, report = tmp_path / "boxed.png", tmp_path / "r.json"
   proc = _detect([f"--input={photo}", f"--workdir={run}", f"--output={out}",
-                  f"--json={report}"], tmp_path)
+                  f"--json={report}", "--threshold=0"], tmp_path)
   assert proc.returncode == 0, proc.stderr
+  full = json.loads(report.read_text())  # at threshold 0 every face is called fake
+  assert full["threshold"] == 0.0 and full["files"][0]["verdict"] == "fake"
+  assert "FAKE" in proc.stdout
   before, after = images.read_image(photo), images.read_image(str(out))
   assert after.shape == before.shape
   face = json.loads(report.read_text())["files"][0]["faces"][0]

@@ -208,15 +208,19 @@ def test_input_filters_remove_what_they_say():
     detect_models.from_config(c.model)
 
 
-def test_highpass_argument_is_the_measured_recipe():
-  """`configs/detect.py:tiny,highpass` sets what the README's high-pass + framing rows were
-  trained with (their flags), and nothing else."""
-  plain, recipe = load_config("detect", "tiny"), load_config("detect", "tiny,highpass")
+def test_default_is_the_measured_recipe_and_plain_the_earlier_one():
+  """`configs/detect.py:tiny` is what the README's high-pass + framing rows were trained with
+  (`:tiny,highpass`, their flags), and `:tiny,plain` differs from it in those fields alone."""
+  recipe, plain = load_config("detect", "tiny"), load_config("detect", "tiny,plain")
+  for args in ("tiny,highpass", "tiny,plain,highpass"):
+    assert load_config("detect", args).to_dict() == recipe.to_dict()
   assert (recipe.model.input_filter, recipe.model.dropout) == ("highpass", 0.3)
-  assert recipe.optimizer.weight_decay == 0.05
+  assert (plain.model.input_filter, plain.model.dropout) == ("none", 0.1)
+  assert (recipe.optimizer.weight_decay, plain.optimizer.weight_decay) == (0.05, 1e-4)
   colour = ("hue", "saturation", "brightness", "contrast")
   assert all(recipe.detect.augment[k] == 0.0 for k in colour)
   assert all(plain.detect.augment[k] > 0.0 for k in colour)
+  assert recipe.detect.augment["rotation_deg"] == plain.detect.augment["rotation_deg"] > 0
   with recipe.unlocked():
     recipe.model.update(input_filter=plain.model.input_filter, dropout=plain.model.dropout)
     recipe.optimizer.weight_decay = plain.optimizer.weight_decay

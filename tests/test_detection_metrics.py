@@ -67,8 +67,21 @@ def test_aggregate_and_summary():
   assert list(my) == [0, 1, 1, 0]
   out = dm.summary(s, y, g)
   assert out["video_auc"] == 1.0 and out["n_real"] == 3 and out["n_fake"] == 3
+  assert 0.2 < out["threshold_fpr5"] < 0.3  # between the two highest real scores
   with pytest.raises(UserError):
     dm.aggregate(s, y, ["a"] * 6)
+
+
+def test_threshold_at_a_false_positive_rate():
+  rng = np.random.default_rng(0)
+  s = np.concatenate([rng.uniform(0, 1, 1000), rng.uniform(0.5, 1, 1000)])
+  y = np.repeat([0, 1], 1000)
+  for fpr in (0.01, 0.05, 0.2):
+    t = dm.threshold_at_fpr(s, y, fpr)
+    assert abs(np.mean(s[:1000] >= t) - fpr) <= 0.002  # that share of real scores at or above
+    assert abs(t - (1 - fpr)) < 0.05  # uniform real scores: the (1 - fpr) quantile
+  with pytest.raises(UserError):
+    dm.threshold_at_fpr([0.9], [1])
 
 
 def test_bad_input():

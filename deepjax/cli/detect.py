@@ -26,6 +26,9 @@ _EVERY = flags.DEFINE_integer("every_n_frames", 1, "Score every n-th video frame
 _MAX_FRAMES = flags.DEFINE_integer("max_frames", None, "Read at most this many frames.")
 _DETECTOR = flags.DEFINE_enum("detector", "auto", ["auto", "dlib", "dlib_cnn", "face_alignment"],
                               "Face detector backend.")
+_THRESHOLD = flags.DEFINE_float("threshold", 0.5, "A face track (and a file) is FAKE when its "
+                                "mean fake probability is at least this; new people's real "
+                                "faces can score high, so set it on real footage like yours.")
 
 
 def main(argv):
@@ -41,11 +44,13 @@ def main(argv):
     raise UserError(f"--every_n_frames must be >= 1, got {_EVERY.value}")
   if _MAX_FRAMES.value is not None and _MAX_FRAMES.value < 1:
     raise UserError(f"--max_frames must be >= 1, got {_MAX_FRAMES.value}")
+  if not 0.0 <= _THRESHOLD.value <= 1.0:
+    raise UserError(f"--threshold is a probability in [0, 1], got {_THRESHOLD.value}")
   for member in loading.ensemble_members(_WORKDIR.value):
     if not os.path.isdir(member):
       raise UserError(f"--workdir not found: {member}")
   opts = detect.DetectOptions(every_n_frames=_EVERY.value, max_frames=_MAX_FRAMES.value,
-                              detector=_DETECTOR.value)
+                              detector=_DETECTOR.value, threshold=_THRESHOLD.value)
   report = detect.detect_path(_INPUT.value, _WORKDIR.value, opts,
                               progress=lambda p: print(f"scored {p}", file=sys.stderr),
                               output=_OUTPUT.value)

@@ -132,6 +132,8 @@ def detection():
         f"{report['n_real']} real, {report['n_fake']} fake crops")
   print(f"  frame AUC {report['auc']:.4f}  EER {report['eer']:.4f}  "
         f"accuracy@0.5 {report['accuracy']:.4f}")
+  print(f"  threshold calling 5 % of these real crops fake: {report['threshold_fpr5']:.4f} "
+        "(deepjax detect --threshold)")
   if "video_auc" in report:
     print(f"  video AUC {report['video_auc']:.4f}  EER {report['video_eer']:.4f}  "
           f"accuracy@0.5 {report['video_accuracy']:.4f} ({report['n_videos']} videos: a clip's "

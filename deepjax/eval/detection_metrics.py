@@ -92,13 +92,23 @@ def aggregate(scores, labels, groups) -> tuple[np.ndarray, np.ndarray, np.ndarra
   return ids, sums / counts, (fake > 0).astype(np.int64)
 
 
+def threshold_at_fpr(scores, labels, fpr: float = 0.05) -> float:
+  """The score above which a share `fpr` of the real examples (label 0) lies: a threshold
+  that calls that share of them fake (the (1 - fpr) quantile of the real scores)."""
+  s, y = _check(scores, labels)
+  if not np.any(~y):
+    raise UserError("a threshold on real examples needs at least one")
+  return float(np.quantile(s[~y], 1.0 - fpr))
+
+
 def summary(scores, labels, groups=None, threshold: float = 0.5) -> dict:
-  """{"auc", "eer", "accuracy", "n_real", "n_fake"} (frame level) and, with `groups`,
-  "video_auc", "video_eer", "video_accuracy" on per-group mean scores."""
+  """{"auc", "eer", "accuracy", "threshold_fpr5" (`threshold_at_fpr` at 5 %), "n_real",
+  "n_fake"} (frame level) and, with `groups`, "video_auc", "video_eer", "video_accuracy" on
+  per-group mean scores."""
   s, y = _check(scores, labels)
   out = {"auc": roc_auc(s, y), "eer": equal_error_rate(s, y),
-         "accuracy": accuracy(s, y, threshold), "n_real": int((~y).sum()),
-         "n_fake": int(y.sum())}
+         "accuracy": accuracy(s, y, threshold), "threshold_fpr5": threshold_at_fpr(s, y),
+         "n_real": int((~y).sum()), "n_fake": int(y.sum())}
   if groups is not None:
     _, gs, gy = aggregate(s, y, groups)
     out.update(video_auc=roc_auc(gs, gy), video_eer=equal_error_rate(gs, gy),

@@ -9,8 +9,8 @@ also writes the annotated copy (`deepjax.infer.detect_overlay`). Faces are found
 by `deepjax.faces.extract.detect_source` (tracks by identity) and cropped with
 `deepjax.ops.align` at the detector's input size (the extractor's default framing,
 coverage 0.75, centred on the face). A track's fake probability is the mean of its
-frames' scores; a file's is the highest of its tracks'; the verdict is "fake" at 0.5
-or more.
+frames' scores; a file's is the highest of its tracks'; the verdict is "fake" at
+`DetectOptions.threshold` (0.5) or more.
 """
 import dataclasses
 import os
@@ -27,15 +27,13 @@ from deepjax.faces import extract
 from deepjax.infer import detect_overlay
 from deepjax.ops import align
 
-THRESHOLD = 0.5
-
-
 @dataclasses.dataclass
 class DetectOptions:
   every_n_frames: int = 1
   max_frames: int | None = None
   batch_size: int = 64
   detector: str = "auto"
+  threshold: float = 0.5  # a track / file is "fake" when its mean fake probability >= this
 
 
 def _crops(path: str, kind: str, detections: dict, size: int, opts: DetectOptions):
@@ -59,8 +57,8 @@ def _score_all(scorer, crops: np.ndarray, batch_size: int):
   return np.concatenate([p for p, _ in outs]), masks
 
 
-def _verdict(p: float) -> str:
-  return "fake" if p >= THRESHOLD else "real"
+def _verdict(p: float, threshold: float) -> str:
+  return "fake" if p >= threshold else "real"
 
 
 def score_source(path: str, kind: str, get_scorer, opts: DetectOptions, backend: str
@@ -91,9 +89,9 @@ def score_source(path: str, kind: str, get_scorer, opts: DetectOptions, backend:
     s = np.array([x for (_, tt, _), x in zip(where, scores) if tt == t])
     report["tracks"].append({"track": t, "frames": int(s.size),
                              "fake_probability": round(float(s.mean()), 4),
-                             "verdict": _verdict(float(s.mean()))})
+                             "verdict": _verdict(float(s.mean()), opts.threshold)})
   p = max(tr["fake_probability"] for tr in report["tracks"])
-  report.update(fake_probability=p, verdict=_verdict(p))
+  report.update(fake_probability=p, verdict=_verdict(p, opts.threshold))
   return report, marks
 
 
@@ -154,6 +152,8 @@ def detect_path(path: str, workdir: str, opts: DetectOptions | None = None,
   opts = opts or DetectOptions()
   if opts.every_n_frames < 1 or opts.batch_size < 1:
     raise UserError("every_n_frames and batch_size must be >= 1")
+  if not 0.0 <= opts.threshold <= 1.0:
+    raise UserError(f"the threshold is a probability in [0, 1], got {opts.threshold}")
   sources, skipped = extract.list_sources(path)
   if not sources:
     raise UserError(f"no images or videos in {path}")
@@ -185,4 +185,4 @@ def detect_path(path: str, workdir: str, opts: DetectOptions | None = None,
   if not files:
     raise UserError(errors[0] if len(errors) == 1 else
                     f"none of the {len(sources)} files under {path} could be read")
-  return {"files": files, "skipped": skipped, "threshold": THRESHOLD}
+  return {"files": files, "skipped": skipped, "threshold": opts.threshold}
