@@ -28,7 +28,7 @@ def _read(path):
 
 def test_notebooks_present_and_parameterised():
   names = {os.path.basename(p) for p in NOTEBOOKS}
-  assert {"animate_a_photo.ipynb", "faceswap.ipynb"} <= names
+  assert {"animate_a_photo.ipynb", "faceswap.ipynb", "catch_the_fakes.ipynb"} <= names
   for path in NOTEBOOKS:
     nb = _read(path)
     nbformat.validate(nb)
@@ -50,6 +50,7 @@ def _outputs_text(nb):
 @pytest.mark.parametrize("name,expected", [
     ("animate_a_photo", "animated.mp4"),
     ("faceswap", "swap_b2a.mp4"),
+    ("catch_the_fakes", "detect.json"),
 ])
 def test_notebook_runs_in_smoke_mode(tmp_path, monkeypatch, name, expected):
   monkeypatch.setenv("DEEPJAX_NOTEBOOK_SMOKE", "1")
