@@ -258,17 +258,17 @@ def thresholds(workdir, base, people, generators, split="test") -> str:
   people's real crops, and per generator the accuracy on the test people at 0.5 / at it."""
   scores, labels, _, _ = detection.scores_workdir(workdir, "validation", eval_sbi=False)
   t = detection_metrics.threshold_at_fpr(scores, labels, 0.05)
-  cells = []
+  cells, real = [], None  # real: the share of the test people's real crops at or above t
   for generator in generators:
     data = cell_data(base, people, generator, split)
     if data is None:
       cells.append("–")
       continue
     s, y, _, _ = detection.scores_workdir(workdir, "test", data=data, eval_sbi=False)
-    real = float(np.mean(s[y == 0] >= t))
+    real = float(np.mean(s[y == 0] >= t))  # the same real crops in every cell
     cells.append(f"{detection_metrics.accuracy(s, y):.2f} / "
                  f"{detection_metrics.accuracy(s, y, t):.2f}")
-  return f"{t:.3f} | {real:.2f} | " + " | ".join(cells)
+  return f"{t:.3f} | {fmt(real, 2)} | " + " | ".join(cells)
 
 
 def fmt(value, digits=3):
