@@ -13,8 +13,18 @@ Provenance). Two experiments on real clips of ../shared/data resized to --size:
       without its weighting, and marking without cancelling for it), measured as
       scripts/watermark_robustness.py measures the default: PSNR and per-frame accuracy /
       exact share / clip decode per transformation.
+  python scripts/watermark_alternatives.py diagnose --clips tpsmm_driving lp_d3 --frames 16
+      Where the mark is lost after half size + CRF 28: the marked and the unmarked frames
+      go through the same ffmpeg command, and the channel bits are read at the true shift
+      (scale 0.5) from the marked copy (received), from the marked minus the unmarked copy
+      (what of the mark survived H.264, without the picture), from the unmarked copy plus
+      the mark halved without H.264 (the picture as H.264 left it, against an intact mark)
+      and from that halved mark alone; with the share of frames that decode at the true
+      shift, and the survival gain of the mark per frequency band. `--read key=value ...`
+      reads with other detector fields (`WatermarkConfig`) than the mark was made for.
 """
 import argparse
+import dataclasses
 import os
 import sys
 import tempfile
@@ -28,7 +38,10 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import watermark_robustness as wr  # pylint: disable=wrong-import-position
 from deepjax.data.video import read_video, write_video  # pylint: disable=wrong-import-position
 from deepjax.provenance import watermark as wm  # pylint: disable=wrong-import-position
+from deepjax.provenance import watermark_carrier as wcarrier  # pylint: disable=wrong-import-position
+from deepjax.provenance import watermark_code as wcode  # pylint: disable=wrong-import-position
 from deepjax.provenance import watermark_detect as wdet  # pylint: disable=wrong-import-position
+from deepjax.provenance.watermark_carrier import LUMA  # pylint: disable=wrong-import-position
 
 PROFILE_FIELDS = (("chips", int), ("chip_px", int), ("smooth", float), ("blur_sigma", float),
                   ("strength", float), ("clip_residual", float), ("weight_power", float),
@@ -130,16 +143,83 @@ def profile(args):
               flush=True)
 
 
+def _gray(y):
+  """float32 (H, W, 3) whose luminance is y (LUMA sums to 1)."""
+  return np.repeat(y[..., None], 3, -1)
+
+
+def _at_origin(lumas, cfg, detector=True):
+  """-> (channel accuracy, share decoding) at shift (0, 0), scale 0.5, of float (N, H, W)."""
+  truth = wm.codeword(wr.PAYLOAD, cfg) > 0
+  period = wdet.period_at(0.5, cfg)
+  templates = wdet.templates_at(cfg, period)
+  accs, exact = [], 0
+  for y in lumas:
+    r = (wdet.residual(_gray(y), 0.5, cfg) if detector else
+         y - ndimage.gaussian_filter(y, cfg.blur_sigma * 0.5, mode="mirror"))
+    c = np.real(np.fft.ifft2(np.fft.fft2(wdet.fold(r, period))[None] * np.conj(templates)))
+    soft = c[:, 0, 0] / (c.std(axis=(1, 2)) + 1e-9)
+    accs.append(np.mean((soft > 0) == truth))
+    exact += wcode.decode(soft[None], wcarrier.carrier(cfg)[2])[0][0] == wr.PAYLOAD
+  return float(np.mean(accs)), exact / len(lumas)
+
+
+def _band_gains(survived, ideal, edges=(0, .03, .06, .09, .12, .15, .18, .21, .25, .3, .5)):
+  """-> [(lo, hi, gain, share of the mark's power)] per radial band (cycles per pixel): the
+  least-squares gain of `survived` on `ideal` (float (N, H, W))."""
+  s_hat, i_hat = np.fft.fft2(survived), np.fft.fft2(ideal)
+  fy, fx = (np.fft.fftfreq(n) for n in ideal.shape[1:])
+  band = np.digitize(np.sqrt(fy[:, None] ** 2 + fx[None] ** 2), edges)
+  total = np.sum(np.abs(i_hat) ** 2)
+  out = []
+  for b in range(1, len(edges)):
+    s, i = s_hat[:, band == b], i_hat[:, band == b]
+    power = np.sum(np.abs(i) ** 2)
+    out.append((edges[b - 1], edges[b], np.sum(np.real(s * np.conj(i))) / power, power / total))
+  return out
+
+
+def diagnose(args):
+  fields = {k: getattr(args, k) for k, _ in PROFILE_FIELDS if getattr(args, k) is not None}
+  cfg = wm.WatermarkConfig(**fields)
+  read = dict(kv.split("=") for kv in args.read)
+  read_cfg = dataclasses.replace(cfg, **{k: type(getattr(cfg, k))(v) for k, v in read.items()})
+  luma = lambda frames: frames.astype(np.float32) @ LUMA
+  print(f"mark {fields}, read {read}: channel accuracy / frames decoding at the true shift "
+        "after half size + CRF 28")
+  with tempfile.TemporaryDirectory() as folder:
+    for clip in args.clips:
+      frames = frames_of(clip, args.frames, args.size)
+      marked = wm.embed(frames, wr.PAYLOAD, cfg)
+      coded = []
+      for name, x in (("marked", marked), ("unmarked", frames)):
+        write_video(os.path.join(folder, name + ".mp4"), x, 25)
+        coded.append(luma(wr.ffmpeg(os.path.join(folder, name + ".mp4"),
+                                    os.path.join(folder, name + "_h28.mp4"), 28, half=True)))
+      h, w = coded[0].shape[1:]
+      halved = np.stack([np.asarray(Image.fromarray(d).resize((w, h), Image.BICUBIC))
+                         for d in luma(marked) - luma(frames)])
+      rows = (("received", coded[0], True), ("survived", coded[0] - coded[1], False),
+              ("picture + intact mark", coded[1] + halved, True), ("intact mark", halved, False))
+      print(clip, "  ".join(f"{name} %.3f / %.2f" % _at_origin(x, read_cfg, det)
+                            for name, x, det in rows))
+      print("  survival gain per band (cycles/px at half size: gain, share of mark power): " +
+            ", ".join(f"{lo:.2f}-{hi:.2f}: {g:.2f}, {p:.2f}"
+                      for lo, hi, g, p in _band_gains(coded[0] - coded[1], halved)), flush=True)
+
+
 def main():
   ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  ap.add_argument("experiment", choices=("search", "profile"))
+  ap.add_argument("experiment", choices=("search", "profile", "diagnose"))
   ap.add_argument("--clips", nargs="+", default=["lp_d9", "tpsmm_driving", "lp_s13"])
   ap.add_argument("--frames", type=int, default=12)
   ap.add_argument("--size", type=int, default=256, help="0: the clips' own size")
   for name, kind in PROFILE_FIELDS:
     ap.add_argument(f"--{name}", type=kind, default=None)
+  ap.add_argument("--read", nargs="*", default=[],
+                  help="diagnose: key=value detector fields for reading")
   args = ap.parse_args()
-  search(args) if args.experiment == "search" else profile(args)  # pylint: disable=expression-not-assigned
+  {"search": search, "profile": profile, "diagnose": diagnose}[args.experiment](args)
 
 
 if __name__ == "__main__":
