@@ -72,9 +72,10 @@ def test_short_fit_background_start_and_frozen_avd():
   assert metrics[2]["loss_bg"] == 0.0 and metrics[3]["loss_bg"] > 0.0
   assert same(states[0].params["avd_network"], states[-1].params["avd_network"])
   assert not same(states[0].params["kp_detector"], states[-1].params["kp_detector"])
-  ev = jax.jit(task.eval_step)(state, batch)
+  # Evaluation and preview in one compiled call (one compilation instead of two).
+  ev, grid = jax.jit(lambda s, b: (task.eval_step(s, b), task.preview(s, b)))(state, batch)
   assert np.isfinite(float(ev["l1"]))
-  grid = np.asarray(jax.jit(task.preview)(state, batch))
+  grid = np.asarray(grid)
   assert grid.dtype == np.uint8 and grid.shape == (2 * 34, 4 * 34, 3)
 
 
