@@ -46,7 +46,7 @@ from deepjax.provenance.watermark_carrier import LUMA  # pylint: disable=wrong-i
 PROFILE_FIELDS = (("chips", int), ("chip_px", int), ("smooth", float), ("blur_sigma", float),
                   ("strength", float), ("clip_residual", float), ("weight_power", float),
                   ("weight_offset", float), ("weight_sigma", float), ("activity_power", float),
-                  ("shift_candidates", int), ("origin_candidate", int))
+                  ("shift_candidates", int), ("origin_candidate", int), ("cancel", float))
 VARIANTS = ((0, None), (0.5, None), (1, None), (2, None), (0.5, 0.2), (1, 0.2), (1, 0.3))
 
 
