@@ -57,12 +57,31 @@ def test_verdicts(files, name, verdict, c2pa_valid, mark_found):
   assert result["verdict"] == verdict
   assert result["c2pa"]["valid"] == c2pa_valid
   assert result["watermark"]["found"] == mark_found
+  assert result["watermark"]["frame_size"] == [256, 256] and not result["watermark"]["too_small"]
   if mark_found:
     assert result["watermark"]["payload"] == "5eed1234"
     assert result["watermark"]["false_positive_rate"] < 1e-6
   if c2pa_valid:
     assert result["c2pa"]["run_fingerprint"] == FINGERPRINT
     assert result["watermark"]["matches_manifest"]
+
+
+def test_frames_too_small_for_the_pixel_mark_are_said_to_be(tmp_path, monkeypatch):
+  """A 64 px image (the demo's crops) is marked by its manifest; its watermark is reported
+  as too small to read, not merely as absent."""
+  from deepjax.cli.verify import line  # pylint: disable=import-outside-toplevel
+  from deepjax.provenance import watermark  # pylint: disable=import-outside-toplevel
+  monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+  assert watermark.min_readable_side(watermark.WatermarkConfig()) == 72  # the tile, halved
+  prov = Provenance(credentials.COMPOSITE, "autoencoder", FINGERPRINT)
+  path = str(tmp_path / "small.png")
+  write_image(path, prov.mark_frames(scene(1, 2, 64))[0])
+  prov.sign(path)
+  result = verify_file(path)
+  assert result["verdict"] == "marked" and result["c2pa"]["valid"]
+  mark = result["watermark"]
+  assert not mark["found"] and mark["too_small"] and mark["frame_size"] == [64, 64]
+  assert "64x64 px frames are too small to carry a readable pixel mark" in line(result)
 
 
 def test_unreadable_input_is_user_error(files, tmp_path):

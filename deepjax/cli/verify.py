@@ -32,6 +32,10 @@ def line(result: dict) -> str:
   if w["found"]:
     mark = (f"watermark: {w['payload']} (false-positive rate <= {w['false_positive_rate']:.1e}, "
             f"z {w['z']})")
+  elif w.get("too_small"):
+    h, wd = w["frame_size"]
+    mark = (f"watermark: none ({wd}x{h} px frames are too small to carry a readable pixel "
+            "mark; only a manifest can mark them)")
   else:
     mark = f"watermark: none (z {w['z']})"
   return f"{result['path']}: {result['verdict']}; {c2pa}; {mark}"

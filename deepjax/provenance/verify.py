@@ -5,12 +5,14 @@
      "c2pa": {"present", "valid", "trusted", "state", "signed_by", "issuer", "digital_source_type",
               "run_fingerprint", "model_family", "watermark_payload", "failures"},
      "watermark": {"found", "payload", "z", "false_positive_rate", "frames_checked",
-                   "frames_found", "scale"}}
+                   "frames_found", "scale", "frame_size", "too_small"}}
 Verdict: "tampered" when a manifest is present but fails validation (the file changed
 after signing), else "marked" when the manifest is valid or the watermark is found,
 else "unmarked". A video's watermark is decided on the first `max_frames` frames
 together (`watermark.detect_clip`); `frames_found` counts single frames that decode.
-`false_positive_rate` bounds the chance that an unmarked input reads as found.
+`false_positive_rate` bounds the chance that an unmarked input reads as found. `too_small`:
+the frames ([height, width] `frame_size`) have a side under `watermark.min_readable_side`,
+so no pixel mark can be read from them (only a manifest can mark such a file).
 Unreadable input raises `UserError`.
 """
 import os
@@ -85,7 +87,9 @@ def _watermark(frames: np.ndarray, frame_checks: int,
           "payload": None if clip.payload is None else f"{clip.payload:08x}",
           "z": round(clip.z, 2), "false_positive_rate": clip.false_positive_rate,
           "scale": clip.scale if clip.found else None,
-          "frames_checked": len(singles), "frames_found": sum(d.found for d in singles)}
+          "frames_checked": len(singles), "frames_found": sum(d.found for d in singles),
+          "frame_size": list(frames.shape[1:3]),
+          "too_small": min(frames.shape[1:3]) < watermark.min_readable_side(config)}
 
 
 def verify_file(path: str, max_frames: int = 32, frame_checks: int = 4,

@@ -57,10 +57,11 @@ from deepjax.provenance.watermark_carrier import (CODE_BITS, LUMA, PAYLOAD_BITS,
                                                   false_positive_rate, highpass_carrier,
                                                   layout, periodic_blur)
 from deepjax.provenance.watermark_detect import (Detection, detect_clip, detect_frames, fold,
-                                                 residual)
+                                                 min_readable_side, residual)
 
 __all__ = ["WatermarkConfig", "Detection", "embed", "embed_async", "detect_frames",
-           "detect_clip", "false_positive_rate", "codeword", "residual", "fold", "PAYLOAD_BITS"]
+           "detect_clip", "false_positive_rate", "codeword", "residual", "fold",
+           "min_readable_side", "PAYLOAD_BITS"]
 
 _BLUR_BLOCK = 4  # marking computes the picture's blurred luminance from 4x4 block means
 _ACTIVITY_BLOCK = 4  # ... and its local activity from 4x4 block moments

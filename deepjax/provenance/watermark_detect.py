@@ -14,6 +14,7 @@ from deepjax.provenance.watermark_carrier import (LUMA, WatermarkConfig, carrier
                                                   false_positive_rate, periodic_blur)
 
 __all__ = ["Detection", "detect_frames", "detect_clip", "residual", "fold", "period_at",
+           "min_readable_side",
            "templates_at", "soft_bits", "decide"]
 
 
@@ -69,6 +70,13 @@ def fold(r: np.ndarray, period: int) -> np.ndarray:
 
 def period_at(scale: float, config: WatermarkConfig) -> int:
   return int(round(config.period * scale))
+
+
+def min_readable_side(config: WatermarkConfig) -> int:
+  """Pixels: a frame with a side shorter than the mark's tile at the smallest candidate scale
+  holds only part of the tile, so some channel bits have no carrier there and the mark cannot
+  be read, whatever was done to the frame."""
+  return min(period_at(s, config) for s in config.scales)
 
 
 @functools.lru_cache(maxsize=16)
