@@ -20,6 +20,14 @@ where the CPU has them (AVX-512; elsewhere LLVM keeps the widest it has). FOMM 6
 step 2.49 -> 2.40 s (three alternating idle runs each, `deepjax bench
 --rows=fomm_train_64 --steps=5`). `DEEPJAX_CPU_VECTOR_WIDTH=256` restores the default.
 
+Third, for what runs once per process (`jit_once`: a model's `init`): LLVM at -O1
+(`xla_backend_optimization_level=1`; XLA's default is 3). An init's program is mostly the
+random-number generator of every parameter, whose integer code LLVM's -O3 passes are slow
+to compile: compiling init took 13.7 -> 7.4 s for `tpsmm_vox256:tiny`, 9.0 -> 2.0 s for
+`fomm_vox256:tiny`, 3.0 -> 1.6 s for `faceswap_ae:original`, with the parameters bit for bit
+the same and the same run time (docs/performance.md). Train steps keep -O3 (there -O1 and
+-O2 compiled no faster). A level set in XLA_FLAGS (the tests' -O0) is left as it is.
+
 Your own `jax.jit` of deepjax modules can pass `compiler_options=cpu_options()`, or set
 `XLA_FLAGS="--xla_cpu_experimental_ynn_fusion_type=LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT
 --xla_cpu_prefer_vector_width=512"`.
@@ -34,6 +42,7 @@ import jax.numpy as jnp
 YNN_OPTION = "xla_cpu_experimental_ynn_fusion_type"
 YNN_DOTS_ONLY = "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT"
 VECTOR_WIDTH_OPTION = "xla_cpu_prefer_vector_width"
+OPT_LEVEL_OPTION = "xla_backend_optimization_level"
 
 
 @functools.lru_cache(maxsize=None)
@@ -74,6 +83,22 @@ def cpu_options() -> Optional[Dict[str, str]]:
   return opts or None
 
 
+def once_options() -> Optional[Dict[str, str]]:
+  """`cpu_options()` plus LLVM -O1 on CPU (when this jaxlib accepts it and XLA_FLAGS sets no
+  level of its own: the tests' -O0 stays), or None."""
+  opts = dict(cpu_options() or {})
+  if (jax.default_backend() == "cpu" and OPT_LEVEL_OPTION not in os.environ.get("XLA_FLAGS", "")
+      and _probe(OPT_LEVEL_OPTION, "1")):
+    opts[OPT_LEVEL_OPTION] = "1"
+  return opts or None
+
+
 def jit(fn: Callable, **kwargs) -> Callable:
   """jax.jit(fn, **kwargs) with `cpu_options()` as compiler options."""
   return jax.jit(fn, compiler_options=cpu_options(), **kwargs)
+
+
+def jit_once(fn: Callable, **kwargs) -> Callable:
+  """jax.jit(fn, **kwargs) with `once_options()`: for a function run once per process (a
+  model's init), where compiling is the cost and the run is short."""
+  return jax.jit(fn, compiler_options=once_options(), **kwargs)

@@ -40,3 +40,30 @@ def test_conv_gradients_equal_with_and_without_options():
   assert "vector_width" in str(compile_options.cpu_options())
   for a, b in zip(fast, plain):
     np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=2e-4, atol=2e-4)
+
+
+def test_init_compiled_once_at_o1_makes_the_same_parameters(monkeypatch):
+  """jit_once's LLVM -O1 gives an init the parameters XLA's default -O3 gives, bit for bit
+  (options per jit, so the tests' process-wide -O0 does not enter); a level set in XLA_FLAGS
+  (the tests' -O0) is kept."""
+  import flax.linen as nn  # pylint: disable=import-outside-toplevel
+  assert compile_options.OPT_LEVEL_OPTION not in str(compile_options.once_options())
+  monkeypatch.setenv("XLA_FLAGS", "")
+  once = compile_options.once_options()
+  assert once == {**compile_options.cpu_options(), compile_options.OPT_LEVEL_OPTION: "1"}
+
+  class Net(nn.Module):
+    @nn.compact
+    def __call__(self, x):
+      for width in (8, 16, 32):
+        x = nn.relu(nn.BatchNorm(use_running_average=False)(nn.Conv(width, (3, 3))(x)))
+      return nn.Dense(10)(x.mean((1, 2)))
+
+  x = np.zeros((2, 16, 16, 3), np.float32)
+  init = lambda key: Net().init(key, x)  # noqa: E731
+  default = {**compile_options.cpu_options(), compile_options.OPT_LEVEL_OPTION: "3"}
+  a = jax.jit(init, compiler_options=once)(jax.random.key(3))
+  b = jax.jit(init, compiler_options=default)(jax.random.key(3))
+  assert len(jax.tree.leaves(a)) == 20  # 14 parameters, 6 batch statistics
+  for u, v in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+    np.testing.assert_array_equal(np.asarray(u), np.asarray(v))

@@ -106,7 +106,7 @@ def init_state(task, config, mesh, example_batch):
   init: a model's trace is a large part of a warm start."""
   repl = parallel.replicated(mesh)
   rng = jax.random.key(config.seed)
-  state = compile_options.jit(task.init, out_shardings=repl)(rng, example_batch)
+  state = compile_options.jit_once(task.init, out_shardings=repl)(rng, example_batch)
   shapes = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), state)
   state_sharding = jax.tree.map(lambda _: repl, state)
   return state, shapes, state_sharding
