@@ -23,9 +23,9 @@ step 2.49 -> 2.40 s (three alternating idle runs each, `deepjax bench
 Third, for what runs once per process (`jit_once`: a model's `init`): LLVM at -O1
 (`xla_backend_optimization_level=1`; XLA's default is 3). An init's program is mostly the
 random-number generator of every parameter, whose integer code LLVM's -O3 passes are slow
-to compile: compiling init took 13.7 -> 7.4 s for `tpsmm_vox256:tiny`, 9.0 -> 2.0 s for
-`fomm_vox256:tiny`, 3.0 -> 1.6 s for `faceswap_ae:original`, with the parameters bit for bit
-the same and the same run time (docs/performance.md). Train steps keep -O3 (there -O1 and
+to compile: `loop.init_state` took 9.3-10.5 -> 2.8-2.9 s for `fomm_vox256:tiny` and
+17.9-20.6 -> 11.2-12.1 s for `tpsmm_vox256:tiny`, the parameters bit for bit the same
+(`scripts/ab_init_compile.py`, docs/performance.md). Train steps keep -O3 (there -O1 and
 -O2 compiled no faster). A level set in XLA_FLAGS (the tests' -O0) is left as it is.
 
 Your own `jax.jit` of deepjax modules can pass `compiler_options=cpu_options()`, or set

@@ -6,10 +6,10 @@ does) and at XLA's default -O3 (what it did before), and whether the parameters 
       faceswap_ae:tiny --rounds 2
 
 Swap and motion configs (their batches are made by `deepjax.bench.train.random_batch_for`).
-Each measurement is a fresh process with an empty compilation cache; the two variants
-alternate. -O3 is obtained by XLA_FLAGS=--xla_backend_optimization_level=3, which
-`jit_once` leaves as it is. Prints seconds per variant and round, and "same" when both
-variants gave bit-identical parameters.
+Each measurement is a fresh process with an empty compilation cache; the levels alternate.
+A level other than -O1 is set by XLA_FLAGS=--xla_backend_optimization_level=N, which
+`jit_once` leaves as it is (--levels 0 1 3 compares three). Prints seconds per level and
+round, and "same" when every level gave bit-identical parameters.
 """
 import argparse
 import hashlib
@@ -46,9 +46,10 @@ def child(spec: str) -> None:
   print(f"{seconds:.2f} {digest.hexdigest()}")
 
 
-def measure(spec: str, level3: bool) -> tuple:
+def measure(spec: str, level: str) -> tuple:
+  """-> (seconds, digest) of one init in a fresh process; level "1" is jit_once's own."""
   env = dict(os.environ, JAX_PLATFORMS="cpu")
-  env["XLA_FLAGS"] = "--xla_backend_optimization_level=3" if level3 else ""
+  env["XLA_FLAGS"] = "" if level == "1" else f"--xla_backend_optimization_level={level}"
   with tempfile.TemporaryDirectory() as cache:
     env["JAX_COMPILATION_CACHE_DIR"] = cache
     out = subprocess.run([sys.executable, __file__, "--child", spec], env=env, cwd=REPO,
@@ -61,22 +62,24 @@ def main():
   ap.add_argument("--configs", nargs="+",
                   default=["fomm_vox256:tiny", "tpsmm_vox256:tiny", "faceswap_ae:tiny"])
   ap.add_argument("--rounds", type=int, default=2)
+  ap.add_argument("--levels", nargs="+", default=["1", "3"],
+                  help="LLVM levels to compare (1: jit_once's own; others through XLA_FLAGS)")
   ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
   args = ap.parse_args()
   if args.child:
     child(args.child)
     return
   for spec in args.configs:
-    times, digests = {"-O1": [], "-O3": []}, set()
+    times, digests = {level: [] for level in args.levels}, set()
     for _ in range(args.rounds):
-      for name in ("-O1", "-O3"):
-        seconds, digest = measure(spec, name == "-O3")
-        times[name].append(seconds)
+      for level in args.levels:
+        seconds, digest = measure(spec, level)
+        times[level].append(seconds)
         digests.add(digest)
-    print(f"{spec}: init_state -O1 " + " / ".join(f"{t:.1f}" for t in times["-O1"]) +
-          " s, -O3 " + " / ".join(f"{t:.1f}" for t in times["-O3"]) +
-          f" s; parameters {'same' if len(digests) == 1 else 'DIFFER'}", flush=True)
-
+    print(f"{spec}: init_state " + ", ".join(
+        f"-O{level} " + " / ".join(f"{t:.1f}" for t in times[level]) + " s"
+        for level in args.levels) +
+          f"; parameters {'same' if len(digests) == 1 else 'DIFFER'}", flush=True)
 
 if __name__ == "__main__":
   main()
