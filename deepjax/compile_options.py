@@ -1,4 +1,5 @@
-"""Per-jit XLA options for CPU: which library runs convolutions, and the vector width.
+"""Per-jit XLA options for CPU: which library runs convolutions, the vector width, and
+LLVM's level for what runs once (a model's init).
 
 On CPU, jax 0.10's XLA hands convolutions to YNNPACK by default. On the 2-core development
 CPU (Zen 4) that path computes convolution *weight gradients* on maps of 32 px and more at

@@ -81,5 +81,6 @@ def main():
         for level in args.levels) +
           f"; parameters {'same' if len(digests) == 1 else 'DIFFER'}", flush=True)
 
+
 if __name__ == "__main__":
   main()

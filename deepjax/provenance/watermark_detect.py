@@ -14,8 +14,7 @@ from deepjax.provenance.watermark_carrier import (LUMA, WatermarkConfig, carrier
                                                   false_positive_rate, periodic_blur)
 
 __all__ = ["Detection", "detect_frames", "detect_clip", "residual", "fold", "period_at",
-           "min_readable_side",
-           "templates_at", "soft_bits", "decide"]
+           "min_readable_side", "templates_at", "soft_bits", "decide"]
 
 
 @dataclasses.dataclass
