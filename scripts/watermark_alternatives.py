@@ -20,7 +20,9 @@ Provenance). Two experiments on real clips of ../shared/data resized to --size:
       (what of the mark survived H.264, without the picture), from the unmarked copy plus
       the mark halved without H.264 (the picture as H.264 left it, against an intact mark)
       and from that halved mark alone; with the share of frames that decode at the true
-      shift, and the survival gain of the mark per frequency band. `--read key=value ...`
+      shift, how systematic the errors are (bits wrong on average over the frames, and
+      whether they follow the picture: the unmarked copy's own correlation with each bit's
+      carrier), and the survival gain of the mark per frequency band. `--read key=value ...`
       reads with other detector fields (`WatermarkConfig`) than the mark was made for.
 """
 import argparse
@@ -148,20 +150,37 @@ def _gray(y):
   return np.repeat(y[..., None], 3, -1)
 
 
-def _at_origin(lumas, cfg, detector=True):
-  """-> (channel accuracy, share decoding) at shift (0, 0), scale 0.5, of float (N, H, W)."""
-  truth = wm.codeword(wr.PAYLOAD, cfg) > 0
+def _margins(lumas, cfg, detector=True):
+  """float (N, K): each channel bit's soft value at shift (0, 0), scale 0.5, times its true
+  sign (positive: read right), for float luminance (N, H, W)."""
+  sign = 2.0 * (wm.codeword(wr.PAYLOAD, cfg) > 0) - 1.0
   period = wdet.period_at(0.5, cfg)
   templates = wdet.templates_at(cfg, period)
-  accs, exact = [], 0
+  out = []
   for y in lumas:
     r = (wdet.residual(_gray(y), 0.5, cfg) if detector else
          y - ndimage.gaussian_filter(y, cfg.blur_sigma * 0.5, mode="mirror"))
     c = np.real(np.fft.ifft2(np.fft.fft2(wdet.fold(r, period))[None] * np.conj(templates)))
-    soft = c[:, 0, 0] / (c.std(axis=(1, 2)) + 1e-9)
-    accs.append(np.mean((soft > 0) == truth))
-    exact += wcode.decode(soft[None], wcarrier.carrier(cfg)[2])[0][0] == wr.PAYLOAD
-  return float(np.mean(accs)), exact / len(lumas)
+    out.append(c[:, 0, 0] / (c.std(axis=(1, 2)) + 1e-9) * sign)
+  return np.array(out)
+
+
+def _at_origin(lumas, cfg, detector=True):
+  """-> (channel accuracy, share decoding) at shift (0, 0), scale 0.5, of float (N, H, W)."""
+  margins = _margins(lumas, cfg, detector)
+  sign = 2.0 * (wm.codeword(wr.PAYLOAD, cfg) > 0) - 1.0
+  whitening = wcarrier.carrier(cfg)[2]
+  exact = sum(wcode.decode((m * sign)[None], whitening)[0][0] == wr.PAYLOAD for m in margins)
+  return float(np.mean(margins > 0)), exact / len(margins)
+
+
+def _per_bit(received, host):
+  """How systematic the errors are, from signed margins (N, K) of the marked and of the
+  unmarked copy: (share of bits wrong on average over the frames, split-half correlation of
+  the per-bit means, correlation of the per-bit means with the unmarked copy's)."""
+  mean = received.mean(0)
+  halves = np.corrcoef(received[0::2].mean(0), received[1::2].mean(0))[0, 1]
+  return float(np.mean(mean < 0)), float(halves), float(np.corrcoef(mean, host.mean(0))[0, 1])
 
 
 def _band_gains(survived, ideal, edges=(0, .03, .06, .09, .12, .15, .18, .21, .25, .3, .5)):
@@ -203,6 +222,9 @@ def diagnose(args):
               ("picture + intact mark", coded[1] + halved, True), ("intact mark", halved, False))
       print(clip, "  ".join(f"{name} %.3f / %.2f" % _at_origin(x, read_cfg, det)
                             for name, x, det in rows))
+      print("  per bit: %.2f wrong on average over the frames; per-bit means, split-half "
+            "correlation %.2f, correlation with the unmarked copy's %.2f" % _per_bit(
+                _margins(coded[0], read_cfg), _margins(coded[1], read_cfg)))
       print("  survival gain per band (cycles/px at half size: gain, share of mark power): " +
             ", ".join(f"{lo:.2f}-{hi:.2f}: {g:.2f}, {p:.2f}"
                       for lo, hi, g, p in _band_gains(coded[0] - coded[1], halved)), flush=True)
