@@ -153,7 +153,6 @@ def _gray(y):
 def _margins(lumas, cfg, detector=True):
   """float (N, K): each channel bit's soft value at shift (0, 0), scale 0.5, times its true
   sign (positive: read right), for float luminance (N, H, W)."""
-  sign = 2.0 * (wm.codeword(wr.PAYLOAD, cfg) > 0) - 1.0
   period = wdet.period_at(0.5, cfg)
   templates = wdet.templates_at(cfg, period)
   out = []
@@ -161,14 +160,13 @@ def _margins(lumas, cfg, detector=True):
     r = (wdet.residual(_gray(y), 0.5, cfg) if detector else
          y - ndimage.gaussian_filter(y, cfg.blur_sigma * 0.5, mode="mirror"))
     c = np.real(np.fft.ifft2(np.fft.fft2(wdet.fold(r, period))[None] * np.conj(templates)))
-    out.append(c[:, 0, 0] / (c.std(axis=(1, 2)) + 1e-9) * sign)
-  return np.array(out)
+    out.append(c[:, 0, 0] / (c.std(axis=(1, 2)) + 1e-9))
+  return np.array(out) * wm.codeword(wr.PAYLOAD, cfg)
 
 
-def _at_origin(lumas, cfg, detector=True):
-  """-> (channel accuracy, share decoding) at shift (0, 0), scale 0.5, of float (N, H, W)."""
-  margins = _margins(lumas, cfg, detector)
-  sign = 2.0 * (wm.codeword(wr.PAYLOAD, cfg) > 0) - 1.0
+def _at_origin(margins, cfg):
+  """-> (channel accuracy, share decoding) of `_margins` (N, K)."""
+  sign = wm.codeword(wr.PAYLOAD, cfg)
   whitening = wcarrier.carrier(cfg)[2]
   exact = sum(wcode.decode((m * sign)[None], whitening)[0][0] == wr.PAYLOAD for m in margins)
   return float(np.mean(margins > 0)), exact / len(margins)
@@ -220,11 +218,12 @@ def diagnose(args):
                          for d in luma(marked) - luma(frames)])
       rows = (("received", coded[0], True), ("survived", coded[0] - coded[1], False),
               ("picture + intact mark", coded[1] + halved, True), ("intact mark", halved, False))
-      print(clip, "  ".join(f"{name} %.3f / %.2f" % _at_origin(x, read_cfg, det)
-                            for name, x, det in rows))
+      margins = {name: _margins(x, read_cfg, det) for name, x, det in rows}
+      print(clip, "  ".join(f"{name} %.3f / %.2f" % _at_origin(m, read_cfg)
+                            for name, m in margins.items()))
       print("  per bit: %.2f wrong on average over the frames; per-bit means, split-half "
             "correlation %.2f, correlation with the unmarked copy's %.2f" % _per_bit(
-                _margins(coded[0], read_cfg), _margins(coded[1], read_cfg)))
+                margins["received"], _margins(coded[1], read_cfg)))
       print("  survival gain per band (cycles/px at half size: gain, share of mark power): " +
             ", ".join(f"{lo:.2f}-{hi:.2f}: {g:.2f}, {p:.2f}"
                       for lo, hi, g, p in _band_gains(coded[0] - coded[1], halved)), flush=True)
