@@ -23,7 +23,9 @@ Provenance). Two experiments on real clips of ../shared/data resized to --size:
       shift, how systematic the errors are (bits wrong on average over the frames, and
       whether they follow the picture: the unmarked copy's own correlation with each bit's
       carrier), and the survival gain of the mark per frequency band. `--read key=value ...`
-      reads with other detector fields (`WatermarkConfig`) than the mark was made for.
+      reads with other detector fields (`WatermarkConfig`) than the mark was made for;
+      `--x264 ARG ...` adds ffmpeg arguments to the re-encoding (e.g. `--x264=-x264-params
+      --x264=keyint=1`: every frame an I-frame).
 """
 import argparse
 import dataclasses
@@ -202,8 +204,8 @@ def diagnose(args):
   read = dict(kv.split("=") for kv in args.read)
   read_cfg = dataclasses.replace(cfg, **{k: type(getattr(cfg, k))(v) for k, v in read.items()})
   luma = lambda frames: frames.astype(np.float32) @ LUMA
-  print(f"mark {fields}, read {read}: channel accuracy / frames decoding at the true shift "
-        "after half size + CRF 28")
+  print(f"mark {fields}, read {read}, x264 {args.x264}: channel accuracy / frames decoding "
+        "at the true shift after half size + CRF 28")
   with tempfile.TemporaryDirectory() as folder:
     for clip in args.clips:
       frames = frames_of(clip, args.frames, args.size)
@@ -212,7 +214,8 @@ def diagnose(args):
       for name, x in (("marked", marked), ("unmarked", frames)):
         write_video(os.path.join(folder, name + ".mp4"), x, 25)
         coded.append(luma(wr.ffmpeg(os.path.join(folder, name + ".mp4"),
-                                    os.path.join(folder, name + "_h28.mp4"), 28, half=True)))
+                                    os.path.join(folder, name + "_h28.mp4"), 28, half=True,
+                                    extra=args.x264)))
       h, w = coded[0].shape[1:]
       halved = np.stack([np.asarray(Image.fromarray(d).resize((w, h), Image.BICUBIC))
                          for d in luma(marked) - luma(frames)])
@@ -239,6 +242,8 @@ def main():
     ap.add_argument(f"--{name}", type=kind, default=None)
   ap.add_argument("--read", nargs="*", default=[],
                   help="diagnose: key=value detector fields for reading")
+  ap.add_argument("--x264", action="append", default=[],
+                  help="diagnose: an extra ffmpeg argument for the re-encoding (repeatable)")
   args = ap.parse_args()
   {"search": search, "profile": profile, "diagnose": diagnose}[args.experiment](args)
 

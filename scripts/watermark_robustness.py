@@ -40,10 +40,11 @@ DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "sha
 CLIPS = ("lp_d0", "lp_d3", "lp_d9", "lp_s13", "tpsmm_driving")
 
 
-def ffmpeg(src, dst, crf, half=False):
+def ffmpeg(src, dst, crf, half=False, extra=()):
   vf = ["-vf", "scale=trunc(iw/4)*2:trunc(ih/4)*2"] if half else []
   subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-y", "-i", src, *vf,
-                  "-c:v", "libx264", "-crf", str(crf), "-pix_fmt", "yuv420p", dst], check=True)
+                  "-c:v", "libx264", "-crf", str(crf), *extra, "-pix_fmt", "yuv420p", dst],
+                 check=True)
   return read_video(dst)[0]
 
 
