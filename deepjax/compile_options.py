@@ -26,8 +26,9 @@ Third, for what runs once per process (`jit_once`: a model's `init`): LLVM at -O
 random-number generator of every parameter, whose integer code LLVM's -O3 passes are slow
 to compile: `loop.init_state` took 9.3-10.5 -> 2.8-2.9 s for `fomm_vox256:tiny` and
 17.9-20.6 -> 11.2-12.1 s for `tpsmm_vox256:tiny`, the parameters bit for bit the same
-(`scripts/ab_init_compile.py`, docs/performance.md). Train steps keep -O3 (there -O1 and
--O2 compiled no faster). A level set in XLA_FLAGS (the tests' -O0) is left as it is.
+(`scripts/ab_init_compile.py`, docs/performance.md). Train and animation steps keep -O3:
+-O1 compiles them 1-10 s sooner but runs FOMM's and TPSMM's 256 px steps 4-9 % slower
+(docs/performance.md). A level set in XLA_FLAGS (the tests' -O0) is left as it is.
 
 Your own `jax.jit` of deepjax modules can pass `compiler_options=cpu_options()`, or set
 `XLA_FLAGS="--xla_cpu_experimental_ynn_fusion_type=LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT
