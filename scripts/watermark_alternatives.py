@@ -1,5 +1,5 @@
 """Alternatives to deepjax's watermark design that were measured and not adopted
-(docs/provenance.md). Two experiments on real clips of ../shared/data resized to --size:
+(docs/provenance.md). Three experiments on real clips of ../shared/data resized to --size:
 
   python scripts/watermark_alternatives.py search --clips lp_d9 tpsmm_driving lp_s13
       The position (shift) search weighted by the fold's spectrum: W(f) = lowpass(fc) /
