@@ -15,7 +15,9 @@ per-clip false detections on the unmarked frames of every clip in the folder, PS
 marked vs unmarked frames, and the marking overhead (`deepjax.bench.provenance`: mark +
 write + sign vs write, same process). `--method dwtdct` measures invisible-watermark's DWT-DCT instead (its
 package path via --rival_path; it has no detection statistic, so only bit accuracy
-and a majority-vote clip decode are reported).
+and a majority-vote clip decode are reported). `--method rivagan` measures the RivaGAN
+model bundled in invisible-watermark's wheel the same way, run by onnxruntime (both under
+--rival_path: `pip install --no-deps --target DIR invisible-watermark onnxruntime`).
 """
 import argparse
 import json
@@ -143,6 +145,56 @@ class DwtDct:
     return [], False
 
 
+class RivaGan:
+  """invisible-watermark's RivaGAN: a learned 32-bit encoder/decoder (ONNX, from its wheel).
+
+  Frames go in as float32 (N, 3, 1, H, W) in [-1, 1]; the decoder gives one score in
+  [0, 1] per bit, thresholded at 0.5; a clip's bits are its frames' mean scores.
+  """
+  name = "invisible-watermark rivaGAN"
+
+  def __init__(self, rival_path):
+    import onnxruntime  # pylint: disable=import-outside-toplevel
+    models = os.path.join(rival_path, "imwatermark")
+    self.enc, self.dec = (onnxruntime.InferenceSession(os.path.join(models, f"rivagan_{p}.onnx"))
+                          for p in ("encoder", "decoder"))
+    self.truth = np.array([(PAYLOAD >> (31 - i)) & 1 for i in range(32)], np.uint8)
+    self._last = None
+
+  @staticmethod
+  def _in(frames):
+    return (frames.astype(np.float32) / 127.5 - 1.0).transpose(0, 3, 1, 2)[:, :, None]
+
+  def embed(self, frames, batch=8):
+    out = []
+    for i in range(0, len(frames), batch):
+      x = self._in(frames[i:i + batch])
+      data = np.repeat(self.truth[None].astype(np.float32), len(x), 0)
+      y = self.enc.run(None, {"frame": x, "data": data})[0][:, :, 0].transpose(0, 2, 3, 1)
+      out.append(np.clip(np.round((y + 1.0) * 127.5), 0, 255).astype(np.uint8))
+    return np.concatenate(out)
+
+  def _scores(self, frames, batch=8):
+    """-> float32 (N, 32); the last call's result is reused for the same array (`clip`
+    follows `frames` on each transformation)."""
+    if self._last is None or self._last[0] is not frames:
+      scores = np.concatenate([self.dec.run(None, {"frame": self._in(frames[i:i + batch])})[0]
+                               for i in range(0, len(frames), batch)])
+      self._last = (frames, scores)
+    return self._last[1]
+
+  def frames(self, frames):
+    bits = (self._scores(frames) > 0.5).astype(np.uint8)
+    acc = [float(np.mean(b == self.truth)) for b in bits]
+    return acc, [bool(np.all(b == self.truth)) for b in bits], 0
+
+  def clip(self, frames):
+    return bool(np.all((self._scores(frames).mean(0) > 0.5) == self.truth)), False
+
+  def found(self, frames):
+    return [], False
+
+
 def measure_clip(method, name, n, folder, size=None):
   frames = read_video(os.path.join(DATA, "videos", name + ".mp4"), max_frames=2 * n)[0][::2][:n]
   if size:  # square frames of an animation's size
@@ -191,15 +243,17 @@ def main():
   ap.add_argument("--size", type=int, default=None,
                   help="resize frames to SIZE x SIZE before marking (e.g. 256: animation outputs)")
   ap.add_argument("--fp_frames", type=int, default=24, help="unmarked frames per clip")
-  ap.add_argument("--method", choices=("deepjax", "dwtdct"), default="deepjax")
-  ap.add_argument("--rival_path", default=None, help="sys.path entry with imwatermark")
+  ap.add_argument("--method", choices=("deepjax", "dwtdct", "rivagan"), default="deepjax")
+  ap.add_argument("--rival_path", default=None,
+                  help="sys.path entry with imwatermark (and onnxruntime, for rivagan)")
   ap.add_argument("--parts", default="clips,overhead,fp",
                   help="comma list of: clips (robustness), overhead, fp (false positives)")
   ap.add_argument("--json", default=None, help="write the results here too")
   args = ap.parse_args()
   if args.rival_path:
     sys.path.insert(0, args.rival_path)
-  method = DeepjaxMark() if args.method == "deepjax" else DwtDct()
+  method = {"deepjax": DeepjaxMark, "dwtdct": DwtDct,
+            "rivagan": lambda: RivaGan(args.rival_path)}[args.method]()
   result = {"method": method.name, "payload": f"{PAYLOAD:08x}", "clips": {}}
   parts = args.parts.split(",")
   with tempfile.TemporaryDirectory() as folder:
