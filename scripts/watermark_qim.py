@@ -35,7 +35,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 import watermark_alternatives as walt  # pylint: disable=wrong-import-position
 import watermark_robustness as wr  # pylint: disable=wrong-import-position
-from deepjax.data.video import write_video  # pylint: disable=wrong-import-position
+from deepjax.data.video import read_video, write_video  # pylint: disable=wrong-import-position
 from deepjax.provenance import watermark_carrier as wcarrier  # pylint: disable=wrong-import-position
 from deepjax.provenance import watermark_code as wcode  # pylint: disable=wrong-import-position
 from deepjax.provenance.watermark_carrier import LUMA  # pylint: disable=wrong-import-position
@@ -100,8 +100,7 @@ class Stdm:
 
 def mark_bits():
   """uint8 (192,): the payload's channel bits, whitened as deepjax's mark whitens them."""
-  return wcode.encode(wcode.message_bits(wr.PAYLOAD)) ^ wcarrier.layout(
-      wcarrier.WatermarkConfig())[2]
+  return (wcarrier.codeword(wr.PAYLOAD) > 0).astype(np.uint8)
 
 
 def measure(mark, frames, folder, x264):
@@ -112,7 +111,7 @@ def measure(mark, frames, folder, x264):
   psnr = 10 * np.log10(255 ** 2 / np.mean((marked.astype(np.float64) - frames) ** 2))
   src = os.path.join(folder, "m.mp4")
   write_video(src, marked, 25)
-  outs = {"written (CRF 15)": wr.read_video(src)[0],
+  outs = {"written (CRF 15)": read_video(src)[0],
           "CRF 28": wr.ffmpeg(src, os.path.join(folder, "c28.mp4"), 28, extra=x264),
           "half size": wr.ffmpeg(src, os.path.join(folder, "h.mp4"), 18, half=True),
           "half + CRF 28": wr.ffmpeg(src, os.path.join(folder, "h28.mp4"), 28, half=True,
@@ -140,7 +139,8 @@ def main():
   ap.add_argument("--alpha", type=float, default=1.0)
   ap.add_argument("--psnr", type=float, default=None,
                   help="scale delta per clip so that the marked frames have this PSNR")
-  ap.add_argument("--x264", action="append", default=[])
+  ap.add_argument("--x264", action="append", default=[],
+                  help="an extra ffmpeg argument for the CRF 28 re-encodings (repeatable)")
   args = ap.parse_args()
   mark = Stdm(args.size, args.lo, args.hi, args.delta, args.alpha)
   print(f"STDM: band [{args.lo}, {args.hi}) = {len(mark.band)} coefficients, "
