@@ -155,9 +155,12 @@ class RivaGan:
 
   def __init__(self, rival_path):
     import onnxruntime  # pylint: disable=import-outside-toplevel
-    models = os.path.join(rival_path, "imwatermark")
-    self.enc, self.dec = (onnxruntime.InferenceSession(os.path.join(models, f"rivagan_{p}.onnx"))
-                          for p in ("encoder", "decoder"))
+    paths = [os.path.join(rival_path, "imwatermark", f"rivagan_{p}.onnx")
+             for p in ("encoder", "decoder")]
+    for path in paths:
+      if not os.path.isfile(path):
+        raise FileNotFoundError(f"no RivaGAN model at {path}")
+    self.enc, self.dec = (onnxruntime.InferenceSession(path) for path in paths)
     self.truth = np.array([(PAYLOAD >> (31 - i)) & 1 for i in range(32)], np.uint8)
     self._last = None
 
@@ -250,10 +253,16 @@ def main():
                   help="comma list of: clips (robustness), overhead, fp (false positives)")
   ap.add_argument("--json", default=None, help="write the results here too")
   args = ap.parse_args()
+  if args.method != "deepjax" and not args.rival_path:
+    ap.error(f"--method {args.method} needs --rival_path (a folder with imwatermark"
+             f"{' and onnxruntime' if args.method == 'rivagan' else ''})")
   if args.rival_path:
     sys.path.insert(0, args.rival_path)
-  method = {"deepjax": DeepjaxMark, "dwtdct": DwtDct,
-            "rivagan": lambda: RivaGan(args.rival_path)}[args.method]()
+  try:
+    method = {"deepjax": DeepjaxMark, "dwtdct": DwtDct,
+              "rivagan": lambda: RivaGan(args.rival_path)}[args.method]()
+  except (ImportError, FileNotFoundError) as e:
+    ap.error(f"--method {args.method}: {e}")
   result = {"method": method.name, "payload": f"{PAYLOAD:08x}", "clips": {}}
   parts = args.parts.split(",")
   with tempfile.TemporaryDirectory() as folder:
