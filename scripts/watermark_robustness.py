@@ -117,40 +117,44 @@ class DeepjaxMark:
     return [d.found for d in watermark.detect_frames(frames)], watermark.detect_clip(frames).found
 
 
-class DwtDct:
-  name = "invisible-watermark dwtDct"
-
-  def __init__(self):
-    from imwatermark import WatermarkDecoder, WatermarkEncoder  # pylint: disable=import-outside-toplevel
-    self.enc, self.dec = WatermarkEncoder(), WatermarkDecoder("bits", 32)
-    self.truth = np.array([(PAYLOAD >> (31 - i)) & 1 for i in range(32)], np.uint8)
-    self.enc.set_watermark("bits", list(self.truth))
-
-  def embed(self, frames):
-    return np.stack([self.enc.encode(f[..., ::-1].copy(), "dwtDct")[..., ::-1] for f in frames])
-
-  def _bits(self, frames):
-    return np.stack([np.asarray(self.dec.decode(f[..., ::-1].copy(), "dwtDct"), np.uint8)
-                     for f in frames])
+class _RivalMark:
+  """A rival mark read as 32 bit scores in [0, 1] per frame (`_scores`), thresholded at 0.5;
+  a clip's bits are its frames' mean scores. No detection statistic, so no false positives
+  are counted."""
+  truth = np.array([(PAYLOAD >> (31 - i)) & 1 for i in range(32)], np.uint8)
 
   def frames(self, frames):
-    bits = self._bits(frames)
+    bits = (self._scores(frames) > 0.5).astype(np.uint8)
     acc = [float(np.mean(b == self.truth)) for b in bits]
     return acc, [bool(np.all(b == self.truth)) for b in bits], 0
 
   def clip(self, frames):
-    return bool(np.all((self._bits(frames).mean(0) > 0.5) == self.truth)), False
+    return bool(np.all((self._scores(frames).mean(0) > 0.5) == self.truth)), False
 
   def found(self, frames):
     return [], False
 
 
-class RivaGan:
-  """invisible-watermark's RivaGAN: a learned 32-bit encoder/decoder (ONNX, from its wheel).
+class DwtDct(_RivalMark):
+  name = "invisible-watermark dwtDct"
 
+  def __init__(self):
+    from imwatermark import WatermarkDecoder, WatermarkEncoder  # pylint: disable=import-outside-toplevel
+    self.enc, self.dec = WatermarkEncoder(), WatermarkDecoder("bits", 32)
+    self.enc.set_watermark("bits", list(self.truth))
+
+  def embed(self, frames):
+    return np.stack([self.enc.encode(f[..., ::-1].copy(), "dwtDct")[..., ::-1] for f in frames])
+
+  def _scores(self, frames):
+    return np.stack([np.asarray(self.dec.decode(f[..., ::-1].copy(), "dwtDct"), np.float32)
+                     for f in frames])
+
+
+class RivaGan(_RivalMark):
+  """invisible-watermark's RivaGAN: a learned 32-bit encoder/decoder (ONNX, from its wheel).
   Frames go in as float32 (N, 3, 1, H, W) in [-1, 1]; the decoder gives one score in
-  [0, 1] per bit, thresholded at 0.5; a clip's bits are its frames' mean scores.
-  """
+  [0, 1] per bit."""
   name = "invisible-watermark rivaGAN"
 
   def __init__(self, rival_path):
@@ -161,7 +165,6 @@ class RivaGan:
       if not os.path.isfile(path):
         raise FileNotFoundError(f"no RivaGAN model at {path}")
     self.enc, self.dec = (onnxruntime.InferenceSession(path) for path in paths)
-    self.truth = np.array([(PAYLOAD >> (31 - i)) & 1 for i in range(32)], np.uint8)
     self._last = None
 
   @staticmethod
@@ -185,17 +188,6 @@ class RivaGan:
                                for i in range(0, len(frames), batch)])
       self._last = (frames, scores)
     return self._last[1]
-
-  def frames(self, frames):
-    bits = (self._scores(frames) > 0.5).astype(np.uint8)
-    acc = [float(np.mean(b == self.truth)) for b in bits]
-    return acc, [bool(np.all(b == self.truth)) for b in bits], 0
-
-  def clip(self, frames):
-    return bool(np.all((self._scores(frames).mean(0) > 0.5) == self.truth)), False
-
-  def found(self, frames):
-    return [], False
 
 
 def measure_clip(method, name, n, folder, size=None):
