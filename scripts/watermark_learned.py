@@ -177,7 +177,7 @@ def evaluate(params, clip, n, folder):
   mark = np.asarray(emb.apply(params["emb"], jnp.asarray(y),
                               jnp.asarray(np.repeat(2.0 * truth[None] - 1, n, 0), jnp.float32)))
   marked = np.clip(np.round(frames + mark[..., None]), 0, 255).astype(np.uint8)
-  psnr = 10 * np.log10(255 ** 2 / np.mean((marked.astype(np.float64) - frames) ** 2))
+  psnr = wr.psnr_db(marked, frames)
   rows = {}
   for name, out in wr.transforms(marked, folder).items():
     logits = np.asarray(ext.apply(params["ext"], jnp.asarray(out.astype(np.float32) @ LUMA)))

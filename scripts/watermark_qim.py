@@ -108,7 +108,7 @@ def measure(mark, frames, folder, x264):
   bits_ = mark_bits()
   whitening = wcarrier.layout(wcarrier.WatermarkConfig())[2]
   marked = mark.embed(frames, bits_)
-  psnr = 10 * np.log10(255 ** 2 / np.mean((marked.astype(np.float64) - frames) ** 2))
+  psnr = wr.psnr_db(marked, frames)
   src = os.path.join(folder, "m.mp4")
   write_video(src, marked, 25)
   outs = {"written (CRF 15)": read_video(src)[0],
@@ -151,8 +151,7 @@ def main():
       delta = args.delta
       for _ in range(2 if args.psnr else 0):  # MSE grows as delta ** 2
         marked = Stdm(args.size, args.lo, args.hi, delta, args.alpha).embed(frames, mark_bits())
-        mse = np.mean((marked.astype(np.float64) - frames) ** 2)
-        delta *= 10 ** ((10 * np.log10(255 ** 2 / mse) - args.psnr) / 20)
+        delta *= 10 ** ((wr.psnr_db(marked, frames) - args.psnr) / 20)
       mark = Stdm(args.size, args.lo, args.hi, delta, args.alpha)
       psnr, rows = measure(mark, frames, folder, args.x264)
       print(clip, f"delta {delta:.3f} PSNR {psnr:.2f} dB  " + "  ".join(

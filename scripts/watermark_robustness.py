@@ -42,6 +42,11 @@ DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "sha
 CLIPS = ("lp_d0", "lp_d3", "lp_d9", "lp_s13", "tpsmm_driving")
 
 
+def psnr_db(marked, frames):
+  """PSNR in dB of uint8 marked frames against the unmarked ones, over all their pixels."""
+  return float(10 * np.log10(255 ** 2 / np.mean((marked.astype(np.float64) - frames) ** 2)))
+
+
 def ffmpeg(src, dst, crf, half=False, extra=()):
   vf = ["-vf", "scale=trunc(iw/4)*2:trunc(ih/4)*2"] if half else []
   subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-y", "-i", src, *vf,
@@ -198,7 +203,7 @@ def measure_clip(method, name, n, folder, size=None):
   t0 = time.perf_counter()
   marked = method.embed(frames)
   mark_s = time.perf_counter() - t0
-  psnr = 10 * np.log10(255 ** 2 / np.mean((marked.astype(np.float64) - frames) ** 2))
+  psnr = psnr_db(marked, frames)
   rows = {}
   for tname, out in transforms(marked, folder).items():
     acc, exact, wrong, *raw = method.frames(out)
