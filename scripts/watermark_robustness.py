@@ -126,7 +126,7 @@ class _RivalMark:
   """A rival mark read as 32 bit scores in [0, 1] per frame (`_scores`), thresholded at 0.5;
   a clip's bits are its frames' mean scores. No detection statistic, so no false positives
   are counted."""
-  truth = np.array([(PAYLOAD >> (31 - i)) & 1 for i in range(32)], np.uint8)
+  truth = watermark_code.message_bits(PAYLOAD)[:32]  # the payload's bits, MSB first
 
   def frames(self, frames):
     bits = (self._scores(frames) > 0.5).astype(np.uint8)
