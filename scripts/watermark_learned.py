@@ -36,6 +36,7 @@ import time
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import jax.scipy.fft as jfft
 import numpy as np
 import optax
 
@@ -84,22 +85,12 @@ class Extractor(nn.Module):
     return nn.Dense(BITS)(h.mean((1, 2)))
 
 
-def _dct4():
-  """float32 (4, 4): the orthonormal DCT-II matrix."""
-  k, n = np.meshgrid(np.arange(4), np.arange(4), indexing="ij")
-  d = np.cos(np.pi * (2 * n + 1) * k / 8) * np.sqrt(2 / 4)
-  d[0] /= np.sqrt(2)
-  return jnp.asarray(d, jnp.float32)
-
-
 def _block_quantise(y, step):
-  """(H, W) -> its 4 x 4 block DCT rounded to `step`, straight-through."""
+  """(H, W) -> its 4 x 4 block DCT (orthonormal) rounded to `step`, straight-through."""
   h, w = y.shape
-  d = _dct4()
-  blocks = y.reshape(h // 4, 4, w // 4, 4)
-  c = jnp.einsum("ki,aibj,lj->akbl", d, blocks, d)
+  c = jfft.dctn(y.reshape(h // 4, 4, w // 4, 4), axes=(1, 3), norm="ortho")
   q = c + jax.lax.stop_gradient(jnp.round(c / step) * step - c)
-  return jnp.einsum("ki,akbl,lj->aibj", d, q, d).reshape(h, w)
+  return jfft.idctn(q, axes=(1, 3), norm="ortho").reshape(h, w)
 
 
 def _noise(key, y, ramp):
